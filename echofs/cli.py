@@ -1,0 +1,120 @@
+"""The ``echofs`` command. Thin: parses arguments, then calls into the roles.
+
+Errors are one readable line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from echofs import __version__
+from echofs.config import Settings, parse_size
+
+ROLES = ("all",)
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    serve = sub.add_parser("serve", help="run EchoFS (default: the embedded node, role all)")
+    serve.add_argument("--role", default="all",
+                       help="roles to run; 'all' = master + in-process workers (default)")
+    serve.add_argument("--data-dir", type=Path, help="where metadata and chunks live "
+                       "(default ./echofs-data; env ECHOFS_DATA_DIR)")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1; env MASTER_HOST)")
+    serve.add_argument("--port", type=int, help="HTTP port (default 8080; env MASTER_PORT)")
+    serve.add_argument("--workers", type=int, help="in-process workers (default 3)")
+    serve.add_argument("--replication-factor", type=int,
+                       help="copies of each chunk (default 3; env REPLICATION_FACTOR)")
+    serve.add_argument("--chunk-size", type=parse_size,
+                       help="chunk size, e.g. 1MiB (default; env CHUNK_SIZE)")
+    serve.add_argument("--max-upload-size", type=parse_size,
+                       help="largest accepted file (env MAX_UPLOAD_SIZE)")
+    serve.add_argument("--database-url", help="metadata store URL (env DATABASE_URL)")
+    serve.add_argument("--log-level", help="debug|info|warning|error (env LOG_LEVEL)")
+    serve.add_argument("--log-format", choices=("console", "json"),
+                       help="log format (env LOG_FORMAT)")
+
+
+def _db_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    db = sub.add_parser("db", help="metadata schema migrations (Alembic)")
+    db.add_argument("action", choices=("upgrade", "downgrade", "current"))
+    db.add_argument("revision", nargs="?", help="target revision (default: head / -1)")
+    db.add_argument("--database-url", help="metadata store URL (env DATABASE_URL)")
+    db.add_argument("--data-dir", type=Path, help="embedded data folder (for its SQLite)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="echofs",
+                                     description="EchoFS: a file store with adaptive consistency")
+    parser.add_argument("--version", action="version", version=f"echofs {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _serve_parser(sub)
+    _db_parser(sub)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = {k: v for k, v in vars(args).items()
+             if k in Settings.__dataclass_fields__ and v is not None}
+    return Settings.load(overrides=flags)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from echofs.node import StartupError, serve
+    from echofs.observability.logging import configure_logging
+
+    roles = {r.strip() for r in args.role.split(",") if r.strip()}
+    unknown = roles - set(ROLES)
+    if unknown:
+        raise ValueError(
+            f"role(s) {', '.join(sorted(unknown))} are not available in this version; "
+            "run the embedded node with --role=all"
+        )
+    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_format, role="all")
+    try:
+        asyncio.run(serve(settings))
+    except StartupError as exc:
+        logging.getLogger("echofs").error("%s", exc)
+        return 2
+    except OSError as exc:
+        logging.getLogger("echofs").error("cannot start: %s", exc)
+        return 2
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from echofs.metadata import database
+
+    settings = _settings(args)
+    url = settings.metadata_url
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.action == "upgrade":
+        database.upgrade(url, args.revision or "head")
+    elif args.action == "downgrade":
+        database.downgrade(url, args.revision or "-1")
+    print(f"schema revision: {database.current(url) or 'none'} "
+          f"(head: {database.head_revision()})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        return _db(args)
+    except (ValueError, OSError) as exc:
+        print(f"echofs: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

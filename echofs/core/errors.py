@@ -1,0 +1,84 @@
+"""Every error EchoFS reports on purpose, as types.
+
+Each carries a stable machine-readable ``code`` and the HTTP status it maps to;
+the REST layer turns them into ``{"error": {"code", "message"}}`` in one place
+(``echofs.master.http_errors``) so no handler formats errors by hand.
+"""
+
+from __future__ import annotations
+
+
+class EchoFSError(Exception):
+    """Base of all deliberate errors. Subclasses set ``status`` and ``code``."""
+
+    status: int = 500
+    code: str = "internal"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(EchoFSError):
+    status = 400
+    code = "bad_request"
+
+
+class InvalidName(BadRequest):
+    code = "invalid_name"
+
+
+class NotFound(EchoFSError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(EchoFSError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(EchoFSError):
+    status = 413
+    code = "payload_too_large"
+
+
+class RangeNotSatisfiable(EchoFSError):
+    status = 416
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+class Unavailable(EchoFSError):
+    """The cluster cannot do this right now (no quorum, no readable replica)."""
+
+    status = 503
+    code = "unavailable"
+
+
+class QuorumNotReached(Unavailable):
+    code = "quorum_not_reached"
+
+
+class ChunkUnavailable(Unavailable):
+    code = "chunk_unavailable"
+
+
+class CorruptChunk(EchoFSError):
+    """A stored chunk failed verification. Never shown to clients as such: the
+    reader falls back to another replica, and only if none is good does the
+    request fail, as :class:`ChunkUnavailable`."""
+
+    code = "corrupt_chunk"
+
+
+class ChunkMissing(EchoFSError):
+    """A worker does not hold the requested chunk."""
+
+    status = 404
+    code = "chunk_missing"

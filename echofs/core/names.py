@@ -1,0 +1,52 @@
+"""What a file name (path) may be.
+
+Names are slash-separated relative paths owned by a user. They are stored as
+given after Unicode NFC normalisation and never touch a filesystem, but we still
+reject what would be dangerous or ambiguous for clients that map them onto one
+(``..`` segments, absolute paths, NUL and other control characters).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from echofs.core.errors import InvalidName
+
+MAX_NAME_BYTES = 1024
+MAX_SEGMENT_BYTES = 255
+
+
+def normalize_name(raw: str) -> str:
+    """Return the canonical form of ``raw`` or raise :class:`InvalidName`."""
+    if not isinstance(raw, str) or raw == "":
+        raise InvalidName("file name must not be empty")
+    name = unicodedata.normalize("NFC", raw)
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise InvalidName(f"file name is longer than {MAX_NAME_BYTES} bytes")
+    if any(_is_control(c) for c in name):
+        raise InvalidName("file name contains a control character")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidName("file name is not valid Unicode") from exc
+    if "\\" in name:
+        raise InvalidName("file name must use '/' as separator, not '\\'")
+    if name.startswith("/"):
+        raise InvalidName("file name must be relative, not start with '/'")
+    segments = name.split("/")
+    for segment in segments:
+        if segment in ("", ".", ".."):
+            raise InvalidName(
+                "file name must not contain empty, '.' or '..' path segments"
+            )
+        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
+            raise InvalidName(f"a path segment is longer than {MAX_SEGMENT_BYTES} bytes")
+    return name
+
+
+def basename(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
+
+
+def _is_control(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") and char != "\u200d"

@@ -1,0 +1,1 @@
+"""The master role: REST API, pipelines, membership and background daemons."""

@@ -1,0 +1,60 @@
+"""Calls from the master to workers' chunk services, timed and accounted.
+
+Every call's latency feeds the registry's RTT estimate (which orders reads)
+and every failure its failure counters (which mark a worker suspect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from echofs.core.errors import ChunkMissing, Unavailable
+from echofs.master.membership import WorkerRegistry
+
+
+class ChunkIO:
+    def __init__(self, registry: WorkerRegistry, *, write_timeout: float,
+                 read_timeout: float) -> None:
+        self.registry = registry
+        self.write_timeout = write_timeout
+        self.read_timeout = read_timeout
+
+    def _client(self, worker_id: str):  # type: ignore[no-untyped-def]
+        client = self.registry.client(worker_id)
+        if client is None:
+            raise Unavailable(f"worker {worker_id} is not registered")
+        return client
+
+    async def put(self, worker_id: str, chunk_id: str, frame: bytes) -> None:
+        client = self._client(worker_id)
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(client.put_chunk(chunk_id, frame), self.write_timeout)
+        except Exception:
+            self.registry.observe_failure(worker_id)
+            raise
+        self.registry.observe_success(worker_id, time.monotonic() - started)
+
+    async def get(self, worker_id: str, chunk_id: str) -> bytes:
+        client = self._client(worker_id)
+        started = time.monotonic()
+        try:
+            frame = await asyncio.wait_for(client.get_chunk(chunk_id), self.read_timeout)
+        except ChunkMissing:
+            # The worker answered; it just lacks the copy. Not a worker fault.
+            self.registry.observe_success(worker_id, time.monotonic() - started)
+            raise
+        except Exception:
+            self.registry.observe_failure(worker_id)
+            raise
+        self.registry.observe_success(worker_id, time.monotonic() - started)
+        return frame
+
+    async def delete(self, worker_id: str, chunk_id: str) -> bool:
+        client = self._client(worker_id)
+        try:
+            return await asyncio.wait_for(client.delete_chunk(chunk_id), self.write_timeout)
+        except Exception:
+            self.registry.observe_failure(worker_id)
+            raise

@@ -1,0 +1,79 @@
+"""Where errors become HTTP responses — the only place.
+
+Every error leaves as ``{"error": {"code", "message"}}`` with its status:
+our own :class:`~echofs.core.errors.EchoFSError` types, aiohttp's HTTP
+exceptions (unknown route, wrong method, ...), and — logged with its traceback
+on the server, never sent to the client — anything unexpected, as a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from echofs.core.errors import EchoFSError, RangeNotSatisfiable
+
+log = structlog.get_logger("echofs.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 411: "length_required",
+    413: "payload_too_large", 414: "uri_too_long", 415: "unsupported_media_type",
+    416: "range_not_satisfiable", 422: "unprocessable", 431: "headers_too_large",
+    503: "unavailable",
+}
+
+
+def error_response(status: int, code: str, message: str,
+                   headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}},
+                             status=status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    request["request_id"] = request_id
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.monotonic()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+    except EchoFSError as exc:
+        headers = {}
+        if isinstance(exc, RangeNotSatisfiable):
+            headers["Content-Range"] = f"bytes */{exc.size}"
+        response = error_response(exc.status, exc.code, exc.message, headers)
+        status = exc.status
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        response = error_response(exc.status, code, message or exc.reason)
+        status = exc.status
+    except ConnectionResetError:
+        raise  # the client went away; there is nobody to answer
+    except Exception:
+        log.exception("unhandled error", path=request.path, method=request.method)
+        response = error_response(500, "internal", "internal server error; see the server log "
+                                  f"for request {request_id}")
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+    if not response.prepared:
+        response.headers["X-Request-Id"] = request_id
+    log.log(
+        logging.INFO if status < 500 else logging.ERROR, "request",
+        method=request.method, path=request.path, status=status, request_id=request_id,
+        duration_ms=round((time.monotonic() - started) * 1000, 2),
+        **{k: request[k] for k in ("file_id", "user", "mode", "bytes") if k in request},
+    )
+    return response

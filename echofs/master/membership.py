@@ -1,0 +1,135 @@
+"""Which workers exist, which are alive, and how fast each answers.
+
+Workers report in with heartbeats (status: capacity, load, chunk count). A
+worker is ``alive`` while heartbeats arrive, ``suspect`` after
+``suspect_after`` seconds of silence or repeated failed calls, and ``dead``
+after ``dead_after``. New placements use only live workers; reads try live
+replicas first, fastest (lowest smoothed RTT) first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from echofs.worker.client import WorkerClient
+from echofs.worker.service import WorkerStatus
+
+# Smoothing of observed call latency (EWMA weight of the newest sample).
+_RTT_ALPHA = 0.2
+# Consecutive failed calls after which a worker is treated as suspect even if
+# its heartbeats still arrive (its data path is broken).
+_FAILURES_SUSPECT = 3
+
+
+@dataclass
+class WorkerState:
+    client: WorkerClient
+    registered_at: float
+    last_heartbeat: float
+    status: WorkerStatus | None = None
+    rtt: float | None = None
+    consecutive_failures: int = 0
+    total_failures: int = 0
+    total_calls: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class WorkerRegistry:
+    def __init__(self, *, suspect_after: float, dead_after: float) -> None:
+        self.suspect_after = suspect_after
+        self.dead_after = dead_after
+        self._workers: dict[str, WorkerState] = {}
+
+    def register(self, client: WorkerClient) -> None:
+        now = time.monotonic()
+        known = self._workers.get(client.worker_id)
+        if known is not None and known.client is not client:
+            # A worker that restarted gets a new connection; keep its history.
+            known.client = client
+            known.last_heartbeat = now
+            return
+        self._workers.setdefault(client.worker_id, WorkerState(client, now, now))
+
+    def heartbeat(self, worker_id: str, status: WorkerStatus) -> None:
+        state = self._workers[worker_id]
+        state.last_heartbeat = time.monotonic()
+        state.status = status
+
+    def client(self, worker_id: str) -> WorkerClient | None:
+        state = self._workers.get(worker_id)
+        return state.client if state else None
+
+    def liveness(self, worker_id: str, now: float | None = None) -> str:
+        state = self._workers.get(worker_id)
+        if state is None:
+            return "unknown"
+        silence = (time.monotonic() if now is None else now) - state.last_heartbeat
+        if silence >= self.dead_after:
+            return "dead"
+        if silence >= self.suspect_after or state.consecutive_failures >= _FAILURES_SUSPECT:
+            return "suspect"
+        return "alive"
+
+    def all_ids(self) -> list[str]:
+        return sorted(self._workers)
+
+    def live_ids(self) -> list[str]:
+        now = time.monotonic()
+        return [w for w in sorted(self._workers) if self.liveness(w, now) == "alive"]
+
+    def observe_success(self, worker_id: str, seconds: float) -> None:
+        state = self._workers.get(worker_id)
+        if state is None:
+            return
+        state.total_calls += 1
+        state.consecutive_failures = 0
+        state.rtt = seconds if state.rtt is None else (
+            (1 - _RTT_ALPHA) * state.rtt + _RTT_ALPHA * seconds
+        )
+
+    def observe_failure(self, worker_id: str) -> None:
+        state = self._workers.get(worker_id)
+        if state is None:
+            return
+        state.total_calls += 1
+        state.total_failures += 1
+        state.consecutive_failures += 1
+
+    def read_order(self, replicas: Iterable[str]) -> list[str]:
+        """Replicas to try for a read: live ones by RTT, then the others."""
+        now = time.monotonic()
+        rank = {"alive": 0, "suspect": 1, "dead": 2, "unknown": 3}
+
+        def key(worker_id: str) -> tuple[int, float, str]:
+            state = self._workers.get(worker_id)
+            rtt = state.rtt if state and state.rtt is not None else 0.0
+            return rank[self.liveness(worker_id, now)], rtt, worker_id
+
+        return sorted(replicas, key=key)
+
+    def snapshot(self) -> list[dict[str, object]]:
+        """Every worker as ``GET /api/v1/workers/health`` reports it."""
+        now_mono, now_wall = time.monotonic(), time.time()
+        rows = []
+        for worker_id in sorted(self._workers):
+            state = self._workers[worker_id]
+            status = state.status
+            usage = status.usage if status else None
+            rows.append({
+                "id": worker_id,
+                "state": self.liveness(worker_id, now_mono),
+                "last_heartbeat": now_wall - (now_mono - state.last_heartbeat),
+                "seconds_since_heartbeat": round(now_mono - state.last_heartbeat, 3),
+                "store": status.store if status else None,
+                "capacity_bytes": usage.capacity_bytes if usage else None,
+                "free_bytes": usage.free_bytes if usage else None,
+                "chunk_count": usage.chunk_count if usage else None,
+                "bytes_stored": usage.bytes_stored if usage else None,
+                "inflight": status.inflight if status else None,
+                "rtt_ms": round(state.rtt * 1000, 3) if state.rtt is not None else None,
+                "calls": state.total_calls,
+                "failures": state.total_failures,
+            })
+        return rows

@@ -1,0 +1,208 @@
+"""The upload pipeline: bytes in, an acknowledged new version out.
+
+    client bytes ─► ChunkSplitter ─► (thread) BLAKE3 + LZ4 frame ─► claim in
+    metadata ─► put on the placement targets (concurrently, several chunks in
+    flight) ─► every chunk at quorum ─► one transaction commits the version
+
+Memory is bounded by ``pipeline_depth`` chunks whatever the file size: a new
+chunk waits for a free slot before it is encoded. Nothing is visible until the
+final commit; if the upload fails or the client goes away, the chunks already
+stored stay unreferenced and the collector removes them after its grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import blake3
+
+from echofs.core.chunk_codec import EncodedChunk, encode_chunk
+from echofs.core.chunking import ChunkSplitter
+from echofs.core.errors import PayloadTooLarge, QuorumNotReached, Unavailable
+from echofs.core.manifest import FileRecord, NewChunk, VersionRecord
+from echofs.core.placement import place, write_quorum
+from echofs.master.chunk_io import ChunkIO
+from echofs.master.membership import WorkerRegistry
+from echofs.metadata.repository import MetadataRepository
+
+log = logging.getLogger(__name__)
+
+# How long an upload waits for the collector to finish removing a chunk it
+# wants to reuse before writing the chunk afresh.
+_COLLECTION_WAIT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class UploadResult:
+    file: FileRecord
+    version: VersionRecord
+    chunks_deduplicated: int
+    bytes_deduplicated: int
+    bytes_stored: int
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    chunk_size: int
+    replication_factor: int
+    pipeline_depth: int
+    versions_kept: int
+    max_upload_size: int
+
+
+class UploadPipeline:
+    def __init__(self, repo: MetadataRepository, registry: WorkerRegistry, chunk_io: ChunkIO,
+                 settings: PipelineSettings) -> None:
+        self.repo = repo
+        self.registry = registry
+        self.chunk_io = chunk_io
+        self.settings = settings
+
+    def begin(self) -> Upload:
+        return Upload(self)
+
+
+class Upload:
+    """One upload in progress. Feed it with :meth:`write`, then :meth:`commit`
+    (or :meth:`abort`)."""
+
+    def __init__(self, pipeline: UploadPipeline) -> None:
+        self._p = pipeline
+        self._splitter = ChunkSplitter(pipeline.settings.chunk_size)
+        self._hasher = blake3.blake3()
+        self._slots = asyncio.Semaphore(pipeline.settings.pipeline_depth)
+        self._tasks: list[asyncio.Task[NewChunk]] = []
+        self._dedup_chunks = 0
+        self._dedup_bytes = 0
+        self._stored_bytes = 0
+        self._min_acks: int | None = None
+        self._closed = False
+
+    @property
+    def size(self) -> int:
+        return self._splitter.total
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closed:
+            raise RuntimeError("upload already finished")
+        if self._splitter.total + len(data) > self._p.settings.max_upload_size:
+            raise PayloadTooLarge(
+                f"upload exceeds the {self._p.settings.max_upload_size}-byte limit"
+            )
+        for chunk in self._splitter.feed(data):
+            await self._submit(chunk)
+
+    async def _submit(self, chunk: bytes) -> None:
+        self._raise_failure()
+        self._hasher.update(chunk)
+        await self._slots.acquire()
+        self._tasks.append(asyncio.create_task(self._store_chunk(chunk)))
+
+    def _raise_failure(self) -> None:
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def _store_chunk(self, raw: bytes) -> NewChunk:
+        try:
+            encoded = await asyncio.to_thread(encode_chunk, raw)
+            del raw
+            return await self._place(encoded)
+        finally:
+            self._slots.release()
+
+    async def _place(self, encoded: EncodedChunk) -> NewChunk:
+        p = self._p
+        rf = p.settings.replication_factor
+        quorum = write_quorum(rf)
+        new = NewChunk(encoded.chunk_id, encoded.raw_size, encoded.stored_size,
+                       encoded.compressed, ())
+        claim = (await p.repo.claim_chunks([new]))[encoded.chunk_id]
+        if claim.state != "live":
+            claim = await self._wait_for_collection(new)
+        live = p.registry.live_ids()
+        targets = place(encoded.chunk_id, live, rf)
+        if len(targets) < quorum:
+            raise QuorumNotReached(
+                f"only {len(live)} live worker(s); a write needs {quorum} of {rf}"
+            )
+        held = [w for w in claim.replicas if w in live]
+        if len(held) >= quorum:
+            # Deduplicated: enough live copies exist already.
+            self._dedup_chunks += 1
+            self._dedup_bytes += encoded.raw_size
+            self._note_acks(len(held))
+            return NewChunk(new.chunk_id, new.size, new.stored_size, new.compressed,
+                            tuple(claim.replicas))
+        missing = [w for w in targets if w not in held]
+        results = await asyncio.gather(
+            *(p.chunk_io.put(w, encoded.chunk_id, encoded.frame) for w in missing),
+            return_exceptions=True,
+        )
+        outcome = list(zip(missing, results, strict=True))
+        acked = [w for w, r in outcome if not isinstance(r, BaseException)]
+        failed = [w for w, r in outcome if isinstance(r, BaseException)]
+        copies = len(held) + len(acked)
+        if copies < quorum:
+            errors = "; ".join(f"{w}: {r!r}" for w, r in outcome if isinstance(r, BaseException))
+            raise QuorumNotReached(
+                f"chunk {encoded.chunk_id[:12]} reached {copies} of {quorum} required "
+                f"replicas ({errors})"
+            )
+        for worker_id in failed:
+            # Quorum reached but not RF: a durable intent restores the copy.
+            await p.repo.enqueue_replication(encoded.chunk_id, worker_id, "under_replicated")
+        self._stored_bytes += encoded.stored_size * len(acked)
+        self._note_acks(copies)
+        return NewChunk(new.chunk_id, new.size, new.stored_size, new.compressed,
+                        tuple(dict.fromkeys([*held, *acked])))
+
+    async def _wait_for_collection(self, new: NewChunk):  # type: ignore[no-untyped-def]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _COLLECTION_WAIT
+        while loop.time() < deadline:
+            await asyncio.sleep(0.1)
+            claim = (await self._p.repo.claim_chunks([new]))[new.chunk_id]
+            if claim.state == "live":
+                return claim
+        raise Unavailable("a chunk of this upload is being garbage-collected; retry shortly")
+
+    def _note_acks(self, copies: int) -> None:
+        self._min_acks = copies if self._min_acks is None else min(self._min_acks, copies)
+
+    async def commit(self, *, owner: str, path: str, mode: str = "strong") -> UploadResult:
+        """Wait for every chunk's quorum, then make the version visible."""
+        if self._closed:
+            raise RuntimeError("upload already finished")
+        tail = self._splitter.finish()
+        if tail is not None:
+            await self._submit(tail)
+        self._closed = True
+        try:
+            chunks = list(await asyncio.gather(*self._tasks))
+        except BaseException:
+            await self.abort()
+            raise
+        p = self._p
+        file, version = await p.repo.commit_version(
+            owner=owner, path=path, chunks=chunks, size=self._splitter.total,
+            blake3=self._hasher.hexdigest(), mode=mode,
+            replicas_acked=self._min_acks or 0,
+            versions_kept=p.settings.versions_kept,
+        )
+        return UploadResult(file, version, self._dedup_chunks, self._dedup_bytes,
+                            self._stored_bytes)
+
+    async def abort(self) -> None:
+        """Stop every chunk still in flight. What was stored is left to the
+        collector: it is unreferenced, so it becomes garbage after the grace
+        period."""
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task

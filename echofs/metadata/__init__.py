@@ -1,0 +1,1 @@
+"""Metadata: SQLAlchemy models and the repository, the only place SQL lives."""

@@ -1,0 +1,111 @@
+"""The metadata schema. Changed only together with an Alembic migration.
+
+Times are UNIX epoch seconds (double precision): the same on SQLite and
+PostgreSQL, and ages are plain subtraction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Epoch = Float(precision=53)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class FileRow(Base):
+    __tablename__ = "files"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(1024))
+    current_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Epoch)
+    updated_at: Mapped[float] = mapped_column(Epoch)
+    __table_args__ = (UniqueConstraint("owner", "path", name="uq_files_owner_path"),)
+
+
+class VersionRow(Base):
+    __tablename__ = "versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)
+    blake3: Mapped[str] = mapped_column(String(64))
+    chunk_count: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16))
+    replicas_acked: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Epoch)
+    __table_args__ = (UniqueConstraint("file_id", "version", name="uq_versions_file_version"),)
+
+
+class ChunkRow(Base):
+    __tablename__ = "chunks"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    raw_size: Mapped[int] = mapped_column(Integer)
+    stored_size: Mapped[int] = mapped_column(Integer)
+    compressed: Mapped[bool] = mapped_column(Boolean)
+    # 'live', or 'deleting' once the collector has claimed it.
+    state: Mapped[str] = mapped_column(String(16), default="live")
+    # Last time an upload wrote, reused or committed this chunk: the collector
+    # leaves chunks touched within its grace period alone (in-flight uploads).
+    touched_at: Mapped[float] = mapped_column(Epoch)
+    created_at: Mapped[float] = mapped_column(Epoch)
+    __table_args__ = (Index("ix_chunks_state_touched", "state", "touched_at"),)
+
+
+class VersionChunkRow(Base):
+    __tablename__ = "version_chunks"
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chunk_id: Mapped[str] = mapped_column(ForeignKey("chunks.id"), index=True)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(Integer)
+
+
+class ChunkReplicaRow(Base):
+    __tablename__ = "chunk_replicas"
+    chunk_id: Mapped[str] = mapped_column(
+        ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True
+    )
+    worker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    stored_at: Mapped[float] = mapped_column(Epoch)
+
+
+class ReplicationTaskRow(Base):
+    """A durable intent to put a copy of a chunk on a worker (hinted handoff,
+    under-replicated writes, read repair)."""
+
+    __tablename__ = "replication_tasks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chunk_id: Mapped[str] = mapped_column(ForeignKey("chunks.id", ondelete="CASCADE"))
+    target_worker: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[float] = mapped_column(Epoch)
+    next_attempt_at: Mapped[float] = mapped_column(Epoch)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    __table_args__ = (
+        UniqueConstraint("chunk_id", "target_worker", name="uq_replication_chunk_target"),
+        Index("ix_replication_due", "next_attempt_at"),
+    )

@@ -1,0 +1,634 @@
+"""The metadata repository: every query EchoFS makes, and nothing else.
+
+Written once for SQLite and PostgreSQL. Concurrency rules it relies on:
+
+- A new version is created in one transaction that locks the file's row
+  (``SELECT ... FOR UPDATE``; SQLite serialises writers anyway), so two
+  uploads to the same name get distinct, ordered version numbers.
+- Chunks and the collector meet on the ``chunks`` row: an upload touches every
+  chunk it uses (``touched_at``) and commits only if each is still ``live``;
+  the collector claims a chunk (``state='deleting'``) only if nothing
+  references it and nobody touched it within the grace period. Both are row
+  updates, so on PostgreSQL one waits for the other and re-checks.
+
+SQLite allows one writer at a time; an in-process lock queues our writers so
+they never meet SQLITE_BUSY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from echofs.core.errors import Conflict, NotFound
+from echofs.core.manifest import (
+    ChunkRef,
+    FileRecord,
+    NewChunk,
+    ReplicationTask,
+    VersionRecord,
+)
+from echofs.metadata.models import (
+    ChunkReplicaRow,
+    ChunkRow,
+    FileRow,
+    ReplicationTaskRow,
+    VersionChunkRow,
+    VersionRow,
+)
+
+# Bound parameter lists well under SQLite's and PostgreSQL's limits.
+_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkClaim:
+    """What the store already knows of a chunk an upload is about to write."""
+
+    chunk_id: str
+    state: str  # 'live' or 'deleting'
+    replicas: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreTotals:
+    files: int
+    versions: int
+    chunks: int
+    stored_bytes: int
+
+
+def _batches(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), _BATCH):
+        yield items[i : i + _BATCH]
+
+
+class MetadataRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._dialect = engine.dialect.name
+        self._write_lock = asyncio.Lock() if self._dialect == "sqlite" else None
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        if self._write_lock is None:
+            async with self._sessions() as session, session.begin():
+                yield session
+            return
+        async with self._write_lock, self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session:
+            yield session
+
+    def _insert(self, table):  # type: ignore[no-untyped-def]
+        dialect = postgresql if self._dialect == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    # -- chunks an upload writes -------------------------------------------------
+
+    async def claim_chunks(self, chunks: Sequence[NewChunk]) -> dict[str, ChunkClaim]:
+        """Register chunks before their bytes go to workers.
+
+        Creates missing rows and touches live ones, so the collector leaves
+        them alone while the upload runs, and reports where copies already
+        exist (deduplication).
+        """
+        now = time.time()
+        ids = list(dict.fromkeys(c.chunk_id for c in chunks))
+        if not ids:
+            return {}
+        async with self._write() as session:
+            rows = [
+                {
+                    "id": c.chunk_id,
+                    "raw_size": c.size,
+                    "stored_size": c.stored_size,
+                    "compressed": c.compressed,
+                    "state": "live",
+                    "touched_at": now,
+                    "created_at": now,
+                }
+                for c in {c.chunk_id: c for c in chunks}.values()
+            ]
+            await session.execute(self._insert(ChunkRow).on_conflict_do_nothing(), rows)
+            await session.execute(
+                update(ChunkRow)
+                .where(ChunkRow.id.in_(ids), ChunkRow.state == "live")
+                .values(touched_at=now)
+            )
+            states = dict(
+                (
+                    await session.execute(
+                        select(ChunkRow.id, ChunkRow.state).where(ChunkRow.id.in_(ids))
+                    )
+                ).all()
+            )
+            replicas = await self._replicas_of(session, ids)
+        return {
+            cid: ChunkClaim(cid, states.get(cid, "deleting"), tuple(replicas.get(cid, ())))
+            for cid in ids
+        }
+
+    async def _replicas_of(self, session: AsyncSession, ids: Sequence[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = defaultdict(list)
+        for batch in _batches(ids):
+            result = await session.execute(
+                select(ChunkReplicaRow.chunk_id, ChunkReplicaRow.worker_id)
+                .where(ChunkReplicaRow.chunk_id.in_(batch))
+                .order_by(ChunkReplicaRow.chunk_id, ChunkReplicaRow.worker_id)
+            )
+            for chunk_id, worker_id in result.all():
+                found[chunk_id].append(worker_id)
+        return found
+
+    async def add_replicas(self, chunk_id: str, worker_ids: Iterable[str]) -> None:
+        rows = [
+            {"chunk_id": chunk_id, "worker_id": w, "stored_at": time.time()} for w in worker_ids
+        ]
+        if not rows:
+            return
+        async with self._write() as session:
+            await session.execute(self._insert(ChunkReplicaRow).on_conflict_do_nothing(), rows)
+
+    async def remove_replica(self, chunk_id: str, worker_id: str) -> None:
+        async with self._write() as session:
+            await session.execute(
+                delete(ChunkReplicaRow).where(
+                    ChunkReplicaRow.chunk_id == chunk_id, ChunkReplicaRow.worker_id == worker_id
+                )
+            )
+
+    async def replicas(self, chunk_id: str) -> tuple[str, ...]:
+        async with self._read() as session:
+            found = await self._replicas_of(session, [chunk_id])
+        return tuple(found.get(chunk_id, ()))
+
+    # -- versions ------------------------------------------------------------------
+
+    async def commit_version(
+        self,
+        *,
+        owner: str,
+        path: str,
+        chunks: Sequence[NewChunk],
+        size: int,
+        blake3: str,
+        mode: str,
+        replicas_acked: int,
+        versions_kept: int,
+    ) -> tuple[FileRecord, VersionRecord]:
+        """Make a fully stored upload visible, atomically, as the next version."""
+        now = time.time()
+        ids = list(dict.fromkeys(c.chunk_id for c in chunks))
+        async with self._write() as session:
+            touched = 0
+            for batch in _batches(ids):
+                result = await session.execute(
+                    update(ChunkRow)
+                    .where(ChunkRow.id.in_(batch), ChunkRow.state == "live")
+                    .values(touched_at=now)
+                )
+                touched += result.rowcount
+            if touched != len(ids):
+                # The collector claimed a chunk this upload relied on (only
+                # possible when the upload outlived the grace period).
+                raise Conflict(
+                    "a chunk of this upload was collected before commit; retry",
+                    code="chunk_collected",
+                )
+            replica_rows = [
+                {"chunk_id": c.chunk_id, "worker_id": w, "stored_at": now}
+                for c in {c.chunk_id: c for c in chunks}.values()
+                for w in c.replicas
+            ]
+            if replica_rows:
+                await session.execute(
+                    self._insert(ChunkReplicaRow).on_conflict_do_nothing(), replica_rows
+                )
+            await session.execute(
+                self._insert(FileRow)
+                .on_conflict_do_nothing()
+                .values(
+                    id=uuid.uuid4().hex,
+                    owner=owner,
+                    path=path,
+                    current_version=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            file_row = (
+                await session.execute(
+                    select(FileRow)
+                    .where(FileRow.owner == owner, FileRow.path == path)
+                    .with_for_update()
+                )
+            ).scalar_one()
+            number = file_row.current_version + 1
+            version_row = VersionRow(
+                file_id=file_row.id,
+                version=number,
+                size=size,
+                blake3=blake3,
+                chunk_count=len(chunks),
+                mode=mode,
+                replicas_acked=replicas_acked,
+                created_at=now,
+            )
+            session.add(version_row)
+            await session.flush()
+            offset = 0
+            manifest_rows = []
+            for seq, chunk in enumerate(chunks):
+                manifest_rows.append(
+                    {
+                        "version_id": version_row.id,
+                        "seq": seq,
+                        "chunk_id": chunk.chunk_id,
+                        "offset": offset,
+                        "size": chunk.size,
+                    }
+                )
+                offset += chunk.size
+            if manifest_rows:
+                await session.execute(self._insert(VersionChunkRow), manifest_rows)
+            file_row.current_version = number
+            file_row.updated_at = now
+            await self._prune(session, file_row.id, versions_kept)
+            record = _file_record(file_row, version_row)
+            version = _version_record(file_row.id, version_row)
+        return record, version
+
+    async def _prune(self, session: AsyncSession, file_id: str, keep: int) -> None:
+        rows = (
+            (
+                await session.execute(
+                    select(VersionRow.id)
+                    .where(VersionRow.file_id == file_id)
+                    .order_by(VersionRow.version.desc())
+                    .offset(keep)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if rows:
+            await self._delete_versions(session, list(rows))
+
+    async def _delete_versions(self, session: AsyncSession, version_ids: list[int]) -> None:
+        await session.execute(
+            delete(VersionChunkRow).where(VersionChunkRow.version_id.in_(version_ids))
+        )
+        await session.execute(delete(VersionRow).where(VersionRow.id.in_(version_ids)))
+
+    async def get_file(self, file_id: str, owner: str | None = None) -> FileRecord:
+        async with self._read() as session:
+            row = await self._file_with_version(session, file_id, owner)
+        return _file_record(*row)
+
+    async def find_file(self, owner: str, path: str) -> FileRecord:
+        async with self._read() as session:
+            file_row = (
+                await session.execute(
+                    select(FileRow).where(FileRow.owner == owner, FileRow.path == path)
+                )
+            ).scalar_one_or_none()
+            if file_row is None:
+                raise NotFound(f"no file named {path!r}")
+            row = await self._file_with_version(session, file_row.id, owner)
+        return _file_record(*row)
+
+    async def _file_with_version(
+        self, session: AsyncSession, file_id: str, owner: str | None
+    ) -> tuple[FileRow, VersionRow]:
+        query = (
+            select(FileRow, VersionRow)
+            .join(
+                VersionRow,
+                (VersionRow.file_id == FileRow.id)
+                & (VersionRow.version == FileRow.current_version),
+            )
+            .where(FileRow.id == file_id)
+        )
+        if owner is not None:
+            query = query.where(FileRow.owner == owner)
+        row = (await session.execute(query)).first()
+        if row is None:
+            raise NotFound(f"no file with id {file_id!r}")
+        return row[0], row[1]
+
+    async def get_version(
+        self, file_id: str, version: int | None = None, owner: str | None = None
+    ) -> VersionRecord:
+        """A version (default: the current one) with its manifest and replicas."""
+        async with self._read() as session:
+            file_row, current = await self._file_with_version(session, file_id, owner)
+            row = current
+            if version is not None and version != current.version:
+                row = (
+                    await session.execute(
+                        select(VersionRow).where(
+                            VersionRow.file_id == file_id, VersionRow.version == version
+                        )
+                    )
+                ).scalar_one_or_none()
+                if row is None:
+                    raise NotFound(f"file {file_id!r} has no version {version}")
+            manifest = (
+                await session.execute(
+                    select(VersionChunkRow, ChunkRow.compressed)
+                    .join(ChunkRow, ChunkRow.id == VersionChunkRow.chunk_id)
+                    .where(VersionChunkRow.version_id == row.id)
+                    .order_by(VersionChunkRow.seq)
+                )
+            ).all()
+            ids = list(dict.fromkeys(vc.chunk_id for vc, _ in manifest))
+            replicas = await self._replicas_of(session, ids)
+        chunks = tuple(
+            ChunkRef(
+                vc.seq,
+                vc.chunk_id,
+                vc.offset,
+                vc.size,
+                compressed,
+                tuple(replicas.get(vc.chunk_id, ())),
+            )
+            for vc, compressed in manifest
+        )
+        return _version_record(file_row.id, row, chunks)
+
+    async def list_versions(self, file_id: str, owner: str | None = None) -> list[VersionRecord]:
+        async with self._read() as session:
+            await self._file_with_version(session, file_id, owner)
+            rows = (
+                (
+                    await session.execute(
+                        select(VersionRow)
+                        .where(VersionRow.file_id == file_id)
+                        .order_by(VersionRow.version.desc())
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return [_version_record(file_id, row) for row in rows]
+
+    async def list_files(
+        self,
+        *,
+        owner: str | None,
+        prefix: str = "",
+        after: tuple[str, str] | None = None,
+        limit: int = 100,
+    ) -> list[FileRecord]:
+        """Files in (path, owner) order; ``after`` is the last (path, owner) seen."""
+        query = (
+            select(FileRow, VersionRow)
+            .join(
+                VersionRow,
+                (VersionRow.file_id == FileRow.id)
+                & (VersionRow.version == FileRow.current_version),
+            )
+            .order_by(FileRow.path, FileRow.owner)
+            .limit(limit)
+        )
+        if owner is not None:
+            query = query.where(FileRow.owner == owner)
+        if prefix:
+            # substr, not LIKE: LIKE is case-insensitive on SQLite and treats
+            # '%' and '_' in names as wildcards.
+            query = query.where(func.substr(FileRow.path, 1, len(prefix)) == prefix)
+        if after is not None:
+            path, owner_seen = after
+            query = query.where(
+                or_(FileRow.path > path, and_(FileRow.path == path, FileRow.owner > owner_seen))
+            )
+        async with self._read() as session:
+            rows = (await session.execute(query)).all()
+        return [_file_record(f, v) for f, v in rows]
+
+    async def delete_file(
+        self, file_id: str, owner: str | None = None, version: int | None = None
+    ) -> int:
+        """Delete a file (or one version of it); returns how many versions went."""
+        async with self._write() as session:
+            query = select(FileRow).where(FileRow.id == file_id).with_for_update()
+            if owner is not None:
+                query = query.where(FileRow.owner == owner)
+            file_row = (await session.execute(query)).scalar_one_or_none()
+            if file_row is None:
+                raise NotFound(f"no file with id {file_id!r}")
+            versions = dict(
+                (
+                    await session.execute(
+                        select(VersionRow.version, VersionRow.id).where(
+                            VersionRow.file_id == file_id
+                        )
+                    )
+                ).all()
+            )
+            if version is not None:
+                if version not in versions:
+                    raise NotFound(f"file {file_id!r} has no version {version}")
+                doomed = [versions.pop(version)]
+            else:
+                doomed, versions = list(versions.values()), {}
+            await self._delete_versions(session, doomed)
+            if versions:
+                file_row.current_version = max(versions)
+                file_row.updated_at = time.time()
+            else:
+                await session.delete(file_row)
+        return len(doomed)
+
+    # -- garbage collection ------------------------------------------------------
+
+    async def claim_garbage(self, touched_before: float, limit: int = 1000) -> list[str]:
+        """Mark unreferenced, untouched chunks as 'deleting' and return them,
+        together with chunks a previous (interrupted) collection had claimed."""
+        unreferenced = ~exists().where(VersionChunkRow.chunk_id == ChunkRow.id)
+        async with self._write() as session:
+            pending = list(
+                (
+                    await session.execute(
+                        select(ChunkRow.id).where(ChunkRow.state == "deleting").limit(limit)
+                    )
+                ).scalars()
+            )
+            candidates = list(
+                (
+                    await session.execute(
+                        select(ChunkRow.id)
+                        .where(
+                            ChunkRow.state == "live",
+                            ChunkRow.touched_at < touched_before,
+                            unreferenced,
+                        )
+                        .limit(max(0, limit - len(pending)))
+                    )
+                ).scalars()
+            )
+            claimed: list[str] = []
+            for batch in _batches(candidates):
+                result = await session.execute(
+                    update(ChunkRow)
+                    .where(
+                        ChunkRow.id.in_(batch),
+                        ChunkRow.state == "live",
+                        ChunkRow.touched_at < touched_before,
+                        unreferenced,
+                    )
+                    .values(state="deleting")
+                    .returning(ChunkRow.id)
+                )
+                claimed.extend(result.scalars())
+        return pending + claimed
+
+    async def forget_chunks(self, chunk_ids: Sequence[str]) -> None:
+        """Drop the rows of chunks whose copies the collector has deleted."""
+        async with self._write() as session:
+            for batch in _batches(list(chunk_ids)):
+                await session.execute(
+                    delete(ReplicationTaskRow).where(ReplicationTaskRow.chunk_id.in_(batch))
+                )
+                await session.execute(
+                    delete(ChunkReplicaRow).where(ChunkReplicaRow.chunk_id.in_(batch))
+                )
+                await session.execute(
+                    delete(ChunkRow).where(ChunkRow.id.in_(batch), ChunkRow.state == "deleting")
+                )
+
+    async def chunk_state(self, chunk_id: str) -> str | None:
+        async with self._read() as session:
+            return (
+                await session.execute(select(ChunkRow.state).where(ChunkRow.id == chunk_id))
+            ).scalar_one_or_none()
+
+    # -- replication queue ---------------------------------------------------------
+
+    async def enqueue_replication(self, chunk_id: str, target_worker: str, reason: str) -> None:
+        now = time.time()
+        async with self._write() as session:
+            await session.execute(
+                self._insert(ReplicationTaskRow)
+                .on_conflict_do_nothing()
+                .values(
+                    chunk_id=chunk_id,
+                    target_worker=target_worker,
+                    reason=reason,
+                    created_at=now,
+                    next_attempt_at=now,
+                    attempts=0,
+                )
+            )
+
+    async def due_replications(self, limit: int = 100) -> list[ReplicationTask]:
+        async with self._read() as session:
+            rows = (
+                (
+                    await session.execute(
+                        select(ReplicationTaskRow)
+                        .where(ReplicationTaskRow.next_attempt_at <= time.time())
+                        .order_by(ReplicationTaskRow.next_attempt_at)
+                        .limit(limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return [
+            ReplicationTask(r.id, r.chunk_id, r.target_worker, r.reason, r.created_at, r.attempts)
+            for r in rows
+        ]
+
+    async def complete_replication(self, task: ReplicationTask) -> None:
+        async with self._write() as session:
+            await session.execute(
+                delete(ReplicationTaskRow).where(ReplicationTaskRow.id == task.task_id)
+            )
+            await session.execute(
+                self._insert(ChunkReplicaRow)
+                .on_conflict_do_nothing()
+                .values(chunk_id=task.chunk_id, worker_id=task.target_worker, stored_at=time.time())
+            )
+
+    async def retry_replication(self, task: ReplicationTask, delay: float) -> None:
+        async with self._write() as session:
+            await session.execute(
+                update(ReplicationTaskRow)
+                .where(ReplicationTaskRow.id == task.task_id)
+                .values(
+                    attempts=ReplicationTaskRow.attempts + 1, next_attempt_at=time.time() + delay
+                )
+            )
+
+    async def replication_backlog(self) -> tuple[int, float | None]:
+        """Queue depth and the creation time of its oldest item."""
+        async with self._read() as session:
+            depth, oldest = (
+                await session.execute(
+                    select(
+                        func.count(ReplicationTaskRow.id), func.min(ReplicationTaskRow.created_at)
+                    )
+                )
+            ).one()
+        return int(depth), oldest
+
+    async def totals(self) -> StoreTotals:
+        async with self._read() as session:
+            files = (await session.execute(select(func.count(FileRow.id)))).scalar_one()
+            versions = (await session.execute(select(func.count(VersionRow.id)))).scalar_one()
+            chunks, stored = (
+                await session.execute(
+                    select(
+                        func.count(ChunkRow.id), func.coalesce(func.sum(ChunkRow.stored_size), 0)
+                    )
+                )
+            ).one()
+        return StoreTotals(int(files), int(versions), int(chunks), int(stored))
+
+
+def _file_record(file_row: FileRow, version_row: VersionRow) -> FileRecord:
+    return FileRecord(
+        file_id=file_row.id,
+        owner=file_row.owner,
+        path=file_row.path,
+        current_version=file_row.current_version,
+        size=version_row.size,
+        blake3=version_row.blake3,
+        mode=version_row.mode,
+        created_at=file_row.created_at,
+        updated_at=file_row.updated_at,
+    )
+
+
+def _version_record(
+    file_id: str, row: VersionRow, chunks: tuple[ChunkRef, ...] = ()
+) -> VersionRecord:
+    return VersionRecord(
+        file_id=file_id,
+        version=row.version,
+        size=row.size,
+        blake3=row.blake3,
+        chunk_count=row.chunk_count,
+        mode=row.mode,
+        replicas_acked=row.replicas_acked,
+        created_at=row.created_at,
+        chunks=chunks,
+    )

@@ -1,0 +1,1 @@
+"""The worker role: stores chunks and serves them."""

@@ -1,0 +1,63 @@
+"""How a master talks to a worker: one interface, local or remote.
+
+The master's pipelines only ever see :class:`WorkerClient`. The embedded node
+hands them :class:`LocalWorkerClient` (direct calls into a
+:class:`~echofs.worker.service.WorkerService` in the same process); a cluster
+hands them a gRPC client with the same methods. Domain code never asks which.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+
+from echofs.worker.service import WorkerService, WorkerStatus
+
+
+class WorkerClient(abc.ABC):
+    worker_id: str
+
+    @abc.abstractmethod
+    async def put_chunk(self, chunk_id: str, frame: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def get_chunk(self, chunk_id: str) -> bytes: ...
+
+    @abc.abstractmethod
+    async def delete_chunk(self, chunk_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def has_chunk(self, chunk_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def list_chunks(self) -> AsyncIterator[str]: ...
+
+    @abc.abstractmethod
+    async def status(self) -> WorkerStatus: ...
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class LocalWorkerClient(WorkerClient):
+    def __init__(self, service: WorkerService) -> None:
+        self.worker_id = service.worker_id
+        self._service = service
+
+    async def put_chunk(self, chunk_id: str, frame: bytes) -> None:
+        await self._service.put_chunk(chunk_id, frame)
+
+    async def get_chunk(self, chunk_id: str) -> bytes:
+        return await self._service.get_chunk(chunk_id)
+
+    async def delete_chunk(self, chunk_id: str) -> bool:
+        return await self._service.delete_chunk(chunk_id)
+
+    async def has_chunk(self, chunk_id: str) -> bool:
+        return await self._service.has_chunk(chunk_id)
+
+    def list_chunks(self) -> AsyncIterator[str]:
+        return self._service.list_chunks()
+
+    async def status(self) -> WorkerStatus:
+        return await self._service.status()

@@ -1,0 +1,69 @@
+"""What a worker does with chunks, whatever transport reaches it.
+
+The service verifies every frame it is given before storing it (a frame
+damaged in transit is refused, not persisted) and counts its load. Transports
+(in-process calls today, gRPC in a cluster) are thin layers over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from echofs.core.chunk_codec import decode_chunk
+from echofs.worker.stores.base import ChunkStore, StoreUsage
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStatus:
+    worker_id: str
+    store: str
+    usage: StoreUsage
+    inflight: int
+    started_at: float
+
+
+class WorkerService:
+    def __init__(self, worker_id: str, store: ChunkStore) -> None:
+        self.worker_id = worker_id
+        self.store = store
+        self.started_at = time.time()
+        self._inflight = 0
+
+    async def open(self) -> None:
+        await self.store.open()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def put_chunk(self, chunk_id: str, frame: bytes) -> None:
+        self._inflight += 1
+        try:
+            await asyncio.to_thread(decode_chunk, frame, chunk_id)
+            await self.store.put(chunk_id, frame)
+        finally:
+            self._inflight -= 1
+
+    async def get_chunk(self, chunk_id: str) -> bytes:
+        self._inflight += 1
+        try:
+            return await self.store.get(chunk_id)
+        finally:
+            self._inflight -= 1
+
+    async def delete_chunk(self, chunk_id: str) -> bool:
+        return await self.store.delete(chunk_id)
+
+    async def has_chunk(self, chunk_id: str) -> bool:
+        return await self.store.has(chunk_id)
+
+    def list_chunks(self) -> AsyncIterator[str]:
+        return self.store.list_ids()
+
+    async def status(self) -> WorkerStatus:
+        usage = await self.store.usage()
+        return WorkerStatus(
+            self.worker_id, self.store.description, usage, self._inflight, self.started_at
+        )
