@@ -56,7 +56,7 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         end = int(last) if last else size - 1
     except ValueError:
         return None
-    if end < start:
+    if last and end < start:
         return None
     if start >= size:
         raise _unsatisfiable(size)

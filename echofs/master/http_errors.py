@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 
 import structlog
 from aiohttp import web
@@ -21,6 +22,27 @@ from echofs.core.errors import EchoFSError, RangeNotSatisfiable
 log = structlog.get_logger("echofs.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class RequestFacts:
+    """What a handler learned about its request, for the one log event per request."""
+
+    request_id: str
+    file_id: str | None = None
+    user: str | None = None
+    mode: str | None = None
+    bytes: int | None = None
+
+    def fields(self) -> dict[str, object]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+FACTS = web.RequestKey("echofs_facts", RequestFacts)
+
+
+def facts(request: web.Request) -> RequestFacts:
+    return request[FACTS]
 
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -40,7 +62,7 @@ def error_response(status: int, code: str, message: str,
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
-    request["request_id"] = request_id
+    request[FACTS] = RequestFacts(request_id)
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.monotonic()
     status = 500
@@ -72,8 +94,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response.headers["X-Request-Id"] = request_id
     log.log(
         logging.INFO if status < 500 else logging.ERROR, "request",
-        method=request.method, path=request.path, status=status, request_id=request_id,
+        method=request.method, path=request.path, status=status,
         duration_ms=round((time.monotonic() - started) * 1000, 2),
-        **{k: request[k] for k in ("file_id", "user", "mode", "bytes") if k in request},
+        **request[FACTS].fields(),
     )
     return response

@@ -22,6 +22,7 @@ from echofs.core.manifest import FileRecord, VersionRecord
 from echofs.core.names import basename, normalize_name
 from echofs.core.ranges import parse_range
 from echofs.master.download import stream_version
+from echofs.master.http_errors import facts
 from echofs.master.upload import Upload, UploadResult
 
 if TYPE_CHECKING:
@@ -211,9 +212,9 @@ class FilesAPI:
         return self._uploaded(request, result)
 
     def _uploaded(self, request: web.Request, result: UploadResult) -> web.Response:
-        request["file_id"] = result.file.file_id
-        request["mode"] = result.version.mode
-        request["bytes"] = result.version.size
+        info = facts(request)
+        info.file_id, info.mode, info.bytes = (result.file.file_id, result.version.mode,
+                                               result.version.size)
         return web.json_response(upload_json(result), status=201,
                                  headers={"ETag": result.version.etag,
                                           "X-EchoFS-Mode": result.version.mode})
@@ -276,8 +277,8 @@ class FilesAPI:
     async def _send(self, request: web.Request, record: FileRecord) -> web.StreamResponse:
         version_no = _int_param(request, "version", None, lo=1)
         version = await self.master.repo.get_version(record.file_id, version_no, record.owner)
-        request["file_id"] = record.file_id
-        request["mode"] = version.mode
+        info = facts(request)
+        info.file_id, info.mode = record.file_id, version.mode
         headers = {
             "ETag": version.etag,
             "Accept-Ranges": "bytes",
@@ -318,13 +319,13 @@ class FilesAPI:
         except EchoFSError as exc:
             # Headers are gone; the only honest signal left is to cut the
             # connection short of Content-Length. Never send wrong bytes.
-            request["bytes"] = sent
+            info.bytes = sent
             if request.transport is not None:
                 request.transport.abort()
             raise ConnectionResetError(f"download aborted: {exc.message}") from exc
         finally:
             await stream.aclose()
-        request["bytes"] = sent
+        info.bytes = sent
         await response.write_eof()
         return response
 

@@ -1,0 +1,122 @@
+"""File name validation and normalisation."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from echofs.core.errors import BadRequest, InvalidName
+from echofs.core.names import MAX_NAME_BYTES, MAX_SEGMENT_BYTES, basename, normalize_name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a.txt",
+        "a",
+        "dir/sub/file",
+        "résumé.pdf",
+        "日本語.txt",
+        "emoji-😀.png",
+        "👩\u200d💻/notes.md",  # ZWJ sequence is allowed
+        "..hidden",
+        "a..b",
+        ".config/x",
+        "with space/and-dash_underscore.tar.gz",
+    ],
+)
+def test_accepts_and_keeps_valid_names(name: str) -> None:
+    assert normalize_name(name) == name
+
+
+def test_nfc_normalisation_composes_accents() -> None:
+    decomposed = "re\u0301sume\u0301.pdf"
+    assert len(decomposed) == 12
+    result = normalize_name(decomposed)
+    assert result == "r\u00e9sum\u00e9.pdf"
+    assert result == "résumé.pdf"
+    assert unicodedata.is_normalized("NFC", result)
+    assert len(result) == 10
+
+
+def test_nfc_and_nfd_forms_normalise_to_the_same_name() -> None:
+    nfc = "dir/Ångström/café.txt"
+    nfd = unicodedata.normalize("NFD", nfc)
+    assert nfd != nfc
+    assert normalize_name(nfd) == normalize_name(nfc) == nfc
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "/abs",
+        "/",
+        "..",
+        ".",
+        "../x",
+        "a/../b",
+        "a/..",
+        "a//b",
+        "a/",
+        "./a",
+        "a/.",
+        "a/./b",
+        "a\x00b",
+        "a\nb",
+        "a\rb",
+        "a\tb",
+        "a\x7fb",
+        "a\\b",
+        "..\\x",
+        "a\u2028b",  # line separator
+        "a\u202eb",  # right-to-left override (format character)
+        "x" * 10_000,
+        "a" * (MAX_SEGMENT_BYTES + 1),
+        "dir/" + "b" * 256,
+        "é" * 128,  # 128 characters but 256 UTF-8 bytes in one segment
+        "bad\ud800surrogate",
+    ],
+    ids=repr,
+)
+def test_rejects(name: str) -> None:
+    with pytest.raises(InvalidName) as info:
+        normalize_name(name)
+    assert info.value.status == 400
+    assert info.value.code == "invalid_name"
+    assert isinstance(info.value, BadRequest)
+
+
+@pytest.mark.parametrize("value", [None, 42, b"a.txt"])
+def test_rejects_non_strings(value: object) -> None:
+    with pytest.raises(InvalidName):
+        normalize_name(value)  # type: ignore[arg-type]
+
+
+def test_segment_of_exactly_255_bytes_is_accepted() -> None:
+    assert normalize_name("a" * MAX_SEGMENT_BYTES) == "a" * MAX_SEGMENT_BYTES
+    two_byte = "é" * 127 + "a"  # 255 bytes
+    assert len(two_byte.encode()) == MAX_SEGMENT_BYTES
+    assert normalize_name(two_byte) == two_byte
+
+
+def test_total_length_limit_in_bytes() -> None:
+    segment = "s" * 200
+    ok = "/".join([segment] * 5)  # 1004 bytes
+    assert len(ok.encode()) <= MAX_NAME_BYTES
+    assert normalize_name(ok) == ok
+    too_long = "/".join([segment] * 6)  # 1205 bytes, every segment legal
+    with pytest.raises(InvalidName):
+        normalize_name(too_long)
+
+
+def test_segment_limit_applies_after_normalisation() -> None:
+    nfd = unicodedata.normalize("NFD", "é") * 100  # 300 bytes NFD, 200 bytes NFC
+    assert len(nfd.encode()) > MAX_SEGMENT_BYTES
+    assert normalize_name(nfd) == "é" * 100
+
+
+def test_basename() -> None:
+    assert basename("a.txt") == "a.txt"
+    assert basename("dir/sub/file.bin") == "file.bin"
