@@ -8,7 +8,12 @@ import aiohttp
 import pytest
 
 from echofs.node import EmbeddedNode
+from echofs.observability.logging import configure_logging
 from echofs.testing.node import running_node
+
+# Route structlog through the standard library as `echofs serve` does, so
+# pytest's log capture sees every server event.
+configure_logging("info")
 
 
 @pytest.fixture

@@ -26,6 +26,9 @@ FLAG_LZ4 = 0x01
 _HEADER = struct.Struct(">4sBQ")
 HEADER_SIZE = _HEADER.size
 DIGEST_HEX_LEN = 64
+# No chunk is larger than the largest chunk size (core.chunking); a header
+# that claims more is damaged, and must not make us allocate it.
+MAX_RAW_SIZE = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +72,13 @@ def decode_chunk(frame: bytes, expected_id: str) -> bytes:
     magic, flags, raw_len = _HEADER.unpack_from(frame)
     if magic != MAGIC:
         raise CorruptChunk(f"chunk {expected_id}: bad frame magic")
+    if raw_len > MAX_RAW_SIZE:
+        raise CorruptChunk(f"chunk {expected_id}: implausible length {raw_len}")
     payload = memoryview(frame)[HEADER_SIZE:]
     if flags & FLAG_LZ4:
         try:
             raw = lz4.block.decompress(payload, uncompressed_size=raw_len)
-        except (lz4.block.LZ4BlockError, ValueError) as exc:
+        except (lz4.block.LZ4BlockError, ValueError, OverflowError) as exc:
             raise CorruptChunk(f"chunk {expected_id}: LZ4 payload damaged") from exc
     else:
         raw = bytes(payload)

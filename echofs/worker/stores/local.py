@@ -62,7 +62,7 @@ class LocalChunkStore(ChunkStore):
                 self._bytes += len(frame)
 
     def _put_sync(self, path: Path, frame: bytes) -> bool:
-        existed = path.exists()
+        """Write ``frame`` durably at ``path``; True if the id was new here."""
         self._tmp.mkdir(parents=True, exist_ok=True)
         tmp = self._tmp / f"{path.name}.{uuid.uuid4().hex}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -76,14 +76,22 @@ class LocalChunkStore(ChunkStore):
             os.close(fd)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            # Rewriting an existing id replaces a possibly damaged copy with a
-            # verified one (repair), so we rename over it rather than skip.
-            os.replace(tmp, path)
+            try:
+                # link() fails if the id exists: an atomic "was it new?" that
+                # keeps the counters exact when two writers race on one id.
+                os.link(tmp, path)
+                added = True
+                tmp.unlink()
+            except FileExistsError:
+                # Rewriting an existing id replaces a possibly damaged copy
+                # with a verified one (repair), so we rename over it.
+                os.replace(tmp, path)
+                added = False
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(path.parent)
-        return not existed
+        return added
 
     async def get(self, chunk_id: str) -> bytes:
         path = self._path(chunk_id)

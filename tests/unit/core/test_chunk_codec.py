@@ -206,16 +206,7 @@ def test_huge_raw_len_in_uncompressed_header() -> None:
         decode_chunk(_with_raw_len(enc.frame, 2**63), enc.chunk_id)
 
 
-# BUG (echofs/core/chunk_codec.py decode_chunk): a compressed frame whose header
-# claims a raw_len above 2**31-1 makes lz4.block.decompress raise OverflowError,
-# which decode_chunk does not catch, so it escapes instead of CorruptChunk
-# (the docstring promises CorruptChunk for "any damage: bad header ...").
-# Readers that fall back to another replica on CorruptChunk would instead fail.
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="BUG: decode_chunk leaks OverflowError for a huge raw_len in an LZ4 frame",
-)
+# A damaged header must not make decode allocate or overflow: CorruptChunk.
 @pytest.mark.parametrize("raw_len", [2**31, 2**40, 2**63])
 def test_huge_raw_len_in_compressed_header(raw_len: int) -> None:
     enc = encode_chunk(TEXT)

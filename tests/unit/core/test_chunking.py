@@ -87,7 +87,7 @@ def test_feed_returns_completed_chunks_immediately() -> None:
 def test_feed_accepts_bytearray_and_memoryview() -> None:
     data = os.urandom(2 * CHUNK + 10)
     splitter = ChunkSplitter(CHUNK)
-    chunks = splitter.feed(bytearray(data[:CHUNK + 5]))
+    chunks = splitter.feed(bytearray(data[: CHUNK + 5]))
     chunks += splitter.feed(memoryview(data)[CHUNK + 5 :])
     tail = splitter.finish()
     assert all(isinstance(c, bytes) for c in chunks)
