@@ -50,6 +50,9 @@ class Settings:
     gc_grace: float = field(default=3600.0, metadata={"env": "GC_GRACE_SECONDS"})
     gc_interval: float = field(default=60.0, metadata={"env": "GC_INTERVAL_SECONDS"})
     replication_interval: float = field(default=1.0, metadata={"env": "REPLICATION_INTERVAL"})
+    # Pause between scrub batches, and stored bytes per second it may verify.
+    scrub_interval: float = field(default=5.0, metadata={"env": "SCRUB_INTERVAL"})
+    scrub_rate: float = field(default=32.0 * MIB, metadata={"env": "SCRUB_RATE"})
 
     @classmethod
     def load(

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
@@ -30,6 +31,7 @@ log = logging.getLogger("echofs.node")
 
 # Seconds in-flight requests get to finish on SIGTERM before connections close.
 _SHUTDOWN_GRACE = 30.0
+_IO_THREADS = 32
 
 
 class StartupError(Exception):
@@ -57,6 +59,10 @@ class EmbeddedNode:
     async def start(self) -> None:
         started = time.monotonic()
         settings = self.settings
+        # Chunk writes spend most of their time in fsync; the default pool
+        # (cores + 4 threads) would queue them behind each other.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="echofs-io"))
         check_bind_address(settings)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.metadata_url

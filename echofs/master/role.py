@@ -14,6 +14,7 @@ from echofs.master.http_errors import error_middleware
 from echofs.master.http_files import FilesAPI
 from echofs.master.membership import WorkerRegistry
 from echofs.master.replicator import Replicator
+from echofs.master.scrubber import Scrubber
 from echofs.master.upload import PipelineSettings, UploadPipeline
 from echofs.metadata.repository import MetadataRepository
 
@@ -43,12 +44,16 @@ class MasterRole:
                                           grace=settings.gc_grace, interval=settings.gc_interval)
         self.replicator = Replicator(repo, registry, self.chunk_io,
                                      interval=settings.replication_interval)
+        self.scrubber = Scrubber(repo, registry, interval=settings.scrub_interval,
+                                 rate=settings.scrub_rate)
 
     async def start(self) -> None:
         self.collector.start()
         self.replicator.start()
+        self.scrubber.start()
 
     async def stop(self) -> None:
+        await self.scrubber.stop()
         await self.replicator.stop()
         await self.collector.stop()
 

@@ -25,6 +25,7 @@ from echofs.core.errors import PayloadTooLarge, QuorumNotReached, Unavailable
 from echofs.core.manifest import FileRecord, NewChunk, VersionRecord
 from echofs.core.placement import place, write_quorum
 from echofs.master.chunk_io import ChunkIO
+from echofs.master.claims import ClaimBatcher
 from echofs.master.membership import WorkerRegistry
 from echofs.metadata.repository import MetadataRepository
 
@@ -60,6 +61,7 @@ class UploadPipeline:
         self.registry = registry
         self.chunk_io = chunk_io
         self.settings = settings
+        self.claims = ClaimBatcher(repo)
 
     def begin(self) -> Upload:
         return Upload(self)
@@ -120,7 +122,7 @@ class Upload:
         quorum = write_quorum(rf)
         new = NewChunk(encoded.chunk_id, encoded.raw_size, encoded.stored_size,
                        encoded.compressed, ())
-        claim = (await p.repo.claim_chunks([new]))[encoded.chunk_id]
+        claim = await p.claims.claim(new)
         if claim.state != "live":
             claim = await self._wait_for_collection(new)
         live = p.registry.live_ids()
@@ -165,7 +167,7 @@ class Upload:
         deadline = loop.time() + _COLLECTION_WAIT
         while loop.time() < deadline:
             await asyncio.sleep(0.1)
-            claim = (await self._p.repo.claim_chunks([new]))[new.chunk_id]
+            claim = await self._p.claims.claim(new)
             if claim.state == "live":
                 return claim
         raise Unavailable("a chunk of this upload is being garbage-collected; retry shortly")

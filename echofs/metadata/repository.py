@@ -174,6 +174,27 @@ class MetadataRepository:
                 )
             )
 
+    async def replica_page(
+        self, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str, int]]:
+        """(chunk id, worker id, stored size) of live chunks' replicas in key
+        order after ``after``: the scrubber's cursor over everything stored."""
+        query = (
+            select(ChunkReplicaRow.chunk_id, ChunkReplicaRow.worker_id, ChunkRow.stored_size)
+            .join(ChunkRow, ChunkRow.id == ChunkReplicaRow.chunk_id)
+            .where(ChunkRow.state == "live")
+            .order_by(ChunkReplicaRow.chunk_id, ChunkReplicaRow.worker_id)
+            .limit(limit)
+        )
+        if after is not None:
+            chunk_id, worker_id = after
+            query = query.where(or_(
+                ChunkReplicaRow.chunk_id > chunk_id,
+                and_(ChunkReplicaRow.chunk_id == chunk_id, ChunkReplicaRow.worker_id > worker_id),
+            ))
+        async with self._read() as session:
+            return [(c, w, int(n)) for c, w, n in (await session.execute(query)).all()]
+
     async def replicas(self, chunk_id: str) -> tuple[str, ...]:
         async with self._read() as session:
             found = await self._replicas_of(session, [chunk_id])

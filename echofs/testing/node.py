@@ -7,6 +7,7 @@ wiped disks), which is how durability claims get proven.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -52,3 +53,17 @@ def flip_byte(path: Path, offset: int = -1) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0xFF
     path.write_bytes(bytes(data))
+
+
+async def drain_replication(node: EmbeddedNode, within: float = 10.0) -> None:
+    """Run the replicator until its queue is empty (tasks in backoff included)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        await node.master.replicator.run_once()
+        depth, _ = await node.repo.replication_backlog()
+        if depth == 0:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"replication queue still holds {depth} task(s)")
+        await asyncio.sleep(0.1)

@@ -24,6 +24,9 @@ class WorkerClient(abc.ABC):
     async def get_chunk(self, chunk_id: str) -> bytes: ...
 
     @abc.abstractmethod
+    async def verify_chunk(self, chunk_id: str) -> str: ...
+
+    @abc.abstractmethod
     async def delete_chunk(self, chunk_id: str) -> bool: ...
 
     @abc.abstractmethod
@@ -49,6 +52,9 @@ class LocalWorkerClient(WorkerClient):
 
     async def get_chunk(self, chunk_id: str) -> bytes:
         return await self._service.get_chunk(chunk_id)
+
+    async def verify_chunk(self, chunk_id: str) -> str:
+        return await self._service.verify_chunk(chunk_id)
 
     async def delete_chunk(self, chunk_id: str) -> bool:
         return await self._service.delete_chunk(chunk_id)

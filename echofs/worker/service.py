@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from echofs.core.chunk_codec import decode_chunk
+from echofs.core.errors import ChunkMissing, CorruptChunk
 from echofs.worker.stores.base import ChunkStore, StoreUsage
 
 
@@ -52,6 +53,19 @@ class WorkerService:
             return await self.store.get(chunk_id)
         finally:
             self._inflight -= 1
+
+    async def verify_chunk(self, chunk_id: str) -> str:
+        """Re-read and check a stored copy here, where the bytes are: 'ok',
+        'missing' or 'corrupt'. Only the verdict crosses the network."""
+        try:
+            frame = await self.store.get(chunk_id)
+        except ChunkMissing:
+            return "missing"
+        try:
+            await asyncio.to_thread(decode_chunk, frame, chunk_id)
+        except CorruptChunk:
+            return "corrupt"
+        return "ok"
 
     async def delete_chunk(self, chunk_id: str) -> bool:
         return await self.store.delete(chunk_id)

@@ -1,0 +1,154 @@
+"""Damage the stores under a running node: lost files, bit rot, wiped and
+broken workers. Downloads stay correct, corrupt bytes are never served, and
+bad copies are repaired."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from echofs.core.chunk_codec import decode_chunk
+from echofs.testing.http import download, error_of, upload
+from echofs.testing.node import (
+    chunk_files,
+    chunk_path,
+    drain_replication,
+    flip_byte,
+    worker_root,
+)
+
+MIB = 1024 * 1024
+
+
+async def _chunk_list(http, file_id: str) -> list[dict]:
+    async with http.get(f"/api/v1/files/{file_id}") as resp:
+        return (await resp.json())["chunk_list"]
+
+
+async def _repair(node) -> None:
+    """One scrub cycle, then drain the replication queue."""
+    await node.master.scrubber.scrub_all()
+    await drain_replication(node)
+
+
+async def test_deleted_chunk_files_fall_back_and_are_repaired(http, node):
+    data = os.urandom(3 * MIB)
+    file_id = (await upload(http, "f.bin", data))["file_id"]
+    chunks = await _chunk_list(http, file_id)
+    for chunk in chunks:  # two of three copies of every chunk gone
+        for worker_id in chunk["replicas"][:2]:
+            chunk_path(node, worker_id, chunk["chunk_id"]).unlink()
+    assert await download(http, file_id) == data
+    report = await node.master.scrubber.scrub_all()
+    assert report.bad == 2 * len(chunks)
+    await _repair(node)
+    for chunk in chunks:
+        for worker_id in chunk["replicas"]:
+            assert chunk_path(node, worker_id, chunk["chunk_id"]).is_file()
+
+
+async def test_corrupt_copies_are_never_served_and_are_repaired(http, node):
+    data = os.urandom(2 * MIB)
+    file_id = (await upload(http, "rot.bin", data))["file_id"]
+    chunks = await _chunk_list(http, file_id)
+    for chunk in chunks:
+        for worker_id in chunk["replicas"][:2]:
+            flip_byte(chunk_path(node, worker_id, chunk["chunk_id"]), offset=100)
+    for _ in range(3):
+        assert await download(http, file_id) == data
+    await _repair(node)
+    for chunk in chunks:
+        for worker_id in chunk["replicas"]:
+            frame = chunk_path(node, worker_id, chunk["chunk_id"]).read_bytes()
+            decode_chunk(frame, chunk["chunk_id"])  # raises if still corrupt
+
+
+async def test_a_read_that_meets_a_corrupt_copy_queues_its_repair(http, node):
+    data = os.urandom(MIB // 2)
+    file_id = (await upload(http, "rr.bin", data))["file_id"]
+    (chunk,) = await _chunk_list(http, file_id)
+    good, *rotten = chunk["replicas"]
+    for worker_id in rotten:
+        flip_byte(chunk_path(node, worker_id, chunk["chunk_id"]), offset=80)
+    # Make the good copy the slowest so the read tries the rotten ones first.
+    node.master.registry.observe_success(good, 1000.0)
+    assert await download(http, file_id) == data
+    assert (await node.repo.replication_backlog())[0] == len(rotten)
+    await drain_replication(node)
+    for worker_id in rotten:
+        decode_chunk(chunk_path(node, worker_id, chunk["chunk_id"]).read_bytes(),
+                     chunk["chunk_id"])
+
+
+async def test_all_copies_corrupt_is_a_clean_503_not_bad_bytes(http, node):
+    file_id = (await upload(http, "dead.bin", os.urandom(MIB // 2)))["file_id"]
+    for paths in chunk_files(node).values():
+        for path in paths:
+            flip_byte(path, offset=50)
+    async with http.get(f"/api/v1/files/{file_id}/download") as resp:
+        assert resp.status == 503
+        assert (await error_of(resp))["code"] == "chunk_unavailable"
+
+
+async def test_corruption_after_first_chunk_cuts_the_stream(http, node):
+    data = os.urandom(3 * MIB)
+    file_id = (await upload(http, "cut.bin", data))["file_id"]
+    last = (await _chunk_list(http, file_id))[-1]
+    for worker_id in last["replicas"]:
+        flip_byte(chunk_path(node, worker_id, last["chunk_id"]), offset=64)
+    received = b""
+    failed = False
+    async with http.get(f"/api/v1/files/{file_id}/download") as resp:
+        assert resp.status == 200
+        try:
+            async for piece in resp.content.iter_chunked(65536):
+                received += piece
+        except Exception:
+            failed = True
+    assert failed or len(received) < len(data)
+    assert data.startswith(received)  # whatever arrived was right
+
+
+async def test_wiped_worker_does_not_break_reads_and_is_refilled(http, node):
+    data = os.urandom(4 * MIB)
+    file_id = (await upload(http, "wipe.bin", data))["file_id"]
+    shutil.rmtree(worker_root(node, "w2"))
+    assert await download(http, file_id) == data
+    await _repair(node)
+    chunks = await _chunk_list(http, file_id)
+    for chunk in chunks:
+        assert chunk_path(node, "w2", chunk["chunk_id"]).is_file()
+
+
+async def _break_worker(node, worker_id: str) -> None:
+    """Make a worker's store fail every write: its root becomes a plain file."""
+    root = worker_root(node, worker_id)
+    shutil.rmtree(root)
+    root.write_bytes(b"not a directory")
+
+
+async def test_one_broken_worker_still_reaches_quorum_and_queues_repair(http, node):
+    await _break_worker(node, "w3")
+    data = os.urandom(2 * MIB)
+    body = await upload(http, "q.bin", data)
+    assert body["replicas_acked"] == 2
+    depth, _ = await node.repo.replication_backlog()
+    assert depth == 2  # one missing copy per chunk, durably queued
+    assert await download(http, body["file_id"]) == data
+    # The worker comes back: the queued copies are written to it.
+    worker_root(node, "w3").unlink()
+    await drain_replication(node)
+    for chunk in await _chunk_list(http, body["file_id"]):
+        assert len(chunk["replicas"]) == 3
+
+
+async def test_two_broken_workers_fail_the_write_with_503_and_no_file(http, node):
+    earlier = await upload(http, "earlier.bin", b"acknowledged before the failure")
+    await _break_worker(node, "w1")
+    await _break_worker(node, "w2")
+    async with http.put("/api/v1/files/content/q.bin", data=os.urandom(MIB)) as resp:
+        assert resp.status == 503
+        assert (await error_of(resp))["code"] == "quorum_not_reached"
+    async with http.get("/api/v1/files") as resp:
+        assert [f["path"] for f in (await resp.json())["files"]] == ["earlier.bin"]
+    assert await download(http, earlier["file_id"]) == b"acknowledged before the failure"
