@@ -35,7 +35,6 @@ class Settings:
     database_url: str | None = field(default=None, metadata={"env": "DATABASE_URL"})
     log_level: str = field(default="info", metadata={"env": "LOG_LEVEL"})
     log_format: str = field(default="console", metadata={"env": "LOG_FORMAT"})
-    jwt_secret: str | None = field(default=None, metadata={"env": "JWT_SECRET"})
     # How many chunks of one upload may be in flight to workers at once.
     pipeline_depth: int = field(default=8, metadata={"env": "PIPELINE_DEPTH"})
     # Chunks read ahead of the one being sent to a downloading client.

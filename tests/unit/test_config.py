@@ -1,0 +1,63 @@
+"""Settings: sources, conversions, validation, and the shipped example."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from echofs.config import Settings, parse_size
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_environment_then_flags():
+    env = {"MASTER_PORT": "9000", "CHUNK_SIZE": "2MiB", "REPLICATION_FACTOR": "2",
+           "DATABASE_URL": "sqlite:///x.db"}
+    settings = Settings.load(env, overrides={"port": 9100, "workers": None})
+    assert settings.port == 9100  # flag beats env
+    assert settings.chunk_size == 2 * 1024 * 1024
+    assert settings.replication_factor == 2
+    assert settings.workers == 3  # None flag = not given
+    assert settings.metadata_url == "sqlite:///x.db"
+
+
+@pytest.mark.parametrize(("text", "value"), [("1048576", 1 << 20), ("1MB", 1 << 20),
+                                             ("1MiB", 1 << 20), ("64k", 65536),
+                                             ("2g", 2 << 30)])
+def test_sizes(text, value):
+    assert parse_size(text) == value
+
+
+@pytest.mark.parametrize("overrides", [{"chunk_size": 100}, {"replication_factor": 4},
+                                       {"workers": 0}, {"versions_kept": 0}])
+def test_invalid_settings_are_refused(overrides):
+    with pytest.raises(ValueError):
+        Settings.load({}, overrides=overrides)
+
+
+def test_loopback_detection():
+    assert Settings(host="127.0.0.1").binds_loopback
+    assert Settings(host="::1").binds_loopback
+    assert Settings(host="localhost").binds_loopback
+    assert not Settings(host="0.0.0.0").binds_loopback
+    assert not Settings(host="example.org").binds_loopback
+
+
+def test_example_env_lists_every_setting_with_its_default():
+    text = (ROOT / "config" / "echofs.example.env").read_text()
+    env = dict(m.groups() for m in re.finditer(r"^([A-Z_]+)=(.*)$", text, re.MULTILINE))
+    names = {f.metadata["env"] for f in Settings.__dataclass_fields__.values()}
+    documented = env.keys() | set(re.findall(r"^# ([A-Z_]+)=", text, re.MULTILINE))
+    assert names <= documented
+    assert Settings.load(env) == Settings()
+
+
+def test_pyproject_lists_every_package():
+    packages = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts)
+               for p in (ROOT / "echofs").rglob("__init__.py")}
+    assert on_disk <= packages, on_disk - packages
