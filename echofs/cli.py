@@ -15,18 +15,26 @@ from pathlib import Path
 from echofs import __version__
 from echofs.config import Settings, parse_size
 
-ROLES = ("all",)
-
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     serve = sub.add_parser("serve", help="run EchoFS (default: the embedded node, role all)")
-    serve.add_argument("--role", default="all",
-                       help="roles to run; 'all' = master + in-process workers (default)")
+    serve.add_argument("--role", help="all (default: master + in-process workers), master, "
+                       "worker, or master,worker (env ECHOFS_ROLE)")
     serve.add_argument("--data-dir", type=Path, help="where metadata and chunks live "
                        "(default ./echofs-data; env ECHOFS_DATA_DIR)")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1; env MASTER_HOST)")
     serve.add_argument("--port", type=int, help="HTTP port (default 8080; env MASTER_PORT)")
-    serve.add_argument("--workers", type=int, help="in-process workers (default 3)")
+    serve.add_argument("--workers", type=int, help="in-process workers of role all (default 3)")
+    serve.add_argument("--grpc-port", type=int,
+                       help="gRPC port (master default 9080, worker 9091; env GRPC_PORT)")
+    serve.add_argument("--id", dest="worker_id", help="worker id (env WORKER_ID)")
+    serve.add_argument("--store", help="worker chunk store, local:/path "
+                       "(default DATA_DIR/workers/ID; env ECHOFS_STORE)")
+    serve.add_argument("--http-port", type=int,
+                       help="worker HTTP port for /health (default 8091; env WORKER_PORT)")
+    serve.add_argument("--master", help="master gRPC address a worker joins "
+                       "(default 127.0.0.1:9080; env MASTER_ADDRESS)")
+    serve.add_argument("--advertise-host", help="host other processes use to reach this one")
     serve.add_argument("--replication-factor", type=int,
                        help="copies of each chunk (default 3; env REPLICATION_FACTOR)")
     serve.add_argument("--chunk-size", type=parse_size,
@@ -67,15 +75,11 @@ def _serve(args: argparse.Namespace) -> int:
     from echofs.node import StartupError, serve
     from echofs.observability.logging import configure_logging
 
-    roles = {r.strip() for r in args.role.split(",") if r.strip()}
-    unknown = roles - set(ROLES)
-    if unknown:
-        raise ValueError(
-            f"role(s) {', '.join(sorted(unknown))} are not available in this version; "
-            "run the embedded node with --role=all"
-        )
     settings = _settings(args)
-    configure_logging(settings.log_level, settings.log_format, role="all")
+    context = {"role": settings.role}
+    if settings.worker_id and "worker" in settings.roles:
+        context["worker"] = settings.worker_id
+    configure_logging(settings.log_level, settings.log_format, **context)
     try:
         asyncio.run(serve(settings))
     except StartupError as exc:

@@ -18,15 +18,29 @@ from typing import Any
 from echofs.core.chunking import validate_chunk_size
 
 MIB = 1024 * 1024
+# Controller arrives with the consistency controller; no placeholder role.
+ROLES = frozenset({"all", "master", "worker"})
 
 
 @dataclass(frozen=True)
 class Settings:
     """Every knob EchoFS has. ``env`` names the variable that sets a field."""
 
+    # Roles this process runs: all (embedded), or master and/or worker.
+    role: str = field(default="all", metadata={"env": "ECHOFS_ROLE"})
     data_dir: Path = field(default=Path("echofs-data"), metadata={"env": "ECHOFS_DATA_DIR"})
     host: str = field(default="127.0.0.1", metadata={"env": "MASTER_HOST"})
     port: int = field(default=8080, metadata={"env": "MASTER_PORT"})
+    # gRPC port: the master's membership service (default 9080) or a
+    # worker's chunk service (default 9091).
+    grpc_port: int | None = field(default=None, metadata={"env": "GRPC_PORT"})
+    # Worker role: identity, chunk store, HTTP port (health), master to join.
+    worker_id: str | None = field(default=None, metadata={"env": "WORKER_ID"})
+    store: str | None = field(default=None, metadata={"env": "ECHOFS_STORE"})
+    http_port: int = field(default=8091, metadata={"env": "WORKER_PORT"})
+    master: str = field(default="127.0.0.1:9080", metadata={"env": "MASTER_ADDRESS"})
+    # Host other processes use to reach this one (default: the bound host).
+    advertise_host: str | None = field(default=None, metadata={"env": "ADVERTISE_HOST"})
     workers: int = field(default=3, metadata={"env": "ECHOFS_WORKERS"})
     replication_factor: int = field(default=3, metadata={"env": "REPLICATION_FACTOR"})
     chunk_size: int = field(default=MIB, metadata={"env": "CHUNK_SIZE"})
@@ -73,11 +87,21 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(r.strip() for r in self.role.split(",") if r.strip())
+
     def validate(self) -> None:
+        unknown = self.roles - ROLES
+        if not self.roles or unknown:
+            raise ValueError(f"unknown role(s) {', '.join(sorted(unknown)) or '(none)'}; "
+                             f"choose from {', '.join(sorted(ROLES))}")
+        if "all" in self.roles and len(self.roles) > 1:
+            raise ValueError("role 'all' already includes master and workers; use it alone")
         validate_chunk_size(self.chunk_size)
         if self.workers < 1:
             raise ValueError("at least one worker is needed")
-        if not 1 <= self.replication_factor <= self.workers:
+        if "all" in self.roles and not 1 <= self.replication_factor <= self.workers:
             raise ValueError(
                 f"replication factor {self.replication_factor} needs between 1 and "
                 f"{self.workers} workers"
@@ -86,10 +110,26 @@ class Settings:
             raise ValueError("VERSIONS_KEPT must be at least 1")
         if self.max_upload_size < 0:
             raise ValueError("MAX_UPLOAD_SIZE must not be negative")
+        if self.replication_factor < 1:
+            raise ValueError("REPLICATION_FACTOR must be at least 1")
+        if "worker" in self.roles and not self.worker_id:
+            raise ValueError("the worker role needs an id (--id or WORKER_ID)")
 
     @property
     def metadata_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'metadata.db'}"
+
+    @property
+    def master_grpc_port(self) -> int:
+        return self.grpc_port or 9080
+
+    @property
+    def worker_grpc_port(self) -> int:
+        return self.grpc_port or 9091
+
+    @property
+    def public_host(self) -> str:
+        return self.advertise_host or self.host
 
     @property
     def binds_loopback(self) -> bool:
@@ -102,7 +142,7 @@ class Settings:
 
 
 def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    kind = str(f.type).split("|")[0].strip()
     if kind == "int":
         return parse_size(raw)
     if kind == "float":

@@ -1,9 +1,13 @@
 """Builds the roles named by ``--role`` and owns their lifecycle.
 
-Today the node knows the embedded default, role ``all``: one master and N
-workers in one process, talking through the same :class:`WorkerClient`
-interface a cluster uses. Start order is storage first (metadata, workers),
-then the API; stop order is the reverse, draining in-flight requests first.
+- ``all``: the embedded node — master + N in-process workers on local disk,
+  talking through the same :class:`WorkerClient` interface a cluster uses.
+- ``master``: REST API, metadata, pipelines and daemons, plus the gRPC
+  membership service remote workers register with.
+- ``worker``: one chunk store served over gRPC, reporting to a master.
+
+Start order is storage first (metadata, workers), then the APIs; stop order is
+the reverse, draining in-flight requests first.
 """
 
 from __future__ import annotations
@@ -16,14 +20,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
+from grpclib.server import Server
 
 from echofs.config import Settings
 from echofs.master.membership import WorkerRegistry
 from echofs.master.role import MasterRole
 from echofs.metadata import database
 from echofs.metadata.repository import MetadataRepository
+from echofs.rpc.membership import MembershipGrpcService
 from echofs.worker.client import LocalWorkerClient
 from echofs.worker.heartbeat import Heartbeat
+from echofs.worker.role import WorkerRole
 from echofs.worker.service import WorkerService, WorkerStatus
 from echofs.worker.stores.local import LocalChunkStore
 
@@ -38,16 +45,17 @@ class StartupError(Exception):
     """The node refuses to start; the message says why and what to do."""
 
 
-class EmbeddedNode:
-    """Role ``all``: master + in-process workers on local disk + SQLite."""
-
+class Node:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.roles = settings.roles
         self.workers: list[WorkerService] = []
         self.heartbeats: list[Heartbeat] = []
         self.repo: MetadataRepository | None = None
         self.master: MasterRole | None = None
+        self.worker_role: WorkerRole | None = None
         self._runner: web.AppRunner | None = None
+        self._grpc: Server | None = None
         self.port: int | None = None
 
     @property
@@ -59,11 +67,21 @@ class EmbeddedNode:
     async def start(self) -> None:
         started = time.monotonic()
         settings = self.settings
+        check_bind_address(settings)
         # Chunk writes spend most of their time in fsync; the default pool
         # (cores + 4 threads) would queue them behind each other.
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="echofs-io"))
-        check_bind_address(settings)
+        if "worker" in self.roles:
+            self.worker_role = WorkerRole(settings)
+            await self.worker_role.start()
+        if self.roles & {"all", "master"}:
+            await self._start_master()
+        log.info("echofs %s ready in %.2fs", ",".join(sorted(self.roles)),
+                 time.monotonic() - started)
+
+    async def _start_master(self) -> None:
+        settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.metadata_url
         if settings.database_url is None:
@@ -73,21 +91,34 @@ class EmbeddedNode:
         self.repo = MetadataRepository(database.create_engine(url))
         registry = WorkerRegistry(suspect_after=settings.suspect_after,
                                   dead_after=settings.dead_after)
-        for index in range(1, settings.workers + 1):
-            await self._start_worker(f"w{index}", registry)
-        self.master = MasterRole(settings, self.repo, registry, role_name="all")
+        role_name = "all" if "all" in self.roles else "master"
+        if "all" in self.roles:
+            for index in range(1, settings.workers + 1):
+                await self._start_local_worker(f"w{index}", registry)
+        else:
+            # Workers that hold data get the usual timeouts to re-register
+            # before they are declared dead (this master may have restarted).
+            registry.expect(await self.repo.worker_ids_with_replicas())
+        self.master = MasterRole(settings, self.repo, registry, role_name=role_name)
         await self.master.start()
+        if role_name == "master":
+            self._grpc = Server([MembershipGrpcService(
+                registry, heartbeat_interval=settings.heartbeat_interval,
+                on_worker_up=self.master.replicator.worker_up)])
+            await self._grpc.start(settings.host, settings.master_grpc_port)
         self._runner = web.AppRunner(self.master.build_app(), access_log=None,
                                      shutdown_timeout=_SHUTDOWN_GRACE)
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.host, settings.port, reuse_address=True)
         await site.start()
         self.port = self._runner.addresses[0][1]
-        log.info("echofs ready at %s (role all, %d workers, RF=%d, data in %s) in %.2fs",
-                 self.url, settings.workers, settings.replication_factor,
-                 settings.data_dir, time.monotonic() - started)
+        grpc = f", gRPC {settings.master_grpc_port}" if self._grpc else ""
+        log.info("master at %s%s (RF=%d, %s, data in %s)", self.url, grpc,
+                 settings.replication_factor,
+                 f"{settings.workers} in-process workers" if role_name == "all"
+                 else "workers register over gRPC", settings.data_dir)
 
-    async def _start_worker(self, worker_id: str, registry: WorkerRegistry) -> None:
+    async def _start_local_worker(self, worker_id: str, registry: WorkerRegistry) -> None:
         root = self.settings.data_dir / "workers" / worker_id
         service = WorkerService(worker_id, LocalChunkStore(root))
         await service.open()
@@ -106,16 +137,26 @@ class EmbeddedNode:
         if self._runner is not None:
             await self._runner.cleanup()  # stop accepting, drain in-flight requests
             self._runner = None
+        if self._grpc is not None:
+            self._grpc.close()
+            await self._grpc.wait_closed()
+            self._grpc = None
         if self.master is not None:
             await self.master.stop()
+            for client in self.master.registry.clients():
+                await client.close()
         for heartbeat in self.heartbeats:
             await heartbeat.stop()
         for worker in self.workers:
             await worker.close()
         if self.repo is not None:
             await self.repo.close()
+            self.repo = None
+        if self.worker_role is not None:
+            await self.worker_role.stop()
+            self.worker_role = None
 
-    async def __aenter__(self) -> EmbeddedNode:
+    async def __aenter__(self) -> Node:
         try:
             await self.start()
         except BaseException:
@@ -125,6 +166,13 @@ class EmbeddedNode:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+class EmbeddedNode(Node):
+    """Role ``all``: master + in-process workers on local disk + SQLite."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.replace(role="all"))
 
 
 def check_bind_address(settings: Settings) -> None:
@@ -152,7 +200,7 @@ async def _require_current_schema(url: str) -> None:
 
 async def serve(settings: Settings) -> None:
     """Run the node until SIGINT/SIGTERM, then shut down cleanly."""
-    node = EmbeddedNode(settings)
+    node = Node(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

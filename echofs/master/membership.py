@@ -25,7 +25,9 @@ _FAILURES_SUSPECT = 3
 
 @dataclass
 class WorkerState:
-    client: WorkerClient
+    # None for a worker we know of (it holds replicas) but have not heard
+    # from since this master started.
+    client: WorkerClient | None
     registered_at: float
     last_heartbeat: float
     status: WorkerStatus | None = None
@@ -42,15 +44,29 @@ class WorkerRegistry:
         self.dead_after = dead_after
         self._workers: dict[str, WorkerState] = {}
 
-    def register(self, client: WorkerClient) -> None:
+    def register(self, client: WorkerClient, **extra: object) -> WorkerClient | None:
+        """Add a worker, or give a known one a new client (it restarted);
+        returns the replaced client, for the caller to close."""
         now = time.monotonic()
         known = self._workers.get(client.worker_id)
-        if known is not None and known.client is not client:
-            # A worker that restarted gets a new connection; keep its history.
-            known.client = client
-            known.last_heartbeat = now
-            return
-        self._workers.setdefault(client.worker_id, WorkerState(client, now, now))
+        if known is None:
+            self._workers[client.worker_id] = WorkerState(client, now, now, extra=dict(extra))
+            return None
+        # Keep its RTT and failure history; reset what the restart changed.
+        replaced = known.client if known.client not in (None, client) else None
+        known.client = client
+        known.last_heartbeat = now
+        known.consecutive_failures = 0
+        known.extra.update(extra)
+        return replaced
+
+    def expect(self, worker_ids: Iterable[str]) -> None:
+        """Workers known to hold data but not yet heard from (a master that
+        restarted): they get the usual timeouts to register before they are
+        declared dead and their chunks re-homed."""
+        now = time.monotonic()
+        for worker_id in worker_ids:
+            self._workers.setdefault(worker_id, WorkerState(None, now, now))
 
     def heartbeat(self, worker_id: str, status: WorkerStatus) -> None:
         state = self._workers[worker_id]
@@ -68,7 +84,8 @@ class WorkerRegistry:
         silence = (time.monotonic() if now is None else now) - state.last_heartbeat
         if silence >= self.dead_after:
             return "dead"
-        if silence >= self.suspect_after or state.consecutive_failures >= _FAILURES_SUSPECT:
+        if (state.client is None or silence >= self.suspect_after
+                or state.consecutive_failures >= _FAILURES_SUSPECT):
             return "suspect"
         return "alive"
 
@@ -78,6 +95,19 @@ class WorkerRegistry:
     def live_ids(self) -> list[str]:
         now = time.monotonic()
         return [w for w in sorted(self._workers) if self.liveness(w, now) == "alive"]
+
+    def placeable_ids(self) -> list[str]:
+        """Workers that still own their placements: alive or suspect. A dead
+        worker's chunks get new homes (and are re-replicated there)."""
+        now = time.monotonic()
+        return [w for w in sorted(self._workers) if self.liveness(w, now) != "dead"]
+
+    def dead_ids(self) -> list[str]:
+        now = time.monotonic()
+        return [w for w in sorted(self._workers) if self.liveness(w, now) == "dead"]
+
+    def clients(self) -> list[WorkerClient]:
+        return [s.client for s in self._workers.values() if s.client is not None]
 
     def observe_success(self, worker_id: str, seconds: float) -> None:
         state = self._workers.get(worker_id)
@@ -120,6 +150,8 @@ class WorkerRegistry:
             rows.append({
                 "id": worker_id,
                 "state": self.liveness(worker_id, now_mono),
+                "address": state.extra.get("address"),
+                "http_address": state.extra.get("http_address"),
                 "last_heartbeat": now_wall - (now_mono - state.last_heartbeat),
                 "seconds_since_heartbeat": round(now_mono - state.last_heartbeat, 3),
                 "store": status.store if status else None,

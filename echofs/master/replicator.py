@@ -1,20 +1,31 @@
-"""The replicator: drains the durable replication queue.
+"""The replicator: keeps every chunk at RF copies.
 
-Each task says "worker W should hold chunk C" (a write that reached quorum but
-not every target, a copy a read found missing or corrupt). The replicator
-reads a verified copy from another replica, writes it to W and records the new
-replica; failures are retried with backoff. Because tasks live in the metadata
-store, a master that crashes resumes them on restart.
+It drains the durable replication queue: each task says "worker W should
+hold chunk C" (a write that reached quorum but not every target, a copy a
+read or the scrubber found missing or corrupt). It reads a verified copy from
+another replica, writes it to W and records the new replica; failures are
+retried with backoff. Because tasks live in the metadata store, a master that
+crashes resumes them on restart.
+
+When a worker is declared dead its chunks get new homes: for each chunk it
+held, the placement over the remaining workers names who is missing a copy,
+and a task is queued for each. Tasks aimed at a dead worker are re-aimed the
+same way.
+
+Convergence time — from the moment a fault heals (a worker comes back) or a
+backlog appears, until the queue is empty again — is measured here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from echofs.core.chunk_codec import decode_chunk
 from echofs.core.errors import ChunkUnavailable
 from echofs.core.manifest import ReplicationTask
+from echofs.core.placement import place
 from echofs.daemon import Daemon
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.membership import WorkerRegistry
@@ -23,20 +34,37 @@ from echofs.metadata.repository import MetadataRepository
 log = logging.getLogger(__name__)
 
 _MAX_BACKOFF = 60.0
+_PAGE = 500
 
 
 class Replicator(Daemon):
     name = "replicator"
 
     def __init__(self, repo: MetadataRepository, registry: WorkerRegistry, chunk_io: ChunkIO,
-                 *, interval: float) -> None:
+                 *, replication_factor: int, interval: float) -> None:
         super().__init__(interval)
         self.repo = repo
         self.registry = registry
         self.chunk_io = chunk_io
+        self.replication_factor = replication_factor
         self.completed = 0
+        self._rehomed: set[str] = set()
+        self._backlog_since: float | None = None
+        self._healed_at: float | None = None
+        self.last_convergence: float | None = None
+        self.queue_depth = 0
+        self.oldest_task_created: float | None = None
+
+    async def worker_up(self, worker_id: str) -> None:
+        """A worker (re)joined: its pending copies are due now, and it owns its
+        placements again."""
+        self._rehomed.discard(worker_id)
+        self._healed_at = time.time()
+        if await self.repo.expedite_replication(worker_id):
+            self.wake()
 
     async def run_once(self) -> int:
+        await self._rehome_dead_workers()
         done = 0
         for task in await self.repo.due_replications():
             try:
@@ -49,11 +77,52 @@ class Replicator(Daemon):
                 continue
             done += 1
         self.completed += done
+        await self._measure_backlog()
         return done
+
+    async def _measure_backlog(self) -> None:
+        depth, oldest = await self.repo.replication_backlog()
+        self.queue_depth, self.oldest_task_created = depth, oldest
+        now = time.time()
+        if depth and self._backlog_since is None:
+            self._backlog_since = oldest or now
+        elif not depth and self._backlog_since is not None:
+            start = max(self._backlog_since, self._healed_at or 0.0)
+            self.last_convergence = now - start
+            self._backlog_since = None
+            log.info("replication converged in %.2fs", self.last_convergence)
+
+    async def _rehome_dead_workers(self) -> None:
+        for worker_id in self.registry.dead_ids():
+            if worker_id in self._rehomed:
+                continue
+            queued, after = 0, None
+            while page := await self.repo.chunks_on_worker(worker_id, after, _PAGE):
+                for chunk_id, replicas in page:
+                    queued += await self._queue_new_homes(chunk_id, replicas)
+                after = page[-1][0]
+            self._rehomed.add(worker_id)
+            log.warning("worker %s is dead: %d copies queued on other workers", worker_id, queued)
+
+    async def _queue_new_homes(self, chunk_id: str, replicas: tuple[str, ...]) -> int:
+        placeable = self.registry.placeable_ids()
+        holders = {w for w in replicas if w in placeable}
+        queued = 0
+        for target in place(chunk_id, placeable, self.replication_factor):
+            if target not in holders:
+                await self.repo.enqueue_replication(chunk_id, target, "rehome")
+                queued += 1
+        return queued
 
     async def _replicate(self, task: ReplicationTask) -> None:
         if await self.repo.chunk_state(task.chunk_id) != "live":
-            # Collected meanwhile: nothing to restore; the task row went with it.
+            # Collected meanwhile: nothing to restore.
+            await self.repo.drop_replication(task)
+            return
+        if self.registry.liveness(task.target_worker) in ("dead", "unknown"):
+            # Nobody to give the copy to: aim it at the chunk's new home instead.
+            await self.repo.drop_replication(task)
+            await self._queue_new_homes(task.chunk_id, await self.repo.replicas(task.chunk_id))
             return
         if self.registry.liveness(task.target_worker) != "alive":
             raise ChunkUnavailable(f"target {task.target_worker} is not alive")

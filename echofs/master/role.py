@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from echofs import __version__
@@ -43,6 +45,7 @@ class MasterRole:
         self.collector = GarbageCollector(repo, registry, self.chunk_io,
                                           grace=settings.gc_grace, interval=settings.gc_interval)
         self.replicator = Replicator(repo, registry, self.chunk_io,
+                                     replication_factor=settings.replication_factor,
                                      interval=settings.replication_interval)
         self.scrubber = Scrubber(repo, registry, interval=settings.scrub_interval,
                                  rate=settings.scrub_rate)
@@ -74,11 +77,16 @@ class MasterRole:
         status = "ok" if alive >= self.settings.replication_factor else (
             "degraded" if alive >= quorum else "unavailable")
         depth, oldest = await self.repo.replication_backlog()
+        convergence = self.replicator.last_convergence
         body = {
             "status": status, "role": self.role_name, "version": __version__,
             "workers": {"alive": alive, "total": total},
             "replication_factor": self.settings.replication_factor, "write_quorum": quorum,
-            "replication_queue": {"depth": depth, "oldest_created_at": oldest},
+            "replication_queue": {
+                "depth": depth,
+                "oldest_age_seconds": round(time.time() - oldest, 3) if oldest else None,
+                "last_convergence_seconds": round(convergence, 3) if convergence else None,
+            },
         }
         return web.json_response(body, status=200 if status != "unavailable" else 503)
 

@@ -125,12 +125,11 @@ class Upload:
         claim = await p.claims.claim(new)
         if claim.state != "live":
             claim = await self._wait_for_collection(new)
-        live = p.registry.live_ids()
-        targets = place(encoded.chunk_id, live, rf)
-        if len(targets) < quorum:
-            raise QuorumNotReached(
-                f"only {len(live)} live worker(s); a write needs {quorum} of {rf}"
-            )
+        # Placement is over every worker that still owns placements (alive or
+        # suspect), so a worker that is briefly away keeps its chunks' homes:
+        # its copies are queued for it instead of moving elsewhere.
+        targets = place(encoded.chunk_id, p.registry.placeable_ids(), rf)
+        live = set(p.registry.live_ids())
         held = [w for w in claim.replicas if w in live]
         if len(held) >= quorum:
             # Deduplicated: enough live copies exist already.
@@ -139,12 +138,18 @@ class Upload:
             self._note_acks(len(held))
             return NewChunk(new.chunk_id, new.size, new.stored_size, new.compressed,
                             tuple(claim.replicas))
-        missing = [w for w in targets if w not in held]
+        reachable = [w for w in targets if w in live and w not in held]
+        away = [w for w in targets if w not in live and w not in claim.replicas]
+        if len(held) + len(reachable) < quorum:
+            raise QuorumNotReached(
+                f"{len(held) + len(reachable)} of {rf} placement targets reachable; "
+                f"a write needs {quorum}"
+            )
         results = await asyncio.gather(
-            *(p.chunk_io.put(w, encoded.chunk_id, encoded.frame) for w in missing),
+            *(p.chunk_io.put(w, encoded.chunk_id, encoded.frame) for w in reachable),
             return_exceptions=True,
         )
-        outcome = list(zip(missing, results, strict=True))
+        outcome = list(zip(reachable, results, strict=True))
         acked = [w for w, r in outcome if not isinstance(r, BaseException)]
         failed = [w for w, r in outcome if isinstance(r, BaseException)]
         copies = len(held) + len(acked)
@@ -154,7 +159,7 @@ class Upload:
                 f"chunk {encoded.chunk_id[:12]} reached {copies} of {quorum} required "
                 f"replicas ({errors})"
             )
-        for worker_id in failed:
+        for worker_id in [*failed, *away]:
             # Quorum reached but not RF: a durable intent restores the copy.
             await p.repo.enqueue_replication(encoded.chunk_id, worker_id, "under_replicated")
         self._stored_bytes += encoded.stored_size * len(acked)

@@ -195,6 +195,11 @@ class MetadataRepository:
         async with self._read() as session:
             return [(c, w, int(n)) for c, w, n in (await session.execute(query)).all()]
 
+    async def worker_ids_with_replicas(self) -> list[str]:
+        async with self._read() as session:
+            return sorted((await session.execute(
+                select(ChunkReplicaRow.worker_id).distinct())).scalars())
+
     async def replicas(self, chunk_id: str) -> tuple[str, ...]:
         async with self._read() as session:
             found = await self._replicas_of(session, [chunk_id])
@@ -558,6 +563,39 @@ class MetadataRepository:
                     attempts=0,
                 )
             )
+
+    async def expedite_replication(self, target_worker: str) -> int:
+        """Make every task for ``target_worker`` due now (it just came back)."""
+        async with self._write() as session:
+            result = await session.execute(
+                update(ReplicationTaskRow)
+                .where(ReplicationTaskRow.target_worker == target_worker)
+                .values(next_attempt_at=time.time())
+            )
+        return result.rowcount
+
+    async def drop_replication(self, task: ReplicationTask) -> None:
+        async with self._write() as session:
+            await session.execute(delete(ReplicationTaskRow).where(
+                ReplicationTaskRow.id == task.task_id))
+
+    async def chunks_on_worker(
+        self, worker_id: str, after: str | None, limit: int
+    ) -> list[tuple[str, tuple[str, ...]]]:
+        """Live chunks with a copy on ``worker_id`` (id order, after ``after``),
+        each with all its replicas."""
+        query = (
+            select(ChunkReplicaRow.chunk_id)
+            .join(ChunkRow, ChunkRow.id == ChunkReplicaRow.chunk_id)
+            .where(ChunkReplicaRow.worker_id == worker_id, ChunkRow.state == "live")
+            .order_by(ChunkReplicaRow.chunk_id).limit(limit)
+        )
+        if after is not None:
+            query = query.where(ChunkReplicaRow.chunk_id > after)
+        async with self._read() as session:
+            ids = list((await session.execute(query)).scalars())
+            replicas = await self._replicas_of(session, ids)
+        return [(cid, tuple(replicas.get(cid, ()))) for cid in ids]
 
     async def due_replications(self, limit: int = 100) -> list[ReplicationTask]:
         async with self._read() as session:

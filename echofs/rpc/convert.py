@@ -1,0 +1,66 @@
+"""Domain values ⇄ generated messages, and domain errors ⇄ gRPC statuses.
+
+The one place both vocabularies meet: servers and clients call these rather
+than building messages or mapping errors by hand.
+"""
+
+from __future__ import annotations
+
+from grpclib import GRPCError
+from grpclib.const import Status
+
+from echofs.core.errors import (
+    BadRequest,
+    ChunkMissing,
+    CorruptChunk,
+    EchoFSError,
+    Unavailable,
+)
+from echofs.rpc.generated.echofs.v1 import WorkerStatus as WorkerStatusMsg
+from echofs.worker.service import WorkerStatus
+from echofs.worker.stores.base import StoreUsage
+
+
+def status_to_msg(status: WorkerStatus) -> WorkerStatusMsg:
+    usage = status.usage
+    return WorkerStatusMsg(
+        worker_id=status.worker_id, store=status.store, chunk_count=usage.chunk_count,
+        bytes_stored=usage.bytes_stored, capacity_bytes=usage.capacity_bytes,
+        free_bytes=usage.free_bytes, inflight=status.inflight, started_at=status.started_at,
+    )
+
+
+def status_from_msg(msg: WorkerStatusMsg) -> WorkerStatus:
+    return WorkerStatus(
+        worker_id=msg.worker_id, store=msg.store,
+        usage=StoreUsage(msg.chunk_count, msg.bytes_stored, msg.capacity_bytes, msg.free_bytes),
+        inflight=msg.inflight, started_at=msg.started_at,
+    )
+
+
+_TO_GRPC: list[tuple[type[EchoFSError], Status]] = [
+    (ChunkMissing, Status.NOT_FOUND),
+    (CorruptChunk, Status.DATA_LOSS),
+    (BadRequest, Status.INVALID_ARGUMENT),
+    (Unavailable, Status.UNAVAILABLE),
+]
+
+
+def to_grpc_error(exc: Exception) -> GRPCError:
+    for kind, status in _TO_GRPC:
+        if isinstance(exc, kind):
+            return GRPCError(status, str(exc))
+    if isinstance(exc, ValueError):
+        return GRPCError(Status.INVALID_ARGUMENT, str(exc))
+    return GRPCError(Status.INTERNAL, f"{type(exc).__name__}: {exc}")
+
+
+def from_grpc_error(exc: GRPCError) -> Exception:
+    message = exc.message or exc.status.name
+    if exc.status is Status.NOT_FOUND:
+        return ChunkMissing(message)
+    if exc.status is Status.DATA_LOSS:
+        return CorruptChunk(message)
+    if exc.status is Status.INVALID_ARGUMENT:
+        return BadRequest(message)
+    return Unavailable(f"worker RPC failed ({exc.status.name}): {message}")

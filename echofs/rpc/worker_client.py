@@ -1,0 +1,98 @@
+"""A :class:`~echofs.worker.client.WorkerClient` that reaches its worker over gRPC.
+
+One HTTP/2 channel per worker; grpclib multiplexes concurrent calls on it.
+Worker-side errors come back as the same domain errors the in-process client
+raises (missing → ChunkMissing, damaged → CorruptChunk); transport failures
+surface as exceptions the master counts against the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from grpclib import GRPCError
+from grpclib.client import Channel
+
+from echofs.core.errors import CorruptChunk
+from echofs.rpc.convert import from_grpc_error, status_from_msg
+from echofs.rpc.generated.echofs.v1 import (
+    ChunkRef,
+    ListChunksRequest,
+    PutChunkRequest,
+    StatusRequest,
+    WorkerServiceStub,
+)
+from echofs.worker.client import WorkerClient
+from echofs.worker.service import WorkerStatus
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {address!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class GrpcWorkerClient(WorkerClient):
+    def __init__(self, worker_id: str, address: str) -> None:
+        self.worker_id = worker_id
+        self.address = address
+        host, port = split_address(address)
+        self._channel = Channel(host, port)
+        self._stub = WorkerServiceStub(self._channel)
+
+    async def put_chunk(self, chunk_id: str, frame: bytes) -> None:
+        try:
+            await self._stub.put_chunk(PutChunkRequest(chunk_id=chunk_id, frame=frame))
+        except GRPCError as exc:
+            raise from_grpc_error(exc) from exc
+
+    async def get_chunk(self, chunk_id: str) -> bytes:
+        parts: list[bytes] = []
+        expected = 0
+        try:
+            async for part in self._stub.get_chunk(ChunkRef(chunk_id=chunk_id)):
+                if not parts:
+                    expected = part.total_size
+                parts.append(part.data)
+        except GRPCError as exc:
+            raise from_grpc_error(exc) from exc
+        frame = parts[0] if len(parts) == 1 else b"".join(parts)
+        if len(frame) != expected:
+            raise CorruptChunk(f"chunk {chunk_id}: stream ended at {len(frame)} of {expected}")
+        return frame
+
+    async def delete_chunk(self, chunk_id: str) -> bool:
+        try:
+            return (await self._stub.delete_chunk(ChunkRef(chunk_id=chunk_id))).deleted
+        except GRPCError as exc:
+            raise from_grpc_error(exc) from exc
+
+    async def has_chunk(self, chunk_id: str) -> bool:
+        try:
+            return (await self._stub.has_chunk(ChunkRef(chunk_id=chunk_id))).present
+        except GRPCError as exc:
+            raise from_grpc_error(exc) from exc
+
+    async def verify_chunk(self, chunk_id: str) -> str:
+        try:
+            return (await self._stub.verify_chunk(ChunkRef(chunk_id=chunk_id))).verdict
+        except GRPCError as exc:
+            raise from_grpc_error(exc) from exc
+
+    async def list_chunks(self) -> AsyncIterator[str]:
+        try:
+            async for batch in self._stub.list_chunks(ListChunksRequest()):
+                for chunk_id in batch.chunk_ids:
+                    yield chunk_id
+        except GRPCError as exc:
+            raise from_grpc_error(exc) from exc
+
+    async def status(self) -> WorkerStatus:
+        try:
+            return status_from_msg(await self._stub.status(StatusRequest()))
+        except GRPCError as exc:
+            raise from_grpc_error(exc) from exc
+
+    async def close(self) -> None:
+        self._channel.close()
