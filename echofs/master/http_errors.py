@@ -93,7 +93,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     if not response.prepared:
         response.headers["X-Request-Id"] = request_id
     log.log(
-        logging.INFO if status < 500 else logging.ERROR, "request",
+        logging.ERROR if status == 500 else logging.WARNING if status >= 500 else logging.INFO,
+        "request",
         method=request.method, path=request.path, status=status,
         duration_ms=round((time.monotonic() - started) * 1000, 2),
         **request[FACTS].fields(),

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -23,15 +24,24 @@ def free_port() -> int:
 
 
 class ServeProcess:
+    """One ``echofs serve`` child. By default the embedded node (role all);
+    pass ``--role=...`` in ``args`` and a ``health_url`` for other roles."""
+
     def __init__(self, data_dir: Path, *args: str, port: int | None = None,
-                 env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+                 env: dict[str, str] | None = None, cwd: Path | None = None,
+                 health_url: str | None = None, name: str | None = None,
+                 up_statuses: tuple[int, ...] = (200,)) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.args = list(args)
         self.env = {**os.environ, **(env or {})}
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = data_dir.parent / f"serve-{self.port}.log"
+        self.name = name or f"serve-{self.port}"
+        self.log_path = data_dir.parent / f"{self.name}.log"
+        self.health_url = health_url or f"{self.url}/api/v1/health"
+        # A master with no workers yet answers 503 (cannot take writes) but is up.
+        self.up_statuses = up_statuses
         self.started_at = 0.0
         self.ready_after: float | None = None
 
@@ -58,22 +68,29 @@ class ServeProcess:
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"echofs serve exited with {self.proc.returncode}:\n"
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n"
                                    + self.log())
             try:
-                with urllib.request.urlopen(f"{self.url}/api/v1/health", timeout=1) as r:
-                    if r.status == 200:
+                with urllib.request.urlopen(self.health_url, timeout=1) as r:
+                    if r.status in self.up_statuses:
                         return
+            except urllib.error.HTTPError as exc:
+                if exc.code in self.up_statuses:
+                    return
             except OSError:
                 pass
             time.sleep(0.02)
-        raise TimeoutError(f"echofs serve not healthy after {timeout}s:\n{self.log()}")
+        raise TimeoutError(f"{self.name} not healthy after {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-5000:]
         except FileNotFoundError:
             return ""
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def rss(self) -> int:
         assert self.proc is not None
@@ -86,7 +103,9 @@ class ServeProcess:
         return self.proc.wait(timeout)
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        """SIGKILL: a crash, no chance to clean up."""
+        if self.running:
+            assert self.proc is not None
             self.proc.kill()
             self.proc.wait()
 
