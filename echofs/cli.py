@@ -55,6 +55,18 @@ def _db_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     db.add_argument("--data-dir", type=Path, help="embedded data folder (for its SQLite)")
 
 
+def _dev_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    dev = sub.add_parser("dev", help="developer tools")
+    dev_sub = dev.add_subparsers(dest="dev_command", required=True, metavar="TOOL")
+    cluster = dev_sub.add_parser("cluster", help="master + N workers as processes on loopback")
+    cluster.add_argument("--workers", type=int, default=3)
+    cluster.add_argument("--replication-factor", type=int, default=3)
+    cluster.add_argument("--port", type=int, default=8080, help="master HTTP port")
+    cluster.add_argument("--grpc-port", type=int, default=9080,
+                         help="master gRPC port; worker i uses this + i")
+    cluster.add_argument("--data-dir", type=Path, default=Path("echofs-cluster"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="echofs",
                                      description="EchoFS: a file store with adaptive consistency")
@@ -62,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _serve_parser(sub)
     _db_parser(sub)
+    _dev_parser(sub)
     return parser
 
 
@@ -107,11 +120,21 @@ def _db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dev(args: argparse.Namespace) -> int:
+    from echofs.devcluster import run_cluster
+
+    return asyncio.run(run_cluster(
+        data_dir=args.data_dir, workers=args.workers, port=args.port,
+        grpc_port=args.grpc_port, replication_factor=args.replication_factor))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "dev":
+            return _dev(args)
         return _db(args)
     except (ValueError, OSError) as exc:
         print(f"echofs: error: {exc}", file=sys.stderr)

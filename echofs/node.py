@@ -98,7 +98,7 @@ class Node:
         else:
             # Workers that hold data get the usual timeouts to re-register
             # before they are declared dead (this master may have restarted).
-            registry.expect(await self.repo.worker_ids_with_replicas())
+            registry.expect(await self.repo.known_worker_ids())
         self.master = MasterRole(settings, self.repo, registry, role_name=role_name)
         await self.master.start()
         if role_name == "master":

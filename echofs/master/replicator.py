@@ -119,7 +119,7 @@ class Replicator(Daemon):
             # Collected meanwhile: nothing to restore.
             await self.repo.drop_replication(task)
             return
-        if self.registry.liveness(task.target_worker) in ("dead", "unknown"):
+        if self.registry.liveness(task.target_worker) == "dead":
             # Nobody to give the copy to: aim it at the chunk's new home instead.
             await self.repo.drop_replication(task)
             await self._queue_new_homes(task.chunk_id, await self.repo.replicas(task.chunk_id))

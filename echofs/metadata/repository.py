@@ -195,10 +195,15 @@ class MetadataRepository:
         async with self._read() as session:
             return [(c, w, int(n)) for c, w, n in (await session.execute(query)).all()]
 
-    async def worker_ids_with_replicas(self) -> list[str]:
+    async def known_worker_ids(self) -> list[str]:
+        """Every worker the metadata mentions: holders of replicas and targets
+        of pending replication."""
         async with self._read() as session:
-            return sorted((await session.execute(
+            holders = set((await session.execute(
                 select(ChunkReplicaRow.worker_id).distinct())).scalars())
+            targets = set((await session.execute(
+                select(ReplicationTaskRow.target_worker).distinct())).scalars())
+        return sorted(holders | targets)
 
     async def replicas(self, chunk_id: str) -> tuple[str, ...]:
         async with self._read() as session:

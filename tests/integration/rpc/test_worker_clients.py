@@ -1,0 +1,80 @@
+"""The WorkerClient contract, held by the in-process client and the gRPC one
+alike: the master cannot tell them apart."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from grpclib.server import Server
+
+from echofs.core.chunk_codec import encode_chunk
+from echofs.core.errors import ChunkMissing, CorruptChunk
+from echofs.rpc.worker_client import GrpcWorkerClient
+from echofs.rpc.worker_server import PART_SIZE, WorkerGrpcService
+from echofs.testing.process import free_port
+from echofs.worker.client import LocalWorkerClient
+from echofs.worker.service import WorkerService
+from echofs.worker.stores.local import LocalChunkStore
+
+
+@pytest.fixture(params=["local", "grpc"])
+async def client(request, tmp_path):
+    service = WorkerService("w1", LocalChunkStore(tmp_path / "store"))
+    await service.open()
+    if request.param == "local":
+        yield LocalWorkerClient(service)
+        return
+    server = Server([WorkerGrpcService(service)])
+    port = free_port()
+    await server.start("127.0.0.1", port)
+    remote = GrpcWorkerClient("w1", f"127.0.0.1:{port}")
+    try:
+        yield remote
+    finally:
+        await remote.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_put_get_has_verify_delete(client):
+    chunk = encode_chunk(os.urandom(1000))
+    assert not await client.has_chunk(chunk.chunk_id)
+    await client.put_chunk(chunk.chunk_id, chunk.frame)
+    assert await client.has_chunk(chunk.chunk_id)
+    assert await client.get_chunk(chunk.chunk_id) == chunk.frame
+    assert await client.verify_chunk(chunk.chunk_id) == "ok"
+    assert [c async for c in client.list_chunks()] == [chunk.chunk_id]
+    status = await client.status()
+    assert status.worker_id == "w1" and status.usage.chunk_count == 1
+    assert await client.delete_chunk(chunk.chunk_id) is True
+    assert await client.delete_chunk(chunk.chunk_id) is False
+    assert await client.verify_chunk(chunk.chunk_id) == "missing"
+
+
+async def test_missing_chunk_is_chunk_missing(client):
+    with pytest.raises(ChunkMissing):
+        await client.get_chunk("ab" * 32)
+
+
+async def test_damaged_frame_is_refused_and_not_stored(client):
+    chunk = encode_chunk(os.urandom(1000))
+    damaged = chunk.frame[:-1] + bytes([chunk.frame[-1] ^ 1])
+    with pytest.raises(CorruptChunk):
+        await client.put_chunk(chunk.chunk_id, damaged)
+    assert not await client.has_chunk(chunk.chunk_id)
+
+
+async def test_large_chunk_streams_in_parts(client):
+    chunk = encode_chunk(os.urandom(3 * PART_SIZE + 123))
+    await client.put_chunk(chunk.chunk_id, chunk.frame)
+    assert await client.get_chunk(chunk.chunk_id) == chunk.frame
+
+
+async def test_many_chunks_listed_in_batches(client):
+    ids = set()
+    for i in range(1500):
+        chunk = encode_chunk(f"chunk {i}".encode())
+        await client.put_chunk(chunk.chunk_id, chunk.frame)
+        ids.add(chunk.chunk_id)
+    assert {c async for c in client.list_chunks()} == ids
