@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _MAX_BACKOFF = 60.0
 _PAGE = 500
+_CONCURRENCY = 8
 
 
 class Replicator(Daemon):
@@ -48,6 +49,9 @@ class Replicator(Daemon):
         self.chunk_io = chunk_io
         self.replication_factor = replication_factor
         self.completed = 0
+        # Copies in flight at once: enough to overlap worker latency, few
+        # enough to leave bandwidth for clients.
+        self._slots = asyncio.Semaphore(_CONCURRENCY)
         self._rehomed: set[str] = set()
         self._backlog_since: float | None = None
         self._healed_at: float | None = None
@@ -64,9 +68,20 @@ class Replicator(Daemon):
             self.wake()
 
     async def run_once(self) -> int:
+        """Re-home dead workers' chunks, then copy until nothing is due."""
         await self._rehome_dead_workers()
         done = 0
-        for task in await self.repo.due_replications():
+        while tasks := await self.repo.due_replications(_PAGE):
+            results = await asyncio.gather(*(self._attempt(t) for t in tasks))
+            done += sum(results)
+            if len(tasks) < _PAGE or not any(results):
+                break
+        self.completed += done
+        await self._measure_backlog()
+        return done
+
+    async def _attempt(self, task: ReplicationTask) -> bool:
+        async with self._slots:
             try:
                 await self._replicate(task)
             except Exception as exc:
@@ -74,11 +89,8 @@ class Replicator(Daemon):
                 log.warning("replication of %s to %s failed (%s); retry in %.0fs",
                             task.chunk_id[:12], task.target_worker, exc, delay)
                 await self.repo.retry_replication(task, delay)
-                continue
-            done += 1
-        self.completed += done
-        await self._measure_backlog()
-        return done
+                return False
+        return True
 
     async def _measure_backlog(self) -> None:
         depth, oldest = await self.repo.replication_backlog()

@@ -40,6 +40,7 @@ class MasterRole:
             pipeline_depth=settings.pipeline_depth,
             versions_kept=settings.versions_kept,
             max_upload_size=settings.max_upload_size,
+            gc_grace=settings.gc_grace,
         ))
         self.reader = ChunkReader(repo, registry, self.chunk_io)
         self.collector = GarbageCollector(repo, registry, self.chunk_io,

@@ -52,6 +52,9 @@ class PipelineSettings:
     pipeline_depth: int
     versions_kept: int
     max_upload_size: int
+    # The collector's grace period: an upload re-touches its chunks well
+    # within it, so however long the upload runs they are not collected.
+    gc_grace: float
 
 
 class UploadPipeline:
@@ -82,6 +85,8 @@ class Upload:
         self._stored_bytes = 0
         self._min_acks: int | None = None
         self._closed = False
+        self._chunk_ids: dict[str, None] = {}
+        self._keepalive: asyncio.Task[None] | None = None
 
     @property
     def size(self) -> int:
@@ -99,6 +104,8 @@ class Upload:
 
     async def _submit(self, chunk: bytes) -> None:
         self._raise_failure()
+        if self._keepalive is None:
+            self._keepalive = asyncio.create_task(self._keep_chunks_alive())
         self._hasher.update(chunk)
         await self._slots.acquire()
         self._tasks.append(asyncio.create_task(self._store_chunk(chunk)))
@@ -125,6 +132,7 @@ class Upload:
         claim = await p.claims.claim(new)
         if claim.state != "live":
             claim = await self._wait_for_collection(new)
+        self._chunk_ids[encoded.chunk_id] = None
         # Placement is over every worker that still owns placements (alive or
         # suspect), so a worker that is briefly away keeps its chunks' homes:
         # its copies are queued for it instead of moving elsewhere.
@@ -167,6 +175,16 @@ class Upload:
         return NewChunk(new.chunk_id, new.size, new.stored_size, new.compressed,
                         tuple(dict.fromkeys([*held, *acked])))
 
+    async def _keep_chunks_alive(self) -> None:
+        period = max(self._p.settings.gc_grace / 4, 0.05)
+        while True:
+            await asyncio.sleep(period)
+            if self._chunk_ids:
+                try:
+                    await self._p.repo.touch_chunks(list(self._chunk_ids))
+                except Exception:  # the next period retries; commit re-checks anyway
+                    log.warning("could not refresh the chunks of an upload", exc_info=True)
+
     async def _wait_for_collection(self, new: NewChunk):  # type: ignore[no-untyped-def]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _COLLECTION_WAIT
@@ -190,24 +208,32 @@ class Upload:
         self._closed = True
         try:
             chunks = list(await asyncio.gather(*self._tasks))
+            p = self._p
+            file, version = await p.repo.commit_version(
+                owner=owner, path=path, chunks=chunks, size=self._splitter.total,
+                blake3=self._hasher.hexdigest(), mode=mode,
+                replicas_acked=self._min_acks or 0,
+                versions_kept=p.settings.versions_kept,
+            )
         except BaseException:
             await self.abort()
             raise
-        p = self._p
-        file, version = await p.repo.commit_version(
-            owner=owner, path=path, chunks=chunks, size=self._splitter.total,
-            blake3=self._hasher.hexdigest(), mode=mode,
-            replicas_acked=self._min_acks or 0,
-            versions_kept=p.settings.versions_kept,
-        )
+        finally:
+            self._stop_keepalive()
         return UploadResult(file, version, self._dedup_chunks, self._dedup_bytes,
                             self._stored_bytes)
+
+    def _stop_keepalive(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
 
     async def abort(self) -> None:
         """Stop every chunk still in flight. What was stored is left to the
         collector: it is unreferenced, so it becomes garbage after the grace
         period."""
         self._closed = True
+        self._stop_keepalive()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -157,6 +157,17 @@ class MetadataRepository:
                 found[chunk_id].append(worker_id)
         return found
 
+    async def touch_chunks(self, chunk_ids: Sequence[str]) -> None:
+        """Tell the collector these chunks are in use (a long upload's)."""
+        now = time.time()
+        async with self._write() as session:
+            for batch in _batches(list(chunk_ids)):
+                await session.execute(
+                    update(ChunkRow)
+                    .where(ChunkRow.id.in_(batch), ChunkRow.state == "live")
+                    .values(touched_at=now)
+                )
+
     async def add_replicas(self, chunk_id: str, worker_ids: Iterable[str]) -> None:
         rows = [
             {"chunk_id": chunk_id, "worker_id": w, "stored_at": time.time()} for w in worker_ids

@@ -152,3 +152,27 @@ async def test_two_broken_workers_fail_the_write_with_503_and_no_file(http, node
     async with http.get("/api/v1/files") as resp:
         assert [f["path"] for f in (await resp.json())["files"]] == ["earlier.bin"]
     assert await download(http, earlier["file_id"]) == b"acknowledged before the failure"
+
+
+async def test_an_upload_longer_than_the_collector_grace_keeps_its_chunks(tmp_path):
+    """The collector runs every 0.1 s with a 0.5 s grace while a slow upload
+    takes seconds: the upload keeps its chunks alive, and nothing is lost."""
+    import asyncio
+
+    import aiohttp
+
+    from echofs.testing.node import running_node
+
+    async def slow_body():
+        for _ in range(8):
+            yield os.urandom(MIB // 2)
+            await asyncio.sleep(0.3)
+
+    async with running_node(tmp_path / "d", gc_grace=0.5, gc_interval=0.1,
+                            chunk_size=MIB // 2) as node, \
+            aiohttp.ClientSession(base_url=node.url) as http:
+        async with http.put("/api/v1/files/content/slow.bin", data=slow_body()) as resp:
+            body = await resp.json()
+            assert resp.status == 201, body
+        await asyncio.sleep(0.5)  # several collector passes after the commit
+        assert len(await download(http, body["file_id"])) == 4 * MIB
