@@ -133,11 +133,15 @@ class Upload:
         if claim.state != "live":
             claim = await self._wait_for_collection(new)
         self._chunk_ids[encoded.chunk_id] = None
-        # Placement is over every worker that still owns placements (alive or
-        # suspect), so a worker that is briefly away keeps its chunks' homes:
-        # its copies are queued for it instead of moving elsewhere.
-        targets = place(encoded.chunk_id, p.registry.placeable_ids(), rf)
-        live = set(p.registry.live_ids())
+        # New placements go to live workers. If fewer than RF are live, the
+        # missing homes are taken among suspect workers (likely back soon)
+        # and their copies queued durably rather than forgotten.
+        live_ids = p.registry.live_ids()
+        live = set(live_ids)
+        targets = place(encoded.chunk_id, live_ids, rf)
+        if len(targets) < rf:
+            absent = [w for w in p.registry.placeable_ids() if w not in live]
+            targets += place(encoded.chunk_id, absent, rf - len(targets))
         held = [w for w in claim.replicas if w in live]
         if len(held) >= quorum:
             # Deduplicated: enough live copies exist already.

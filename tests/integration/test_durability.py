@@ -176,3 +176,20 @@ async def test_an_upload_longer_than_the_collector_grace_keeps_its_chunks(tmp_pa
             assert resp.status == 201, body
         await asyncio.sleep(0.5)  # several collector passes after the commit
         assert len(await download(http, body["file_id"])) == 4 * MIB
+
+
+async def test_new_placements_avoid_a_suspect_worker_when_enough_are_live(tmp_path):
+    import aiohttp
+
+    from echofs.testing.node import running_node
+
+    async with running_node(tmp_path / "d", workers=5) as node, \
+            aiohttp.ClientSession(base_url=node.url) as http:
+        for _ in range(3):  # three failed calls: w2 is suspect though it heartbeats
+            node.master.registry.observe_failure("w2")
+        assert node.master.registry.liveness("w2") == "suspect"
+        body = await upload(http, "p.bin", os.urandom(4 * MIB))
+        assert body["replicas_acked"] == 3
+        for chunk in await _chunk_list(http, body["file_id"]):
+            assert len(chunk["replicas"]) == 3 and "w2" not in chunk["replicas"]
+        assert (await node.repo.replication_backlog())[0] == 0
