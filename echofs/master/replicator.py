@@ -56,8 +56,6 @@ class Replicator(Daemon):
         self._backlog_since: float | None = None
         self._healed_at: float | None = None
         self.last_convergence: float | None = None
-        self.queue_depth = 0
-        self.oldest_task_created: float | None = None
 
     async def worker_up(self, worker_id: str) -> None:
         """A worker (re)joined: its pending copies are due now, and it owns its
@@ -94,7 +92,6 @@ class Replicator(Daemon):
 
     async def _measure_backlog(self) -> None:
         depth, oldest = await self.repo.replication_backlog()
-        self.queue_depth, self.oldest_task_created = depth, oldest
         now = time.time()
         if depth and self._backlog_since is None:
             self._backlog_since = oldest or now

@@ -87,7 +87,11 @@ class MasterRole:
                 "depth": depth,
                 "oldest_age_seconds": round(time.time() - oldest, 3) if oldest else None,
                 "last_convergence_seconds": round(convergence, 3) if convergence else None,
+                "copies_made": self.replicator.completed,
             },
+            "scrubber": {"cycles": self.scrubber.cycles,
+                         "bad_copies_found": self.scrubber.bad_found},
+            "read_repairs_queued": self.reader.repairs_queued,
         }
         return web.json_response(body, status=200 if status != "unavailable" else 503)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import pytest
@@ -16,6 +16,7 @@ from echofs.core.chunk_codec import decode_chunk
 from echofs.testing.cluster import ProcessCluster
 from echofs.testing.http import download, download_digest, error_of, pattern_digest, put_raw
 from echofs.testing.node import flip_byte
+from echofs.testing.waiting import eventually
 
 MIB = 1024 * 1024
 
@@ -31,16 +32,6 @@ async def http(cluster):
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(base_url=cluster.url, timeout=timeout) as session:
         yield session
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while loop.time() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"not within {within}s: {what}")
 
 
 async def paced_stream(total: int, *, at: int, action: Callable[[], None],

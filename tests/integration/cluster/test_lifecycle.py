@@ -3,7 +3,6 @@ work (a worker's data, a master's replication queue), and `echofs dev cluster`."
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -17,18 +16,9 @@ import aiohttp
 from echofs.testing.cluster import FAST_ENV, ProcessCluster
 from echofs.testing.http import download, put_raw
 from echofs.testing.process import free_port
+from echofs.testing.waiting import eventually
 
 MIB = 1024 * 1024
-
-
-async def _wait(check, within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while loop.time() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"not within {within}s: {what}")
 
 
 async def test_sigterm_is_clean_and_a_restarted_worker_serves_its_data(tmp_path):
@@ -64,7 +54,7 @@ async def test_restarted_master_resumes_its_replication_queue(tmp_path):
         async def restored() -> bool:
             return chunk_ids <= await cluster.chunks_on("w3")
 
-        await _wait(restored, 30, "w3 given the copies queued before the master crashed")
+        await eventually(restored, 30, "w3 given the copies queued before the master crashed")
         async with aiohttp.ClientSession(base_url=cluster.url) as http, \
                 http.get("/api/v1/health") as resp:
             queue = (await resp.json())["replication_queue"]
