@@ -1,0 +1,1 @@
+"""The controller role: signals in, per-file consistency modes out."""

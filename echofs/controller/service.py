@@ -1,0 +1,312 @@
+"""The consistency controller: turns masters' measurements into per-file modes.
+
+Every sample interval it merges the latest report of each master, estimates
+each worker's unhealthiness (decaying, so a worker that just came back still
+weighs a little for a few seconds), computes each file's partition risk over
+the workers its writes go to, and asks the :class:`ModeDecider` for a
+decision. Changes are persisted with their audit entry (time, file, from, to,
+reason, score, signals) and streamed to every watching master.
+
+Operators' levers (hints, critical keys, the global override) are persisted
+and take effect at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from echofs.controller.signals import MasterReport, ModeUpdate
+from echofs.core.consistency import (
+    Controls,
+    Decision,
+    Hint,
+    Mode,
+    ModeDecider,
+    Sample,
+    partition_risk,
+    unhealthiness,
+)
+from echofs.daemon import Daemon
+from echofs.metadata.consistency import ConsistencyRepository, Transition, signals_summary
+from echofs.observability import metrics
+
+log = logging.getLogger(__name__)
+
+# A master's report counts for this many intervals; older ones are ignored.
+_REPORT_TTL_INTERVALS = 3.0
+# Half-life (seconds) of a worker's remembered unhealthiness.
+_RISK_HALF_LIFE = 2.0
+# Files the controller keeps scoring although no longer written: all it has
+# decided on (so they can return to strong), capped for memory.
+_MAX_TRACKED = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class ModeInfo:
+    object_id: str
+    mode: str
+    reason: str
+    score: float | None
+    changed_at: float | None
+
+
+class ControllerService(Daemon):
+    name = "controller"
+
+    def __init__(self, store: ConsistencyRepository, decider: ModeDecider, *,
+                 sample_interval: float, replication_factor: int) -> None:
+        super().__init__(sample_interval)
+        self.store = store
+        self.decider = decider
+        self.replication_factor = replication_factor
+        self.controls = Controls()
+        self._reports: dict[str, tuple[float, MasterReport]] = {}
+        self._worker_risk: dict[str, tuple[float, float]] = {}  # id -> (value, at)
+        self._info: dict[str, ModeInfo] = {}
+        # Table entries changed since the last broadcast.
+        self._pending: dict[str, tuple[str, str]] = {}
+        self._watchers: set[asyncio.Queue[ModeUpdate]] = set()
+        self._lock = asyncio.Lock()
+        self.last_signals: dict[str, float] = {}
+        self.started_at = time.time()
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Restore everything persisted: modes, hints, critical keys, override."""
+        stored = await self.store.modes()
+        self.decider.restore({m.object_id: (Mode(m.mode), m.changed_at) for m in stored})
+        self._info = {m.object_id: ModeInfo(m.object_id, m.mode, m.reason, m.score,
+                                            m.changed_at) for m in stored}
+        self.controls.hints = {k: Hint(v) for k, v in (await self.store.hints()).items()}
+        self.controls.critical = await self.store.critical_keys()
+        override = await self.store.override()
+        self.controls.override = Mode(override) if override else None
+        # Levers apply to their files from the start (their entries may not be
+        # in the persisted modes if they never changed a mode).
+        await self._force([*self.controls.critical, *self.controls.hints])
+        log.info("controller loaded %d modes, %d hints, %d critical keys, override %s",
+                 len(stored), len(self.controls.hints), len(self.controls.critical),
+                 override or "none")
+
+    # -- signals in --------------------------------------------------------------
+
+    async def report(self, report: MasterReport) -> None:
+        self._reports[report.master_id] = (time.monotonic(), report)
+
+    def _current_reports(self) -> list[MasterReport]:
+        now = time.monotonic()
+        fresh = []
+        for master_id, (at, report) in list(self._reports.items()):
+            if now - at <= _REPORT_TTL_INTERVALS * max(report.interval, self.interval):
+                fresh.append(report)
+            else:
+                del self._reports[master_id]
+        return fresh
+
+    def _worker_unhealthiness(self, reports: list[MasterReport], now: float) -> dict[str, float]:
+        observed: dict[str, float] = {}
+        for report in reports:
+            for health in report.workers:
+                value = unhealthiness(health)
+                observed[health.worker_id] = max(observed.get(health.worker_id, 0.0), value)
+        current: dict[str, float] = {}
+        for worker_id in observed.keys() | self._worker_risk.keys():
+            previous, at = self._worker_risk.get(worker_id, (0.0, now))
+            decayed = previous * math.pow(0.5, (now - at) / _RISK_HALF_LIFE)
+            value = max(observed.get(worker_id, 0.0), decayed)
+            if worker_id in observed or value > 0.01:
+                current[worker_id] = value
+                self._worker_risk[worker_id] = (value, now)
+            else:
+                self._worker_risk.pop(worker_id, None)
+        return current
+
+    # -- decisions -----------------------------------------------------------------
+
+    async def run_once(self) -> list[Decision]:
+        now = time.time()
+        reports = self._current_reports()
+        risk_by_worker = self._worker_unhealthiness(reports, now)
+        lag = max((r.oldest_age for r in reports if r.queue_depth), default=0.0)
+        rf = max((r.replication_factor for r in reports), default=self.replication_factor)
+        rates: dict[str, float] = {}
+        workers_of: dict[str, set[str]] = {}
+        for report in reports:
+            for activity in report.files:
+                rates[activity.object_id] = rates.get(activity.object_id, 0.0) + \
+                    activity.write_rate
+                workers_of.setdefault(activity.object_id, set()).update(activity.workers)
+        everyone = list(risk_by_worker)
+        cluster_risk = partition_risk(risk_by_worker.values(), rf) if everyone else 0.0
+        self.last_signals = {"cluster_partition_risk": cluster_risk, "replication_lag": lag,
+                             "masters": float(len(reports))}
+        files = list(dict.fromkeys([*rates, *list(self.decider.files)[:_MAX_TRACKED]]))
+        changes: list[tuple[Decision, Transition]] = []
+        async with self._lock:
+            for object_id in files:
+                targets = workers_of.get(object_id) or everyone
+                risk = partition_risk((risk_by_worker.get(w, 0.0) for w in targets), rf)
+                hint = self.controls.hints.get(object_id, Hint.AUTO)
+                sample = Sample(risk, lag, rates.get(object_id, 0.0), hint)
+                decision = self.decider.decide(object_id, sample, self.controls, now)
+                self._note(object_id, decision, now)
+                if decision.changed:
+                    signals = signals_summary({
+                        "partition_risk": risk, "replication_lag": lag,
+                        "write_rate": sample.write_rate, "hint": hint.value,
+                        "unhealthy_workers": {w: round(v, 3) for w, v in
+                                              risk_by_worker.items() if v > 0},
+                    })
+                    changes.append((decision, self._transition(object_id, decision, now,
+                                                               signals)))
+            await self._publish(changes)
+        return [d for d, _ in changes]
+
+    _FORCED = ("critical", "override", "hint")
+
+    def _note(self, object_id: str, decision: Decision, now: float) -> None:
+        """Keep the table masters mirror: every tracked file's mode and why,
+        including forced modes that did not change (a critical file while an
+        override stands must still read 'strong' on every master)."""
+        known = self._info.get(object_id)
+        if decision.changed or decision.reason in self._FORCED:
+            reason = decision.reason
+        elif known is None or known.reason in self._FORCED:
+            reason = "policy"  # no lever holds it any more
+        else:
+            reason = known.reason
+        entry = (decision.mode.value, reason)
+        if known is not None and (known.mode, known.reason) == entry:
+            return
+        score = None if math.isnan(decision.score) else round(decision.score, 4)
+        changed_at = now if decision.changed or known is None else known.changed_at
+        self._info[object_id] = ModeInfo(object_id, entry[0], entry[1], score, changed_at)
+        self._pending[object_id] = entry
+
+    def _transition(self, object_id: str, decision: Decision, now: float,
+                    signals: dict[str, object]) -> Transition:
+        score = None if math.isnan(decision.score) else round(decision.score, 4)
+        return Transition(0, now, object_id, decision.previous.value, decision.mode.value,
+                          decision.reason, score, signals)
+
+    async def _publish(self, changes: list[tuple[Decision, Transition]]) -> None:
+        transitions = [t for _, t in changes]
+        if transitions:
+            await self.store.record_transitions(transitions)
+        for t in transitions:
+            log.info("mode of %s: %s -> %s (%s, score %s)", t.object_id, t.from_mode,
+                     t.to_mode, t.reason, t.score)
+            metrics.MODE_TRANSITIONS.labels(t.from_mode, t.to_mode, t.reason).inc()
+        if self._pending:
+            update, self._pending = dict(self._pending), {}
+            self._broadcast(ModeUpdate(False, update, self.default_mode))
+
+    def _broadcast(self, update: ModeUpdate) -> None:
+        for queue in list(self._watchers):
+            queue.put_nowait(update)
+
+    @property
+    def default_mode(self) -> str:
+        """Mode for files with no decision yet: the override, or DEFAULT_MODE."""
+        return (self.controls.override or self.decider.default_mode).value
+
+    # -- modes out -------------------------------------------------------------------
+
+    def snapshot(self) -> ModeUpdate:
+        return ModeUpdate(True, {k: (v.mode, v.reason) for k, v in self._info.items()},
+                          self.default_mode)
+
+    async def watch(self) -> AsyncIterator[ModeUpdate]:
+        """The snapshot, then every change, for as long as the caller listens."""
+        queue: asyncio.Queue[ModeUpdate] = asyncio.Queue()
+        self._watchers.add(queue)
+        try:
+            yield self.snapshot()
+            while True:
+                yield await queue.get()
+        finally:
+            self._watchers.discard(queue)
+
+    def mode_of(self, object_id: str) -> ModeInfo:
+        known = self._info.get(object_id)
+        if known is not None:
+            return known
+        return ModeInfo(object_id, self.default_mode, "default", None, None)
+
+    # -- operators' levers -----------------------------------------------------------
+
+    async def _force(self, object_ids: list[str]) -> None:
+        now = time.time()
+        changes = []
+        for object_id in object_ids:
+            decision = self.decider.force(object_id, self.controls, now)
+            if decision is None:
+                continue
+            # force() reports 'hold' for an unchanged mode; keep the lever's name.
+            forced = self.decider.forced_lever(object_id, self.controls)
+            if forced is not None and not decision.changed:
+                decision = Decision(decision.mode, forced[1], decision.score, False,
+                                    decision.previous)
+            self._note(object_id, decision, now)
+            if decision.changed:
+                changes.append((decision, self._transition(
+                    object_id, decision, now, {"lever": decision.reason})))
+        await self._publish(changes)
+
+    async def set_hint(self, object_id: str, hint: Hint) -> None:
+        async with self._lock:
+            await self.store.set_hint(object_id, hint.value)
+            if hint is Hint.AUTO:
+                self.controls.hints.pop(object_id, None)
+            else:
+                self.controls.hints[object_id] = hint
+            await self._force([object_id])
+
+    async def set_override(self, mode: Mode | None) -> None:
+        async with self._lock:
+            await self.store.set_override(mode.value if mode else None)
+            self.controls.override = mode
+            await self._force(list(self.decider.files))
+            # Files without a decision follow the new default right away.
+            self._broadcast(ModeUpdate(False, {}, self.default_mode))
+
+    async def add_critical(self, keys: list[str]) -> None:
+        async with self._lock:
+            await self.store.add_critical_keys(keys)
+            self.controls.critical.update(keys)
+            await self._force(keys)
+
+    async def remove_critical(self, keys: list[str]) -> None:
+        async with self._lock:
+            await self.store.remove_critical_keys(keys)
+            self.controls.critical.difference_update(keys)
+
+    def status(self) -> dict[str, object]:
+        counts = {m.value: 0 for m in Mode}
+        for info in self._info.values():
+            counts[info.mode] = counts.get(info.mode, 0) + 1
+        return {
+            "status": "ok", "role": "controller", "uptime_seconds": round(time.time() -
+                                                                          self.started_at, 1),
+            "files_tracked": len(self.decider.files), "modes": counts,
+            "override": self.controls.override.value if self.controls.override else None,
+            "critical_keys": len(self.controls.critical), "hints": len(self.controls.hints),
+            "signals": {k: round(v, 4) for k, v in self.last_signals.items()},
+            "worker_unhealthiness": {w: round(v, 4) for w, (v, _) in self._worker_risk.items()},
+            "masters_reporting": len(self._reports), "watchers": len(self._watchers),
+            "sample_interval": self.interval,
+            "confirm_samples": self.decider.config.confirm_samples,
+            "cooldown": self.decider.config.cooldown,
+        }
+
+
+async def close_watch(iterator: AsyncIterator[ModeUpdate]) -> None:
+    with contextlib.suppress(Exception):
+        await iterator.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,42 @@
+"""The master's window on a remote controller: ``/api/v1/consistency/...``
+is forwarded to the controller's REST API (``/v1/...``, ``/status``,
+``/health``) so operators need one address. A controller that cannot be
+reached is a 503, never a hang: the proxy has its own short timeout."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from echofs.core.errors import Unavailable
+
+CONSISTENCY_PREFIX = "/api/v1/consistency"
+_TIMEOUT = aiohttp.ClientTimeout(total=10)
+_MAX_BODY = 1024 * 1024
+
+
+class ConsistencyProxy:
+    def __init__(self, controller_url: str) -> None:
+        self.base = controller_url.rstrip("/")
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.route("*", CONSISTENCY_PREFIX + "/{tail:.*}", self.forward)]
+
+    async def forward(self, request: web.Request) -> web.Response:
+        tail = request.match_info["tail"]
+        target = f"{self.base}/{tail}" if tail in ("status", "health") else \
+            f"{self.base}/v1/{tail}"
+        body = await request.read() if request.can_read_body else None
+        if body is not None and len(body) > _MAX_BODY:
+            raise web.HTTPRequestEntityTooLarge(max_size=_MAX_BODY, actual_size=len(body))
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in ("content-type", "x-request-id")}
+        try:
+            async with aiohttp.ClientSession(timeout=_TIMEOUT) as session, session.request(
+                    request.method, target, params=request.query, data=body,
+                    headers=headers) as resp:
+                payload = await resp.read()
+                return web.Response(status=resp.status, body=payload,
+                                    content_type=resp.content_type)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unavailable(f"controller at {self.base} unreachable: {exc}") from None
