@@ -1,0 +1,1 @@
+"""Accounts, passwords and tokens: who is asking, and what they may touch."""

@@ -1,0 +1,177 @@
+"""The OpenAPI 3 document of the master's REST API, served at
+``/api/v1/openapi.json``. A test checks that every route the master serves is
+described here, and a fuzzing run checks that responses match it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from echofs import __version__
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(summary: str, ok: dict[str, Any], *, status: str = "200", tag: str = "files",
+        parameters: list[dict[str, Any]] | None = None,
+        body: dict[str, Any] | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary, "tags": [tag],
+        "responses": {status: ok, "default": _json(_ERROR, "Error")},
+    }
+    if parameters:
+        op["parameters"] = parameters
+    if body:
+        op["requestBody"] = body
+    return op
+
+
+def _param(name: str, where: str = "query", *, required: bool = False,
+           schema: dict[str, Any] | None = None, description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required or where == "path",
+            "schema": schema or {"type": "string"}, "description": description}
+
+
+_OBJ = {"type": "object"}
+_FILE_ID = _param("file_id", "path", description="File id (stable across versions)")
+_VERSION = _param("version", schema={"type": "integer", "minimum": 1},
+                  description="A version number (default: current)")
+_PATH = _param("path", "path", description="Slash-separated file name")
+_CONSISTENCY = _param("consistency", schema={"type": "string",
+                                             "enum": ["auto", "strong", "available"]},
+                      description="Per-upload consistency hint")
+_JSON_BODY = {"required": True, "content": {"application/json": {"schema": _OBJ}}}
+_BINARY = {"type": "string", "format": "binary"}
+
+
+def openapi_document() -> dict[str, Any]:
+    files = {"$ref": "#/components/schemas/File"}
+    upload = {"$ref": "#/components/schemas/UploadResult"}
+    download = {
+        "description": "The file's bytes (206 for a Range)",
+        "content": {"application/octet-stream": {"schema": _BINARY},
+                    "*/*": {"schema": _BINARY}},
+    }
+    raw_upload = {"required": True,
+                  "content": {"application/octet-stream": {"schema": _BINARY}}}
+    multipart = {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": _BINARY, "path": {"type": "string"},
+                       "user_id": {"type": "string"},
+                       "consistency": {"type": "string",
+                                       "enum": ["auto", "strong", "available"]}},
+    }}}}
+    consistency = "consistency"
+    paths: dict[str, Any] = {
+        "/api/v1/health": {"get": _op("Master health", _json(_OBJ), tag="cluster")},
+        "/api/v1/openapi.json": {"get": _op("This document", _json(_OBJ), tag="cluster")},
+        "/api/v1/workers/health": {"get": _op("Workers as the master sees them (admin)",
+                                              _json(_OBJ), tag="cluster")},
+        "/metrics": {"get": _op("Prometheus metrics", {
+            "description": "Prometheus text format",
+            "content": {"text/plain": {"schema": {"type": "string"}}}}, tag="cluster")},
+        "/api/v1/auth/register": {"post": _op("Create an account (first one is admin)",
+                                              _json(_OBJ, "Created"), status="201",
+                                              tag="auth", body=_JSON_BODY)},
+        "/api/v1/auth/login": {"post": _op("Get a token", _json(_OBJ), tag="auth",
+                                           body=_JSON_BODY)},
+        "/api/v1/auth/me": {"get": _op("Who am I", _json(_OBJ), tag="auth")},
+        "/api/v1/auth/profile": {"get": _op("Who am I (original name)", _json(_OBJ),
+                                            tag="auth")},
+        "/api/v1/files": {"get": _op("List files", _json({
+            "type": "object", "required": ["files", "count", "next_cursor"],
+            "properties": {"files": {"type": "array", "items": files},
+                           "count": {"type": "integer"},
+                           "next_cursor": {"type": ["string", "null"]}}}),
+            parameters=[_param("prefix"), _param("cursor"),
+                        _param("limit", schema={"type": "integer", "minimum": 1,
+                                                "maximum": 1000}),
+                        _param("all", schema={"type": "string", "enum": ["true", "false"]},
+                               description="Admins: every user's files"),
+                        _param("user_id", description="Open mode: one owner's files")])},
+        "/api/v1/files/upload": {"post": _op("Upload (multipart, field 'file')",
+                                             _json(upload, "Created"), status="201",
+                                             parameters=[_CONSISTENCY], body=multipart)},
+        "/api/v1/files/content/{path}": {
+            "put": _op("Upload a raw body to a path", _json(upload, "Created"),
+                       status="201", parameters=[_PATH, _CONSISTENCY], body=raw_upload),
+            "get": _op("Download the current version by path", download, parameters=[
+                _PATH, _VERSION]),
+        },
+        "/api/v1/files/{file_id}": {
+            "get": _op("Metadata: size, digest, chunks and replicas", _json(files),
+                       parameters=[_FILE_ID, _VERSION]),
+            "delete": _op("Delete the file, or one version", _json(_OBJ),
+                          parameters=[_FILE_ID, _VERSION]),
+        },
+        "/api/v1/files/{file_id}/versions": {"get": _op("Versions kept", _json(_OBJ),
+                                                        parameters=[_FILE_ID])},
+        "/api/v1/files/{file_id}/download": {"get": _op(
+            "Download (Range, ETag, If-None-Match)", download,
+            parameters=[_FILE_ID, _VERSION])},
+        "/api/v1/consistency/mode": {"get": _op(
+            "A file's mode (admin)", _json(_OBJ), tag=consistency,
+            parameters=[_param("object_id", required=True)])},
+        "/api/v1/consistency/hint": {"post": _op("Set a file's hint", _json(_OBJ),
+                                                 tag=consistency, body=_JSON_BODY)},
+        "/api/v1/consistency/override": {
+            "post": _op("Force a mode on every non-critical file", _json(_OBJ),
+                        tag=consistency, body=_JSON_BODY),
+            "delete": _op("Clear the override", _json(_OBJ), tag=consistency),
+        },
+        "/api/v1/consistency/critical-keys": {
+            "get": _op("Critical keys (always strong)", _json(_OBJ), tag=consistency),
+            "post": _op("Add critical keys", _json(_OBJ), tag=consistency, body=_JSON_BODY),
+            "delete": _op("Remove critical keys", _json(_OBJ), tag=consistency,
+                          parameters=[_param("object_id")]),
+        },
+        "/api/v1/consistency/transitions": {"get": _op(
+            "Audit log of mode changes", _json(_OBJ), tag=consistency,
+            parameters=[_param("object_id"),
+                        _param("limit", schema={"type": "integer", "minimum": 1,
+                                                "maximum": 1000}),
+                        _param("before", schema={"type": "integer"})])},
+        "/api/v1/consistency/status": {"get": _op("Controller status", _json(_OBJ),
+                                                  tag=consistency)},
+        "/api/v1/consistency/health": {"get": _op("Controller health", _json(_OBJ),
+                                                  tag=consistency)},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "EchoFS", "version": __version__,
+                 "description": "Distributed file store with adaptive consistency."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "bearerFormat": "JWT"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {
+                    "error": {"type": "object", "required": ["code", "message"],
+                              "properties": {"code": {"type": "string"},
+                                             "message": {"type": "string"}}}}},
+                "File": {"type": "object",
+                         "required": ["file_id", "path", "size", "version", "mode", "blake3"],
+                         "properties": {"file_id": {"type": "string"},
+                                        "path": {"type": "string"},
+                                        "size": {"type": "integer", "minimum": 0},
+                                        "version": {"type": "integer", "minimum": 1},
+                                        "mode": {"type": "string"},
+                                        "blake3": {"type": "string"}}},
+                "UploadResult": {"type": "object",
+                                 "required": ["file_id", "version", "size", "chunks",
+                                              "blake3", "mode", "replicas_acked", "etag"],
+                                 "properties": {"file_id": {"type": "string"},
+                                                "version": {"type": "integer"},
+                                                "size": {"type": "integer"},
+                                                "chunks": {"type": "integer"},
+                                                "blake3": {"type": "string"},
+                                                "mode": {"type": "string"},
+                                                "replicas_acked": {"type": "integer"},
+                                                "etag": {"type": "string"}}},
+            },
+        },
+        "security": [{"bearer": []}, {}],
+    }
