@@ -18,7 +18,11 @@ def configure_logging(level: str = "info", fmt: str = "console", **context: str)
         numeric = logging.INFO
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),
+            # Plain tracebacks: structlog would use rich when it is installed,
+            # whose pretty printing of locals blocked the event loop for seconds.
+            exception_formatter=structlog.dev.plain_traceback)
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
