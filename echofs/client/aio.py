@@ -1,0 +1,566 @@
+"""The asynchronous EchoFS client: one method per REST endpoint, on aiohttp.
+
+Transfers stream: uploads read their source in 1 MiB pieces and downloads
+write as bytes arrive, so memory stays flat for any size. Both report
+progress through a callback ``(bytes_done, bytes_total_or_None)``. Full
+downloads are checked against the size and BLAKE3 digest the server
+announced (``Content-Length``, ``ETag``) before the file appears under its
+final name; a short or corrupt transfer raises :class:`IntegrityError` and
+leaves nothing behind.
+
+Errors are :class:`EchoFSClientError` (status, code, message) — the
+server's own error body when there is one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import unicodedata
+import urllib.parse
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+import blake3
+import yarl
+
+from echofs.client.credentials import server_url
+from echofs.client.errors import (
+    ConnectionFailed,
+    EchoFSClientError,
+    IntegrityError,
+    NotFound,
+    error_for,
+)
+from echofs.client.models import (
+    DeleteResult,
+    DownloadResult,
+    FileDetails,
+    FileInfo,
+    FilePage,
+    Identity,
+    ModeInfo,
+    Session,
+    Transition,
+    UploadResult,
+    VersionList,
+    WorkerInfo,
+)
+
+ProgressCallback = Callable[[int, int | None], None]
+"""Called with (bytes transferred so far, total bytes or None if unknown)."""
+
+Source = bytes | str | os.PathLike[str] | IO[bytes] | AsyncIterable[bytes] | Iterable[bytes]
+"""What can be uploaded: bytes, a file path, a binary file object, or an
+(async) iterable of byte pieces."""
+
+Destination = str | os.PathLike[str] | IO[bytes]
+"""Where a download goes: a file path, an existing folder (the server's file
+name is used), or a binary file object (e.g. ``sys.stdout.buffer``)."""
+
+PIECE = 1024 * 1024
+# Downloads are written to disk in batches of this size, off the event loop.
+_WRITE_BATCH = 1024 * 1024
+FILE_ID = re.compile(r"[0-9a-f]{32}")
+_API = "/api/v1"
+
+
+def _quote_path(path: str) -> str:
+    """Percent-encode a file path for a URL. ``.`` and ``..`` segments are
+    encoded too: left bare, the URL library would resolve them and send the
+    request to another path instead of letting the server refuse the name."""
+    return "/".join(_quote_segment(segment) for segment in path.split("/"))
+
+
+def _quote_segment(segment: str) -> str:
+    if segment in (".", ".."):
+        return "%2E" * len(segment)
+    return urllib.parse.quote(segment, safe="")
+
+
+def _filename_from(disposition: str | None) -> str | None:
+    """The file name of a ``Content-Disposition`` header (RFC 6266 ``filename*``
+    first), reduced to one safe path segment."""
+    if not disposition:
+        return None
+    name = None
+    star = re.search(r"filename\*=UTF-8''([^;]+)", disposition, re.IGNORECASE)
+    if star:
+        name = urllib.parse.unquote(star.group(1).strip())
+    else:
+        plain = re.search(r'filename="([^"]*)"', disposition)
+        name = plain.group(1) if plain else None
+    if name is None:
+        return None
+    # Never let a server-supplied name leave the folder we were given.
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if name in ("", ".", "..") or "\x00" in name:
+        return None
+    return name
+
+
+class DownloadStream:
+    """An open download: what the server announced, and its bytes as they arrive."""
+
+    def __init__(self, response: aiohttp.ClientResponse, file_id: str | None) -> None:
+        self._response = response
+        headers = response.headers
+        self.file_id = file_id
+        self.status = response.status
+        self.size: int | None = response.content_length
+        etag = headers.get("ETag")
+        self.blake3 = etag.strip().removeprefix("W/").strip('"') if etag else None
+        version = headers.get("X-EchoFS-Version")
+        self.version = int(version) if version and version.isdigit() else None
+        self.mode = headers.get("X-EchoFS-Mode")
+        self.stale = headers.get("X-EchoFS-Stale", "").lower() == "true"
+        self.name = _filename_from(headers.get("Content-Disposition"))
+        self.partial = response.status == 206
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for piece in self._response.content.iter_chunked(PIECE):
+                yield piece
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            raise ConnectionFailed(f"download interrupted: {exc}") from None
+
+
+class _Sink:
+    """Writes a download to a file object, hashing as it goes (runs in a thread)."""
+
+    def __init__(self, out: IO[bytes], hashing: bool) -> None:
+        self.out = out
+        self.hasher = blake3.blake3() if hashing else None
+
+    def write(self, data: bytes) -> None:
+        if self.hasher is not None:
+            self.hasher.update(data)
+        self.out.write(data)
+
+
+class AsyncClient:
+    """EchoFS over HTTP. Use as ``async with AsyncClient(url, token=...) as c``."""
+
+    def __init__(self, base_url: str | None = None, *, token: str | None = None,
+                 connect_timeout: float = 10.0, read_timeout: float = 300.0,
+                 user_agent: str | None = None) -> None:
+        self.base_url = server_url(base_url)
+        self.token = token
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
+                                              sock_read=read_timeout)
+        self._user_agent = user_agent or "echofs-client"
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _http(self) -> aiohttp.ClientSession:
+        # Created lazily so the session belongs to the loop that first uses it.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, headers={"User-Agent": self._user_agent})
+        return self._session
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    @asynccontextmanager
+    async def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                       json: Any = None, data: Any = None,
+                       headers: dict[str, str] | None = None, accept: tuple[int, ...] = (),
+                       ) -> AsyncIterator[aiohttp.ClientResponse]:
+        # Already encoded by us (see _quote_path): sent exactly as built.
+        url = yarl.URL(f"{self.base_url}{path}", encoded=True)
+        clean = {k: str(v).lower() if isinstance(v, bool) else str(v)
+                 for k, v in (params or {}).items() if v is not None}
+        try:
+            async with self._http().request(method, url, params=clean, json=json, data=data,
+                                            headers=self._headers(headers)) as resp:
+                if resp.status >= 400 and resp.status not in accept:
+                    raise await _error_of(resp)
+                yield resp
+        except aiohttp.ClientConnectorError:
+            raise ConnectionFailed(f"cannot connect to {self.base_url} (is the server "
+                                   "running? set --server or ECHOFS_URL)") from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            raise ConnectionFailed(f"connection to {self.base_url} failed: "
+                                   f"{exc or type(exc).__name__}") from None
+        except TimeoutError:
+            raise ConnectionFailed(f"{self.base_url} did not answer in time") from None
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        async with self._request(method, path, **kwargs) as resp:
+            try:
+                return await resp.json(content_type=None)
+            except ValueError:
+                raise EchoFSClientError(resp.status, "bad_response",
+                                        f"{method} {path} did not return JSON") from None
+
+    # -- accounts ------------------------------------------------------------------
+
+    async def register(self, username: str, password: str) -> Session:
+        """Create an account (the first one becomes admin) and use its token."""
+        body = await self._json("POST", f"{_API}/auth/register",
+                                json={"username": username, "password": password})
+        session = Session.from_json(body)
+        self.token = session.token
+        return session
+
+    async def login(self, username: str, password: str) -> Session:
+        body = await self._json("POST", f"{_API}/auth/login",
+                                json={"username": username, "password": password})
+        session = Session.from_json(body)
+        self.token = session.token
+        return session
+
+    async def me(self) -> Identity:
+        return Identity.from_json(await self._json("GET", f"{_API}/auth/me"))
+
+    # -- uploads -------------------------------------------------------------------
+
+    async def upload(self, source: Source, remote: str, *, consistency: str | None = None,
+                     progress: ProgressCallback | None = None,
+                     size: int | None = None) -> UploadResult:
+        """Stream ``source`` to ``remote`` (a path like ``photos/cat.jpg``);
+        uploading to an existing path makes a new version."""
+        total = size if size is not None else _source_size(source)
+        headers = {"Content-Type": "application/octet-stream"}
+        if total is not None:
+            # Lets the server refuse an oversize body before we send it.
+            headers["Content-Length"] = str(total)
+        if consistency:
+            headers["X-EchoFS-Consistency"] = consistency
+        body = _counted(_pieces(source), progress, total)
+        return UploadResult.from_json(await self._json(
+            "PUT", f"{_API}/files/content/{_quote_path(remote)}", data=body, headers=headers))
+
+    async def upload_form(self, source: Source, *, filename: str, path: str | None = None,
+                          user_id: str | None = None, consistency: str | None = None,
+                          progress: ProgressCallback | None = None,
+                          size: int | None = None) -> UploadResult:
+        """The original project's multipart upload (``POST /files/upload``)."""
+        total = size if size is not None else _source_size(source)
+        with aiohttp.MultipartWriter("form-data") as form:
+            for name, value in (("path", path), ("user_id", user_id),
+                                ("consistency", consistency)):
+                if value is not None:
+                    part = form.append(value)
+                    part.set_content_disposition("form-data", name=name)
+            payload = aiohttp.payload.AsyncIterablePayload(
+                _counted(_pieces(source), progress, total),
+                content_type="application/octet-stream")
+            payload.set_content_disposition("form-data", name="file", filename=filename)
+            form.append_payload(payload)
+            return UploadResult.from_json(
+                await self._json("POST", f"{_API}/files/upload", data=form))
+
+    # -- listing and metadata --------------------------------------------------------
+
+    async def list_files(self, prefix: str = "", *, limit: int = 100,
+                         cursor: str | None = None, all_users: bool = False,
+                         user_id: str | None = None) -> FilePage:
+        """One page of files in path order; pass ``next_cursor`` for the next.
+        ``all_users`` (admins, with accounts) lists every user's files."""
+        params: dict[str, Any] = {"prefix": prefix or None, "limit": limit, "cursor": cursor,
+                                  "user_id": user_id}
+        if all_users:
+            params["all"] = True
+        return FilePage.from_json(await self._json("GET", f"{_API}/files", params=params))
+
+    async def iter_files(self, prefix: str = "", *, page_size: int = 1000,
+                         all_users: bool = False) -> AsyncIterator[FileInfo]:
+        cursor = None
+        while True:
+            page = await self.list_files(prefix, limit=page_size, cursor=cursor,
+                                         all_users=all_users)
+            for info in page.files:
+                yield info
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def stat(self, file_id: str, *, version: int | None = None) -> FileDetails:
+        return FileDetails.from_json(await self._json(
+            "GET", f"{_API}/files/{_quote_segment(file_id)}", params={"version": version}))
+
+    async def versions(self, file_id: str) -> VersionList:
+        return VersionList.from_json(
+            await self._json("GET", f"{_API}/files/{_quote_segment(file_id)}/versions"))
+
+    async def find(self, path: str, *, all_users: bool = False) -> FileInfo:
+        """The file at ``path`` (exact match), or :class:`NotFound`."""
+        path = unicodedata.normalize("NFC", path).strip("/")
+        matches = []
+        async for info in self.iter_files(path, page_size=100, all_users=all_users):
+            if info.path != path:
+                break  # path order: every exact match came first
+            matches.append(info)
+        if not matches:
+            raise NotFound(404, "not_found", f"no file at path {path!r}")
+        if len(matches) > 1:
+            owners = ", ".join(sorted(m.owner for m in matches))
+            raise EchoFSClientError(0, "ambiguous_path",
+                                    f"{len(matches)} files at {path!r} (owners {owners}); "
+                                    "give the file id instead")
+        return matches[0]
+
+    async def resolve(self, ref: str) -> FileInfo:
+        """A file by id (32 hex digits) or, failing that, by path."""
+        if FILE_ID.fullmatch(ref):
+            with contextlib.suppress(NotFound):
+                return (await self.stat(ref)).file
+        return await self.find(ref)
+
+    async def delete(self, file_id: str, *, version: int | None = None) -> DeleteResult:
+        """Delete a file, or only one of its versions."""
+        return DeleteResult.from_json(await self._json(
+            "DELETE", f"{_API}/files/{_quote_segment(file_id)}", params={"version": version}))
+
+    # -- downloads -------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def stream(self, file_id: str | None = None, *, path: str | None = None,
+                     version: int | None = None,
+                     byte_range: tuple[int, int | None] | None = None,
+                     ) -> AsyncIterator[DownloadStream]:
+        """Open a download by id or by path; iterate the result for its bytes.
+        ``byte_range`` is (first, last) inclusive, last None for 'to the end'."""
+        if (file_id is None) == (path is None):
+            raise ValueError("give exactly one of file_id and path")
+        url = (f"{_API}/files/{_quote_segment(file_id)}/download" if file_id is not None
+               else f"{_API}/files/content/{_quote_path(path or '')}")
+        headers = {}
+        if byte_range is not None:
+            first, last = byte_range
+            headers["Range"] = f"bytes={first}-{'' if last is None else last}"
+        async with self._request("GET", url, params={"version": version},
+                                 headers=headers) as resp:
+            yield DownloadStream(resp, file_id)
+
+    async def read(self, file_id: str, *, version: int | None = None,
+                   byte_range: tuple[int, int | None] | None = None) -> bytes:
+        """A whole (small) file, or a range of one, in memory."""
+        data = bytearray()
+        async with self.stream(file_id, version=version, byte_range=byte_range) as download:
+            async for piece in download:
+                data += piece
+        return bytes(data)
+
+    async def download(self, file_id: str, dest: Destination, *, version: int | None = None,
+                       progress: ProgressCallback | None = None,
+                       verify: bool = True) -> DownloadResult:
+        """Stream a file to ``dest``; see :data:`Destination`."""
+        async with self.stream(file_id, version=version) as download:
+            return await _save(download, dest, progress, verify)
+
+    async def download_path(self, path: str, dest: Destination, *,
+                             version: int | None = None,
+                             progress: ProgressCallback | None = None,
+                             verify: bool = True) -> DownloadResult:
+        async with self.stream(path=path, version=version) as download:
+            return await _save(download, dest, progress, verify)
+
+    # -- cluster -----------------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        """``GET /health``; a 503 (too few workers) is returned, not raised."""
+        return await self._json("GET", f"{_API}/health", accept=(503,))
+
+    async def workers(self) -> list[WorkerInfo]:
+        body = await self._json("GET", f"{_API}/workers/health")
+        return [WorkerInfo.from_json(w) for w in body["workers"]]
+
+    # -- consistency (admin) ---------------------------------------------------------
+
+    async def mode(self, object_id: str) -> ModeInfo:
+        return ModeInfo.from_json(await self._json(
+            "GET", f"{_API}/consistency/mode", params={"object_id": object_id}))
+
+    async def set_hint(self, object_id: str, hint: str) -> ModeInfo:
+        """Pin a file to a mode (``strong``/``hybrid``/``available``) or ``auto``."""
+        return ModeInfo.from_json(await self._json(
+            "POST", f"{_API}/consistency/hint", json={"object_id": object_id, "hint": hint}))
+
+    async def set_override(self, mode: str | None) -> str | None:
+        """Force every non-critical file into ``mode``; None clears the override."""
+        if mode is None:
+            body = await self._json("DELETE", f"{_API}/consistency/override")
+        else:
+            body = await self._json("POST", f"{_API}/consistency/override",
+                                    json={"mode": mode})
+        return body.get("override")
+
+    async def consistency_status(self) -> dict[str, Any]:
+        return await self._json("GET", f"{_API}/consistency/status")
+
+    async def critical_keys(self) -> list[str]:
+        return list((await self._json("GET", f"{_API}/consistency/critical-keys"))["keys"])
+
+    async def add_critical_keys(self, keys: list[str]) -> list[str]:
+        body = await self._json("POST", f"{_API}/consistency/critical-keys",
+                                json={"keys": keys})
+        return list(body["keys"])
+
+    async def remove_critical_keys(self, keys: list[str]) -> list[str]:
+        body = await self._json("DELETE", f"{_API}/consistency/critical-keys",
+                                json={"keys": keys})
+        return list(body["keys"])
+
+    async def transitions(self, *, object_id: str | None = None, limit: int = 100,
+                          before: int | None = None) -> list[Transition]:
+        body = await self._json("GET", f"{_API}/consistency/transitions",
+                                params={"object_id": object_id, "limit": limit,
+                                        "before": before})
+        return [Transition.from_json(t) for t in body["transitions"]]
+
+
+async def _error_of(resp: aiohttp.ClientResponse) -> EchoFSClientError:
+    request_id = resp.headers.get("X-Request-Id")
+    try:
+        body = await resp.json(content_type=None)
+        error = body["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+        code = f"http_{resp.status}"
+        message = resp.reason or f"HTTP {resp.status}"
+    return error_for(resp.status, code, message, request_id)
+
+
+def _source_size(source: Source) -> int | None:
+    if isinstance(source, bytes):
+        return len(source)
+    if isinstance(source, str | os.PathLike):
+        return os.stat(source).st_size
+    if hasattr(source, "fileno") and hasattr(source, "seekable"):
+        handle: IO[bytes] = source  # type: ignore[assignment]
+        try:
+            if handle.seekable():
+                return max(0, os.fstat(handle.fileno()).st_size - handle.tell())
+        except (OSError, ValueError):
+            return None
+    return None
+
+
+async def _pieces(source: Source) -> AsyncIterator[bytes]:
+    """``source`` as pieces of at most :data:`PIECE` bytes; file reads happen
+    in a thread so the event loop keeps serving other transfers."""
+    if isinstance(source, bytes):
+        for start in range(0, len(source), PIECE):
+            yield source[start:start + PIECE]
+        if not source:
+            yield b""
+        return
+    if isinstance(source, str | os.PathLike):
+        handle = await asyncio.to_thread(open, source, "rb")
+        try:
+            async for piece in _pieces(handle):
+                yield piece
+        finally:
+            await asyncio.to_thread(handle.close)
+        return
+    if hasattr(source, "read"):
+        reader: IO[bytes] = source  # type: ignore[assignment]
+        while piece := await asyncio.to_thread(reader.read, PIECE):
+            yield piece
+        return
+    if isinstance(source, AsyncIterable):
+        async for piece in source:
+            yield bytes(piece)
+        return
+    iterator: Iterator[bytes] = iter(source)
+    sentinel = object()
+    while (piece := await asyncio.to_thread(next, iterator, sentinel)) is not sentinel:
+        yield bytes(piece)  # type: ignore[arg-type]
+
+
+async def _counted(pieces: AsyncIterator[bytes], progress: ProgressCallback | None,
+                   total: int | None) -> AsyncIterator[bytes]:
+    done = 0
+    if progress is not None:
+        progress(0, total)
+    async for piece in pieces:
+        yield piece
+        # Reported after aiohttp took the piece: it waits for the socket to
+        # drain, so this tracks what was sent rather than what was read.
+        done += len(piece)
+        if progress is not None:
+            progress(done, total)
+
+
+async def _save(download: DownloadStream, dest: Destination,
+                progress: ProgressCallback | None, verify: bool) -> DownloadResult:
+    check = verify and not download.partial and download.blake3 is not None
+    if hasattr(dest, "write"):
+        sink = _Sink(dest, check)  # type: ignore[arg-type]
+        size = await _pump(download, sink, progress)
+        _check(download, sink, size, check)
+        return _result(download, None, size, check)
+    target = Path(dest)  # type: ignore[arg-type]
+    if await asyncio.to_thread(target.is_dir):
+        target = target / (download.name or download.file_id or "download")
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    handle = await asyncio.to_thread(open, part, "wb")
+    try:
+        sink = _Sink(handle, check)
+        size = await _pump(download, sink, progress)
+        await asyncio.to_thread(handle.close)
+        _check(download, sink, size, check)
+        await asyncio.to_thread(os.replace, part, target)
+    except BaseException:
+        handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+        raise
+    return _result(download, target, size, check)
+
+
+async def _pump(download: DownloadStream, sink: _Sink,
+                progress: ProgressCallback | None) -> int:
+    size = 0
+    batch = bytearray()
+    if progress is not None:
+        progress(0, download.size)
+    async for piece in download:
+        batch += piece
+        size += len(piece)
+        if len(batch) >= _WRITE_BATCH:
+            await asyncio.to_thread(sink.write, bytes(batch))
+            batch.clear()
+        if progress is not None:
+            progress(size, download.size)
+    if batch:
+        await asyncio.to_thread(sink.write, bytes(batch))
+    await asyncio.to_thread(sink.out.flush)
+    return size
+
+
+def _check(download: DownloadStream, sink: _Sink, size: int, check: bool) -> None:
+    if download.size is not None and size != download.size:
+        raise IntegrityError(f"download ended after {size} of {download.size} bytes")
+    if check and sink.hasher is not None and sink.hasher.hexdigest() != download.blake3:
+        raise IntegrityError("downloaded bytes do not match the file's BLAKE3 digest")
+
+
+def _result(download: DownloadStream, dest: Path | None, size: int,
+            verified: bool) -> DownloadResult:
+    return DownloadResult(file_id=download.file_id, name=download.name, dest=dest, size=size,
+                          version=download.version, blake3=download.blake3, mode=download.mode,
+                          stale=download.stale, verified=verified)
