@@ -1,0 +1,45 @@
+"""`echofs bench chaos --quick` end to end: a real cluster of processes behind
+fault proxies, every scenario under every policy, both reports written.
+
+What must hold in every run, however short: no acknowledged write lost in
+any cell, no stale read under fixed-strong, and the adaptive controller moves
+files out of strong while two workers are cut off.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_quick_profile_runs_every_cell_and_loses_nothing(tmp_path):
+    markdown, report = tmp_path / "chaos.md", tmp_path / "chaos.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "echofs", "bench", "chaos", "--quick",
+         "--markdown", str(markdown), "--json", str(report), "--work-dir", str(tmp_path / "w")],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # One progress line per cell.
+    assert sum(1 for line in done.stdout.splitlines() if line.startswith("[")) == 12
+    data = json.loads(report.read_text())
+    cells = {(c["scenario"], c["policy"]): c for c in data["cells"]}
+    assert len(cells) == 12
+    assert not [c for c in cells.values() if "error" in c]
+    for (scenario, policy), cell in cells.items():
+        assert cell["loss"]["acknowledged"] > 0, (scenario, policy)
+        assert cell["acked_writes_lost"] == 0, (scenario, policy, cell["loss"]["lost"])
+        assert cell["loss"]["verified"] > 0, (scenario, policy)
+        assert cell["history"]["violations"] == 0, (scenario, policy, cell["history"])
+        assert cell["in_window"]["ops"] > 0, (scenario, policy)
+        if policy == "fixed-strong":
+            assert cell["whole_run"]["stale_reads"] == 0, (scenario, cell["whole_run"])
+        if policy != "adaptive":  # the override pins every file: the controller never switches
+            assert cell["mode_switches"] == 0, (scenario, policy, cell["transitions"])
+    partition = cells[("partition", "adaptive")]
+    assert partition["files_left_strong_during_fault"] > 0, partition["transitions"]
+    assert data["verdict"] == {"ok": True, "problems": []}
+    text = markdown.read_text()
+    assert "| metric | normal | partition, fixed strong | partition, adaptive |" in text
+    assert "## Goals" in text and "## Every cell" in text
+    assert str(tmp_path / "w") not in text  # nor the cluster's folders
