@@ -24,35 +24,35 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import aiohttp
+import blake3
 
+from echofs.client import AsyncClient
 from echofs.testing.cluster import ProcessCluster
-from echofs.testing.http import download_digest, pattern_digest, pattern_stream
+from echofs.testing.http import pattern_digest, pattern_stream
 
 MIB = 1024 * 1024
 DEAD_AFTER = 3.0
 
 
-async def upload(url: str, size: int) -> tuple[dict, float]:
-    timeout = aiohttp.ClientTimeout(total=None, sock_read=300)
-    async with aiohttp.ClientSession(base_url=url, timeout=timeout) as http:
+async def upload(url: str, size: int) -> tuple[str, float]:
+    async with AsyncClient(url, read_timeout=300) as client:
         started = time.perf_counter()
-        async with http.put("/api/v1/files/content/bench.bin", data=pattern_stream(size)) as r:
-            body = await r.json()
-            if r.status != 201:
-                raise SystemExit(f"upload failed: {r.status} {body}")
-        return body, time.perf_counter() - started
+        uploaded = await client.upload(pattern_stream(size), "bench.bin", size=size)
+        return uploaded.file_id, time.perf_counter() - started
 
 
 async def transfer(root: Path, size: int) -> dict[str, float]:
     with ProcessCluster(root) as cluster:
-        body, up = await upload(cluster.url, size)
-        timeout = aiohttp.ClientTimeout(total=None, sock_read=300)
-        async with aiohttp.ClientSession(base_url=cluster.url, timeout=timeout) as http:
+        file_id, up = await upload(cluster.url, size)
+        async with AsyncClient(cluster.url, read_timeout=300) as client:
             started = time.perf_counter()
-            got = await download_digest(http, body["file_id"])
+            hasher, received = blake3.blake3(), 0
+            async with client.stream(file_id) as download:
+                async for piece in download:
+                    hasher.update(piece)
+                    received += len(piece)
             down = time.perf_counter() - started
-        if got != (size, pattern_digest(size)):
+        if (received, hasher.hexdigest()) != (size, pattern_digest(size)):
             raise SystemExit("downloaded bytes differ from the upload")
     return {"upload_mb_s": size / MIB / up, "download_mb_s": size / MIB / down,
             "upload_s": up, "download_s": down}
@@ -61,10 +61,9 @@ async def transfer(root: Path, size: int) -> dict[str, float]:
 async def rereplicate(root: Path, size: int) -> dict[str, float]:
     env = {"DEAD_AFTER": str(DEAD_AFTER)}
     with ProcessCluster(root, workers=4, env=env) as cluster:
-        body, _ = await upload(cluster.url, size)
-        async with aiohttp.ClientSession(base_url=cluster.url) as http, \
-                http.get(f"/api/v1/files/{body['file_id']}") as resp:
-            chunks = {c["chunk_id"] for c in (await resp.json())["chunk_list"]}
+        file_id, _ = await upload(cluster.url, size)
+        async with AsyncClient(cluster.url) as client:
+            chunks = {c.chunk_id for c in (await client.stat(file_id)).chunks}
         held = {w: await cluster.chunks_on(w) for w in cluster.workers}
         victim = max(held, key=lambda w: len(held[w] & chunks))
         lost = len(held[victim] & chunks)

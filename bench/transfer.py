@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
 import blake3
 
+from echofs.client import AsyncClient
 from echofs.testing.http import pattern_digest, pattern_stream
 from echofs.testing.process import PeakRSS, ServeProcess
 
@@ -31,19 +31,14 @@ MIB = 1024 * 1024
 
 
 async def run(size: int, url: str) -> dict[str, float]:
-    timeout = aiohttp.ClientTimeout(total=None, sock_read=120)
-    async with aiohttp.ClientSession(base_url=url, timeout=timeout) as http:
+    async with AsyncClient(url, read_timeout=120) as client:
         started = time.perf_counter()
-        async with http.put("/api/v1/files/content/bench/large.bin",
-                            data=pattern_stream(size)) as resp:
-            body = await resp.json()
-            if resp.status != 201:
-                raise SystemExit(f"upload failed: {resp.status} {body}")
+        uploaded = await client.upload(pattern_stream(size), "bench/large.bin", size=size)
         upload_s = time.perf_counter() - started
         hasher, received = blake3.blake3(), 0
         started = time.perf_counter()
-        async with http.get(f"/api/v1/files/{body['file_id']}/download") as resp:
-            async for piece in resp.content.iter_chunked(MIB):
+        async with client.stream(uploaded.file_id) as download:
+            async for piece in download:
                 hasher.update(piece)
                 received += len(piece)
         download_s = time.perf_counter() - started

@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from echofs import __version__
+from echofs.client.commands import CLIENT_COMMANDS, add_client_parsers, run_client_command
 from echofs.config import Settings, parse_size
 
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     serve = sub.add_parser("serve", help="run EchoFS (default: the embedded node, role all)")
-    serve.add_argument("--role", help="all (default: master + in-process workers), master, "
-                       "worker, or master,worker (env ECHOFS_ROLE)")
+    serve.add_argument("--role", help="all (default: master + controller + in-process "
+                       "workers), or a comma list of master, worker, controller (env ECHOFS_ROLE)")
     serve.add_argument("--data-dir", type=Path, help="where metadata and chunks live "
                        "(default ./echofs-data; env ECHOFS_DATA_DIR)")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1; env MASTER_HOST)")
@@ -28,13 +29,24 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     serve.add_argument("--grpc-port", type=int,
                        help="gRPC port (master default 9080, worker 9091; env GRPC_PORT)")
     serve.add_argument("--id", dest="worker_id", help="worker id (env WORKER_ID)")
-    serve.add_argument("--store", help="worker chunk store, local:/path "
+    serve.add_argument("--store", help="worker chunk store, local:/path or s3://bucket/prefix "
                        "(default DATA_DIR/workers/ID; env ECHOFS_STORE)")
     serve.add_argument("--http-port", type=int,
                        help="worker HTTP port for /health (default 8091; env WORKER_PORT)")
-    serve.add_argument("--master", help="master gRPC address a worker joins "
-                       "(default 127.0.0.1:9080; env MASTER_ADDRESS)")
+    serve.add_argument("--master", help="master gRPC address(es) a worker joins, comma-"
+                       "separated (default 127.0.0.1:9080; env MASTER_ADDRESS)")
     serve.add_argument("--advertise-host", help="host other processes use to reach this one")
+    serve.add_argument("--advertise-grpc-port", type=int, help="worker gRPC port other "
+                       "processes use, e.g. a proxy's (default --grpc-port; "
+                       "env ADVERTISE_GRPC_PORT)")
+    serve.add_argument("--controller", help="controller gRPC address masters report to "
+                       "(env CONTROLLER_ADDRESS; role all runs its own)")
+    serve.add_argument("--controller-port", dest="controller_http_port", type=int,
+                       help="controller HTTP port (default 8082; env CONTROLLER_PORT)")
+    serve.add_argument("--controller-grpc-port", type=int,
+                       help="controller gRPC port (default 9082; env CONTROLLER_GRPC_PORT)")
+    serve.add_argument("--default-mode", choices=("strong", "hybrid", "available"),
+                       help="mode of files the controller has not decided on (env DEFAULT_MODE)")
     serve.add_argument("--replication-factor", type=int,
                        help="copies of each chunk (default 3; env REPLICATION_FACTOR)")
     serve.add_argument("--chunk-size", type=parse_size,
@@ -67,6 +79,12 @@ def _dev_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     cluster.add_argument("--data-dir", type=Path, default=Path("echofs-cluster"))
 
 
+def _bench_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from echofs.bench import add_arguments
+
+    add_arguments(sub.add_parser("bench", help="benchmarks on a real process cluster"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="echofs",
                                      description="EchoFS: a file store with adaptive consistency")
@@ -75,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     _db_parser(sub)
     _dev_parser(sub)
+    _bench_parser(sub)
+    add_client_parsers(sub)  # put, get, ls, rm, stat, versions, login, admin
     return parser
 
 
@@ -128,6 +148,12 @@ def _dev(args: argparse.Namespace) -> int:
         grpc_port=args.grpc_port, replication_factor=args.replication_factor))
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from echofs.bench import run
+
+    return run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -135,6 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "dev":
             return _dev(args)
+        if args.command == "bench":
+            return _bench(args)
+        if args.command in CLIENT_COMMANDS:
+            return run_client_command(args)
         return _db(args)
     except (ValueError, OSError) as exc:
         print(f"echofs: error: {exc}", file=sys.stderr)

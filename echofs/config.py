@@ -18,8 +18,7 @@ from typing import Any
 from echofs.core.chunking import validate_chunk_size
 
 MIB = 1024 * 1024
-# Controller arrives with the consistency controller; no placeholder role.
-ROLES = frozenset({"all", "master", "worker"})
+ROLES = frozenset({"all", "master", "worker", "controller"})
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,59 @@ class Settings:
     # Pause between scrub batches, and stored bytes per second it may verify.
     scrub_interval: float = field(default=5.0, metadata={"env": "SCRUB_INTERVAL"})
     scrub_rate: float = field(default=32.0 * MIB, metadata={"env": "SCRUB_RATE"})
+    # How often workers' holdings are checked for copies with no metadata.
+    sweep_interval: float = field(default=600.0, metadata={"env": "SWEEP_INTERVAL"})
+
+    # -- production backends (S3 chunk stores, Redis) --
+    # S3 stores (--store s3://BUCKET/PREFIX): bucket when the spec names none,
+    # endpoint (unset = AWS; set for MinIO, moto, ...) and region. Credentials
+    # come from the usual AWS chain (AWS_ACCESS_KEY_ID, ~/.aws, instance role).
+    s3_bucket: str | None = field(default=None, metadata={"env": "S3_BUCKET_NAME"})
+    s3_endpoint_url: str | None = field(default=None, metadata={"env": "S3_ENDPOINT_URL"})
+    aws_region: str = field(default="us-east-1", metadata={"env": "AWS_REGION"})
+    # Redis for the manifest cache shared by masters and per-user rate
+    # limits: REDIS_URL, or the original's REDIS_ADDR (host:port); unset =
+    # in-process cache and limits. REDIS_PREFIX keeps clusters sharing one
+    # Redis apart (keys and the invalidation channel).
+    redis_url: str | None = field(default=None, metadata={"env": "REDIS_URL"})
+    redis_addr: str | None = field(default=None, metadata={"env": "REDIS_ADDR"})
+    redis_prefix: str = field(default="echofs", metadata={"env": "REDIS_PREFIX"})
+    # Requests per user per minute (0 = unlimited).
+    rate_limit_per_minute: int = field(default=0, metadata={"env": "RATE_LIMIT_PER_MINUTE"})
+
+    # -- accounts and cluster security --
+    # Unset: single-user open mode, loopback only. Set (≥ 32 bytes): accounts
+    # with JWT bearer tokens (HS256) valid for TOKEN_TTL seconds.
+    jwt_secret: str | None = field(default=None, metadata={"env": "JWT_SECRET"})
+    token_ttl: float = field(default=86400.0, metadata={"env": "TOKEN_TTL"})
+    # Shared secret every gRPC call between roles must carry (unset: none).
+    cluster_token: str | None = field(default=None, metadata={"env": "CLUSTER_TOKEN"})
+
+    # -- consistency controller --
+    # Where masters find the controller (gRPC HOST:PORT); unset = none, so
+    # every file uses DEFAULT_MODE. Role all runs its own controller.
+    controller: str | None = field(default=None, metadata={"env": "CONTROLLER_ADDRESS"})
+    # The controller's REST API, proxied by masters under /api/v1/consistency
+    # (default: http://HOST:8082 of CONTROLLER_ADDRESS).
+    controller_url: str | None = field(default=None, metadata={"env": "CONTROLLER_URL"})
+    controller_http_port: int = field(default=8082, metadata={"env": "CONTROLLER_PORT"})
+    controller_grpc_port: int = field(default=9082, metadata={"env": "CONTROLLER_GRPC_PORT"})
+    default_mode: str = field(default="strong", metadata={"env": "DEFAULT_MODE"})
+    sample_interval: float = field(default=1.0, metadata={"env": "SAMPLE_INTERVAL"})
+    confirm_samples: int = field(default=3, metadata={"env": "CONFIRM_SAMPLES"})
+    mode_cooldown: float = field(default=5.0, metadata={"env": "MODE_COOLDOWN"})
+    emergency_risk: float = field(default=0.8, metadata={"env": "EMERGENCY_RISK"})
+    # JSON object overriding weights/thresholds of the policy (PolicyConfig
+    # fields, e.g. {"available_above": 0.7}), and the policy class to use.
+    policy_config: str | None = field(default=None, metadata={"env": "POLICY_CONFIG"})
+    policy_class: str = field(default="echofs.core.consistency:DefaultPolicy",
+                              metadata={"env": "POLICY_CLASS"})
+
+    # -- chaos benchmark (fault proxies) --
+    # gRPC port other processes use to reach this worker, when it differs
+    # from the bound one: a fault proxy in front of it (default: GRPC_PORT).
+    advertise_grpc_port: int | None = field(default=None,
+                                            metadata={"env": "ADVERTISE_GRPC_PORT"})
 
     @classmethod
     def load(
@@ -112,6 +164,16 @@ class Settings:
             raise ValueError("MAX_UPLOAD_SIZE must not be negative")
         if self.replication_factor < 1:
             raise ValueError("REPLICATION_FACTOR must be at least 1")
+        if self.default_mode not in ("strong", "hybrid", "available"):
+            raise ValueError("DEFAULT_MODE must be strong, hybrid or available")
+        if self.confirm_samples < 1 or self.sample_interval <= 0:
+            raise ValueError("CONFIRM_SAMPLES must be ≥ 1 and SAMPLE_INTERVAL > 0")
+        if self.rate_limit_per_minute < 0:
+            raise ValueError("RATE_LIMIT_PER_MINUTE must not be negative (0 = unlimited)")
+        if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:
+            raise ValueError("JWT_SECRET must be at least 32 bytes")
+        if "worker" in self.roles and not self.master_addresses:
+            raise ValueError("the worker role needs a master to report to (--master HOST:PORT)")
         if "worker" in self.roles and not self.worker_id:
             raise ValueError("the worker role needs an id (--id or WORKER_ID)")
 
@@ -120,12 +182,33 @@ class Settings:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'metadata.db'}"
 
     @property
+    def cache_url(self) -> str | None:
+        """Redis URL of the shared cache, if one is configured."""
+        if self.redis_url:
+            return self.redis_url
+        return f"redis://{self.redis_addr}/0" if self.redis_addr else None
+
+    @property
+    def master_addresses(self) -> list[str]:
+        """The masters a worker reports to (``--master a:9080,b:9080``)."""
+        return [a.strip() for a in self.master.split(",") if a.strip()]
+
+    @property
     def master_grpc_port(self) -> int:
         return self.grpc_port or 9080
 
     @property
     def worker_grpc_port(self) -> int:
         return self.grpc_port or 9091
+
+    @property
+    def controller_rest_url(self) -> str | None:
+        if self.controller_url:
+            return self.controller_url
+        if self.controller:
+            host = self.controller.rpartition(":")[0] or "127.0.0.1"
+            return f"http://{host}:{self.controller_http_port}"
+        return None
 
     @property
     def public_host(self) -> str:

@@ -1,10 +1,12 @@
 """Builds the roles named by ``--role`` and owns their lifecycle.
 
-- ``all``: the embedded node — master + N in-process workers on local disk,
-  talking through the same :class:`WorkerClient` interface a cluster uses.
+- ``all``: the embedded node — master + controller + N in-process workers on
+  local disk, talking through the same client interfaces a cluster uses.
 - ``master``: REST API, metadata, pipelines and daemons, plus the gRPC
   membership service remote workers register with.
 - ``worker``: one chunk store served over gRPC, reporting to a master.
+- ``controller``: the consistency controller (gRPC for masters, REST for
+  operators); combined with ``master`` in one process they talk directly.
 
 Start order is storage first (metadata, workers), then the APIs; stop order is
 the reverse, draining in-flight requests first.
@@ -23,10 +25,20 @@ from aiohttp import web
 from grpclib.server import Server
 
 from echofs.config import Settings
+from echofs.controller.client import ControllerClient, LocalControllerClient
+from echofs.controller.http_api import ControllerAPI
+from echofs.controller.role import ControllerRole, build_controller
+from echofs.controller.service import ControllerService
+from echofs.core.errors import EchoFSError
 from echofs.master.membership import WorkerRegistry
 from echofs.master.role import MasterRole
 from echofs.metadata import database
 from echofs.metadata.repository import MetadataRepository
+from echofs.observability.grpc import instrument_server
+from echofs.observability.metrics import untrack
+from echofs.observability.state import track_controller
+from echofs.rpc.cluster_auth import require_cluster_token
+from echofs.rpc.controller import GrpcControllerClient
 from echofs.rpc.membership import MembershipGrpcService
 from echofs.worker.client import LocalWorkerClient
 from echofs.worker.heartbeat import Heartbeat
@@ -54,6 +66,8 @@ class Node:
         self.repo: MetadataRepository | None = None
         self.master: MasterRole | None = None
         self.worker_role: WorkerRole | None = None
+        self.controller: ControllerService | None = None
+        self.controller_role: ControllerRole | None = None
         self._runner: web.AppRunner | None = None
         self._grpc: Server | None = None
         self.port: int | None = None
@@ -74,13 +88,20 @@ class Node:
             ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="echofs-io"))
         if "worker" in self.roles:
             self.worker_role = WorkerRole(settings)
-            await self.worker_role.start()
+            try:
+                await self.worker_role.start()
+            except EchoFSError as exc:  # a store that cannot open (no bucket, ...)
+                raise StartupError(f"worker {settings.worker_id}: {exc.message}") from exc
+        if self.roles & {"all", "master", "controller"}:
+            await self._open_metadata()
+        if self.roles & {"all", "controller"}:
+            await self._start_controller()
         if self.roles & {"all", "master"}:
             await self._start_master()
         log.info("echofs %s ready in %.2fs", ",".join(sorted(self.roles)),
                  time.monotonic() - started)
 
-    async def _start_master(self) -> None:
+    async def _open_metadata(self) -> None:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.metadata_url
@@ -89,6 +110,27 @@ class Node:
         else:
             await _require_current_schema(url)
         self.repo = MetadataRepository(database.create_engine(url))
+
+    async def _start_controller(self) -> None:
+        assert self.repo is not None
+        self.controller = build_controller(self.settings, self.repo)
+        await self.controller.load()
+        self.controller.start()
+        track_controller(self.controller)
+        if "controller" in self.roles:
+            self.controller_role = ControllerRole(self.settings, self.controller)
+            await self.controller_role.start()
+
+    def _controller_client(self) -> ControllerClient | None:
+        if self.controller is not None:
+            return LocalControllerClient(self.controller)
+        if self.settings.controller:
+            return GrpcControllerClient(self.settings.controller, self.settings.cluster_token)
+        return None
+
+    async def _start_master(self) -> None:
+        settings = self.settings
+        assert self.repo is not None
         registry = WorkerRegistry(suspect_after=settings.suspect_after,
                                   dead_after=settings.dead_after)
         role_name = "all" if "all" in self.roles else "master"
@@ -99,13 +141,18 @@ class Node:
             # Workers that hold data get the usual timeouts to re-register
             # before they are declared dead (this master may have restarted).
             registry.expect(await self.repo.known_worker_ids())
-        self.master = MasterRole(settings, self.repo, registry, role_name=role_name)
+        self.master = MasterRole(
+            settings, self.repo, registry, role_name=role_name,
+            controller=self._controller_client(),
+            controller_api=ControllerAPI(self.controller) if self.controller else None)
         await self.master.start()
         if role_name == "master":
-            self._grpc = Server([MembershipGrpcService(
+            grpc_server = require_cluster_token(instrument_server(Server([MembershipGrpcService(
                 registry, heartbeat_interval=settings.heartbeat_interval,
-                on_worker_up=self.master.replicator.worker_up)])
-            await self._grpc.start(settings.host, settings.master_grpc_port)
+                on_worker_up=self.master.replicator.worker_up,
+                cluster_token=settings.cluster_token)])), settings.cluster_token)
+            await grpc_server.start(settings.host, settings.master_grpc_port)
+            self._grpc = grpc_server
         self._runner = web.AppRunner(self.master.build_app(), access_log=None,
                                      shutdown_timeout=_SHUTDOWN_GRACE)
         await self._runner.setup()
@@ -145,6 +192,13 @@ class Node:
             await self.master.stop()
             for client in self.master.registry.clients():
                 await client.close()
+        if self.controller_role is not None:
+            await self.controller_role.stop()
+            self.controller_role = None
+        if self.controller is not None:
+            untrack(self.controller)
+            await self.controller.stop()
+            self.controller = None
         for heartbeat in self.heartbeats:
             await heartbeat.stop()
         for worker in self.workers:
@@ -177,14 +231,15 @@ class EmbeddedNode(Node):
 
 def check_bind_address(settings: Settings) -> None:
     """Open (unauthenticated) mode is only safe on loopback."""
+    if settings.jwt_secret is not None:
+        return
     if settings.binds_loopback:
-        log.warning("single-user mode: no authentication, bound to %s (loopback only)",
-                    settings.host)
+        log.warning("single-user mode: no authentication, bound to %s (loopback only); "
+                    "set JWT_SECRET for accounts", settings.host)
         return
     raise StartupError(
-        f"refusing to bind {settings.host}: without authentication EchoFS serves only "
-        "loopback addresses (use --host 127.0.0.1). Accounts and JWT_SECRET support "
-        "arrive with the authentication work."
+        f"refusing to bind {settings.host} without authentication: set JWT_SECRET "
+        "(at least 32 bytes) for accounts, or bind a loopback address (--host 127.0.0.1)"
     )
 
 

@@ -9,7 +9,7 @@ import logging.config
 import os
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import engine_from_config, event, pool
 
 from echofs.metadata.database import sync_url
 from echofs.metadata.models import Base
@@ -42,10 +42,25 @@ def run_online() -> None:
         prefix="sqlalchemy.",
         poolclass=pool.NullPool,
     )
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
+        # All of SQLite's DDL in one real transaction: one fsync instead of one
+        # per statement (start-up time), and all-or-nothing after a crash.
+        @event.listens_for(engine, "connect")
+        def _no_implicit_transactions(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection):  # type: ignore[no-untyped-def]
+            connection.exec_driver_sql("BEGIN")
+
     try:
         with engine.connect() as connection:
             context.configure(
-                connection=connection, target_metadata=target_metadata, render_as_batch=True
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=True,
+                transactional_ddl=True if sqlite else None,
             )
             with context.begin_transaction():
                 context.run_migrations()

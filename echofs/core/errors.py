@@ -30,6 +30,20 @@ class InvalidName(BadRequest):
     code = "invalid_name"
 
 
+class Unauthorized(EchoFSError):
+    """No credentials, or credentials that do not check out."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(EchoFSError):
+    """Authenticated, but not allowed (admin-only endpoints)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(EchoFSError):
     status = 404
     code = "not_found"
@@ -43,6 +57,17 @@ class Conflict(EchoFSError):
 class PayloadTooLarge(EchoFSError):
     status = 413
     code = "payload_too_large"
+
+
+class TooManyRequests(EchoFSError):
+    """A user went over the per-user request rate (``RATE_LIMIT_PER_MINUTE``)."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RangeNotSatisfiable(EchoFSError):
@@ -67,6 +92,20 @@ class QuorumNotReached(Unavailable):
 
 class ChunkUnavailable(Unavailable):
     code = "chunk_unavailable"
+
+
+class StoreUnavailable(Unavailable):
+    """A chunk store's backend failed in a way worth retrying (throttled, 5xx,
+    network): the master tries another replica, or the worker again later."""
+
+    code = "store_unavailable"
+
+
+class StoreMisconfigured(EchoFSError):
+    """A chunk store cannot work as configured (no such bucket, access denied,
+    bad credentials): retrying will not help; an operator must act."""
+
+    code = "store_misconfigured"
 
 
 class CorruptChunk(EchoFSError):

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 import structlog
 from aiohttp import web
 
-from echofs.core.errors import EchoFSError, RangeNotSatisfiable
+from echofs.core.errors import EchoFSError, RangeNotSatisfiable, TooManyRequests
+from echofs.observability.request_id import HTTP_HEADER as REQUEST_ID_HEADER
+from echofs.observability.request_id import accept_request_id
 
 log = structlog.get_logger("echofs.http")
 
@@ -48,8 +49,8 @@ _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 411: "length_required",
     413: "payload_too_large", 414: "uri_too_long", 415: "unsupported_media_type",
-    416: "range_not_satisfiable", 422: "unprocessable", 431: "headers_too_large",
-    503: "unavailable",
+    416: "range_not_satisfiable", 422: "unprocessable", 429: "rate_limited",
+    431: "headers_too_large", 503: "unavailable",
 }
 
 
@@ -61,7 +62,7 @@ def error_response(status: int, code: str, message: str,
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
     request[FACTS] = RequestFacts(request_id)
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.monotonic()
@@ -73,6 +74,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         headers = {}
         if isinstance(exc, RangeNotSatisfiable):
             headers["Content-Range"] = f"bytes */{exc.size}"
+        if isinstance(exc, TooManyRequests):
+            headers["Retry-After"] = str(exc.retry_after)
         response = error_response(exc.status, exc.code, exc.message, headers)
         status = exc.status
     except web.HTTPException as exc:
@@ -91,7 +94,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
     if not response.prepared:
-        response.headers["X-Request-Id"] = request_id
+        response.headers[REQUEST_ID_HEADER] = request_id
+        mode = request[FACTS].mode
+        if mode is not None and "X-EchoFS-Mode" not in response.headers:
+            response.headers["X-EchoFS-Mode"] = mode
     log.log(
         logging.ERROR if status == 500 else logging.WARNING if status >= 500 else logging.INFO,
         "request",

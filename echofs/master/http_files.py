@@ -17,13 +17,16 @@ from typing import TYPE_CHECKING
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from echofs.core.errors import BadRequest, EchoFSError, PayloadTooLarge
+from echofs.auth.http import identity, is_open
+from echofs.core.consistency import Hint, Mode, parse_hint
+from echofs.core.errors import BadRequest, EchoFSError, Forbidden, PayloadTooLarge
 from echofs.core.manifest import FileRecord, VersionRecord
 from echofs.core.names import basename, normalize_name
 from echofs.core.ranges import parse_range
 from echofs.master.download import stream_version
 from echofs.master.http_errors import facts
 from echofs.master.upload import Upload, UploadResult
+from echofs.observability import metrics
 
 if TYPE_CHECKING:
     from echofs.master.role import MasterRole
@@ -133,16 +136,28 @@ class FilesAPI:
     # -- who is asking -----------------------------------------------------------
 
     def _owner(self, request: web.Request, given: str | None = None) -> str:
-        """The owner of new files. Open (single-user) mode honours the
-        original's ``user_id`` field; accounts arrive with authentication."""
+        """The owner of new files: the caller's account; in open (single-user)
+        mode, the original's ``user_id`` field, or the local user."""
+        if not is_open(request):
+            return identity(request).user_id
         owner = given or request.query.get("user_id") or _DEFAULT_OWNER
         if len(owner) > 255 or any(ord(c) < 32 for c in owner):
             raise BadRequest("user_id must be at most 255 printable characters")
+        facts(request).user = owner
         return owner
 
     def _reader_scope(self, request: web.Request) -> str | None:
-        """Owner filter for reads: open mode sees every file unless the
-        caller narrows it with ``user_id``."""
+        """Owner filter for reads. With accounts: the caller's own files
+        (another user's file is a 404, so existence does not leak); an admin
+        sees everyone's with ``all=true``. Open mode sees every file unless
+        the caller narrows it with ``user_id``."""
+        if not is_open(request):
+            who = identity(request)
+            if request.query.get("all") in ("1", "true", "yes"):
+                if not who.is_admin:
+                    raise Forbidden("all=true is for administrators")
+                return None
+            return who.user_id
         return request.query.get("user_id") or None
 
     # -- uploads -------------------------------------------------------------------
@@ -161,15 +176,18 @@ class FilesAPI:
             raise PayloadTooLarge(
                 f"body of {length} bytes exceeds the {self.settings.max_upload_size}-byte limit"
             )
-        upload = self.master.uploads.begin()
+        owner = self._owner(request)
+        mode = await self.master.write_mode(owner, path, _request_hint(request))
+        upload = self.master.uploads.begin(mode)
         try:
             async for piece in _body_pieces(request.content.iter_chunked(_READ_PIECE)):
+                metrics.UPLOAD_BYTES.inc(len(piece))
                 await upload.write(piece)
-            result = await upload.commit(owner=self._owner(request), path=path)
+            result = await upload.commit(owner=owner, path=path)
         except BaseException:
             await upload.abort()
             raise
-        return self._uploaded(request, result)
+        return await self._uploaded(request, result, upload)
 
     async def upload_multipart(self, request: web.Request) -> web.Response:
         if request.content_type != "multipart/form-data":
@@ -192,10 +210,18 @@ class FilesAPI:
                     filename = part.filename
                     if filename:
                         filename = normalize_name(filename)
-                    upload = self.master.uploads.begin()
+                    # The mode is fixed when the bytes start: form fields sent
+                    # after the file part cannot change it.
+                    hint = _request_hint(request, fields.get("consistency"))
+                    early_path = fields.get("path") or filename
+                    mode = await self.master.write_mode(
+                        self._owner(request, fields.get("user_id")),
+                        normalize_name(early_path) if early_path else None, hint)
+                    upload = self.master.uploads.begin(mode)
                     async for piece in _part_pieces(part):
+                        metrics.UPLOAD_BYTES.inc(len(piece))
                         await upload.write(piece)
-                elif part.name in ("path", "user_id"):
+                elif part.name in ("path", "user_id", "consistency"):
                     fields[part.name] = await _field_text(part)
                 else:
                     async for _ in _part_pieces(part):  # unknown field: skip it
@@ -209,12 +235,17 @@ class FilesAPI:
             if upload is not None:
                 await upload.abort()
             raise
-        return self._uploaded(request, result)
+        return await self._uploaded(request, result, upload)
 
-    def _uploaded(self, request: web.Request, result: UploadResult) -> web.Response:
+    async def _uploaded(self, request: web.Request, result: UploadResult,
+                        upload: Upload) -> web.Response:
+        await self.master.manifests.invalidate(result.file.file_id)
+        self.master.note_write(result.file.file_id, upload)
         info = facts(request)
         info.file_id, info.mode, info.bytes = (result.file.file_id, result.version.mode,
                                                result.version.size)
+        metrics.DEDUP_CHUNKS.inc(result.chunks_deduplicated)
+        metrics.DEDUP_BYTES.inc(result.bytes_deduplicated)
         return web.json_response(upload_json(result), status=201,
                                  headers={"ETag": result.version.etag,
                                           "X-EchoFS-Mode": result.version.mode})
@@ -243,7 +274,8 @@ class FilesAPI:
         file_id = request.match_info["file_id"]
         version_no = _int_param(request, "version", None, lo=1)
         record = await self.master.repo.get_file(file_id, self._reader_scope(request))
-        version = await self.master.repo.get_version(file_id, version_no, record.owner)
+        version = await self.master.manifests.version(record, version_no)
+        facts(request).mode = self.master.modes.lookup(file_id)[0].value
         body = file_json(record)
         body.update(version_json(version, record.current_version))
         body["current_version"] = record.current_version
@@ -252,13 +284,14 @@ class FilesAPI:
              "compressed": c.compressed, "replicas": list(c.replicas)}
             for c in version.chunks
         ]
-        return web.json_response(body, headers={"ETag": version.etag,
-                                                "X-EchoFS-Mode": version.mode})
+        body["consistency_mode"] = facts(request).mode
+        return web.json_response(body, headers={"ETag": version.etag})
 
     async def versions(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
         record = await self.master.repo.get_file(file_id, self._reader_scope(request))
         versions = await self.master.repo.list_versions(file_id, record.owner)
+        facts(request).mode = self.master.modes.lookup(file_id)[0].value
         return web.json_response({
             "file_id": file_id, "path": record.path, "current_version": record.current_version,
             "versions": [version_json(v, record.current_version) for v in versions],
@@ -276,16 +309,26 @@ class FilesAPI:
 
     async def _send(self, request: web.Request, record: FileRecord) -> web.StreamResponse:
         version_no = _int_param(request, "version", None, lo=1)
-        version = await self.master.repo.get_version(record.file_id, version_no, record.owner)
+        mode, _ = self.master.modes.lookup(record.file_id)
+        stale = False
+        if version_no is None and mode is Mode.AVAILABLE:
+            # Available reads serve the newest version that can be assembled
+            # from live replicas, and say so when it is not the latest.
+            version, stale = await self.master.newest_readable_version(record)
+        else:
+            version = await self.master.manifests.version(record, version_no)
         info = facts(request)
-        info.file_id, info.mode = record.file_id, version.mode
+        info.file_id, info.mode = record.file_id, mode.value
         headers = {
             "ETag": version.etag,
             "Accept-Ranges": "bytes",
             "Content-Disposition": content_disposition(record.path),
             "X-EchoFS-Version": str(version.version),
-            "X-EchoFS-Mode": version.mode,
+            "X-EchoFS-Mode": mode.value,
         }
+        if stale:
+            headers["X-EchoFS-Stale"] = "true"
+            self.master.stale_reads += 1
         if _etag_matches(request.headers.get("If-None-Match"), version.etag):
             return web.Response(status=304, headers=headers)
         byte_range = None
@@ -313,9 +356,11 @@ class FilesAPI:
             if first is not None:
                 await response.write(first)
                 sent += len(first)
+                metrics.DOWNLOAD_BYTES.inc(len(first))
             async for piece in stream:
                 await response.write(piece)
                 sent += len(piece)
+                metrics.DOWNLOAD_BYTES.inc(len(piece))
         except EchoFSError as exc:
             # Headers are gone; the only honest signal left is to cut the
             # connection short of Content-Length. Never send wrong bytes.
@@ -334,8 +379,22 @@ class FilesAPI:
         version_no = _int_param(request, "version", None, lo=1)
         deleted = await self.master.repo.delete_file(file_id, self._reader_scope(request),
                                                      version_no)
+        await self.master.manifests.invalidate(file_id)
         self.master.collector.wake()
         return web.json_response({"file_id": file_id, "deleted_versions": deleted})
+
+
+def _request_hint(request: web.Request, field: str | None = None) -> Hint | None:
+    """A per-upload consistency hint: form field, ``consistency`` query
+    parameter or ``X-EchoFS-Consistency`` header."""
+    raw = field or request.query.get("consistency") or request.headers.get(
+        "X-EchoFS-Consistency")
+    if not raw:
+        return None
+    try:
+        return parse_hint(raw)
+    except ValueError as exc:
+        raise BadRequest(str(exc), code="invalid_consistency") from None
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:

@@ -30,6 +30,7 @@ from echofs.daemon import Daemon
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.membership import WorkerRegistry
 from echofs.metadata.repository import MetadataRepository
+from echofs.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ class Replicator(Daemon):
     async def run_once(self) -> int:
         """Re-home dead workers' chunks, then copy until nothing is due."""
         await self._rehome_dead_workers()
+        await self._restore_replication_factor()
+        # Note a backlog before draining it too: one that appears and is drained
+        # within a single pass still has a convergence time.
+        await self._measure_backlog()
         done = 0
         while tasks := await self.repo.due_replications(_PAGE):
             results = await asyncio.gather(*(self._attempt(t) for t in tasks))
@@ -87,7 +92,9 @@ class Replicator(Daemon):
                 log.warning("replication of %s to %s failed (%s); retry in %.0fs",
                             task.chunk_id[:12], task.target_worker, exc, delay)
                 await self.repo.retry_replication(task, delay)
+                metrics.REPLICATION_COPIES.labels("failed").inc()
                 return False
+        metrics.REPLICATION_COPIES.labels("ok").inc()
         return True
 
     async def _measure_backlog(self) -> None:
@@ -98,6 +105,7 @@ class Replicator(Daemon):
         elif not depth and self._backlog_since is not None:
             start = max(self._backlog_since, self._healed_at or 0.0)
             self.last_convergence = now - start
+            metrics.CONVERGENCE.observe(self.last_convergence)
             self._backlog_since = None
             log.info("replication converged in %.2fs", self.last_convergence)
 
@@ -112,6 +120,12 @@ class Replicator(Daemon):
                 after = page[-1][0]
             self._rehomed.add(worker_id)
             log.warning("worker %s is dead: %d copies queued on other workers", worker_id, queued)
+
+    async def _restore_replication_factor(self) -> None:
+        """Chunks short of RF copies (written while a worker was away, and
+        that worker is back) get tasks for the placement targets they lack."""
+        for chunk_id, replicas in await self.repo.under_replicated(self.replication_factor):
+            await self._queue_new_homes(chunk_id, replicas)
 
     async def _queue_new_homes(self, chunk_id: str, replicas: tuple[str, ...]) -> int:
         placeable = self.registry.placeable_ids()

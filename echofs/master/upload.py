@@ -21,6 +21,7 @@ import blake3
 
 from echofs.core.chunk_codec import EncodedChunk, encode_chunk
 from echofs.core.chunking import ChunkSplitter
+from echofs.core.consistency import Mode
 from echofs.core.errors import PayloadTooLarge, QuorumNotReached, Unavailable
 from echofs.core.manifest import FileRecord, NewChunk, VersionRecord
 from echofs.core.placement import place, write_quorum
@@ -66,16 +67,22 @@ class UploadPipeline:
         self.settings = settings
         self.claims = ClaimBatcher(repo)
 
-    def begin(self) -> Upload:
-        return Upload(self)
+    def begin(self, mode: Mode = Mode.STRONG) -> Upload:
+        return Upload(self, mode)
 
 
 class Upload:
     """One upload in progress. Feed it with :meth:`write`, then :meth:`commit`
     (or :meth:`abort`)."""
 
-    def __init__(self, pipeline: UploadPipeline) -> None:
+    def __init__(self, pipeline: UploadPipeline, mode: Mode) -> None:
         self._p = pipeline
+        self.mode = mode
+        # Workers this upload placed chunks on (the controller's per-file signal).
+        self._targets: set[str] = set()
+        # True once a chunk was acknowledged with copies still owed (wake the
+        # replicator after commit).
+        self._deferred = False
         self._splitter = ChunkSplitter(pipeline.settings.chunk_size)
         self._hasher = blake3.blake3()
         self._slots = asyncio.Semaphore(pipeline.settings.pipeline_depth)
@@ -126,7 +133,6 @@ class Upload:
     async def _place(self, encoded: EncodedChunk) -> NewChunk:
         p = self._p
         rf = p.settings.replication_factor
-        quorum = write_quorum(rf)
         new = NewChunk(encoded.chunk_id, encoded.raw_size, encoded.stored_size,
                        encoded.compressed, ())
         claim = await p.claims.claim(new)
@@ -142,20 +148,33 @@ class Upload:
         if len(targets) < rf:
             absent = [w for w in p.registry.placeable_ids() if w not in live]
             targets += place(encoded.chunk_id, absent, rf - len(targets))
+        self._targets.update(targets)
         held = [w for w in claim.replicas if w in live]
-        if len(held) >= quorum:
+        needed = write_quorum(rf) if self.mode is Mode.STRONG else 1
+        if len(held) >= needed:
             # Deduplicated: enough live copies exist already.
             self._dedup_chunks += 1
             self._dedup_bytes += encoded.raw_size
             self._note_acks(len(held))
             return NewChunk(new.chunk_id, new.size, new.stored_size, new.compressed,
                             tuple(claim.replicas))
+        if self.mode is Mode.STRONG:
+            return await self._place_strong(encoded, new, claim.replicas, held, targets, live)
+        return await self._place_one(encoded, new, claim.replicas, held, targets, live)
+
+    async def _place_strong(self, encoded: EncodedChunk, new: NewChunk,
+                            recorded: tuple[str, ...], held: list[str], targets: list[str],
+                            live: set[str]) -> NewChunk:
+        """Strict quorum: a majority of the placement targets must store it."""
+        p = self._p
+        rf = p.settings.replication_factor
+        quorum = write_quorum(rf)
         reachable = [w for w in targets if w in live and w not in held]
-        away = [w for w in targets if w not in live and w not in claim.replicas]
+        away = [w for w in targets if w not in live and w not in recorded]
         if len(held) + len(reachable) < quorum:
             raise QuorumNotReached(
                 f"{len(held) + len(reachable)} of {rf} placement targets reachable; "
-                f"a write needs {quorum}"
+                f"a strong write needs {quorum}"
             )
         results = await asyncio.gather(
             *(p.chunk_io.put(w, encoded.chunk_id, encoded.frame) for w in reachable),
@@ -178,6 +197,43 @@ class Upload:
         self._note_acks(copies)
         return NewChunk(new.chunk_id, new.size, new.stored_size, new.compressed,
                         tuple(dict.fromkeys([*held, *acked])))
+
+    async def _place_one(self, encoded: EncodedChunk, new: NewChunk,
+                         recorded: tuple[str, ...], held: list[str], targets: list[str],
+                         live: set[str]) -> NewChunk:
+        """Hybrid and available: one durable copy now, the rest queued.
+
+        Hybrid writes that copy on a placement target; available may fall
+        back to any live worker (sloppy quorum) and the copies owed to the
+        targets are hinted handoffs the replicator delivers later.
+        """
+        p = self._p
+        candidates = [w for w in targets if w in live]
+        if self.mode is Mode.AVAILABLE:
+            candidates += [w for w in p.registry.read_order(live) if w not in candidates]
+        errors: list[str] = []
+        for worker_id in candidates:
+            try:
+                await p.chunk_io.put(worker_id, encoded.chunk_id, encoded.frame)
+            except Exception as exc:
+                errors.append(f"{worker_id}: {exc!r}")
+                continue
+            owed = [w for w in targets if w != worker_id and w not in recorded]
+            reason = "hinted_handoff" if worker_id not in targets else "deferred_copy"
+            # The copy and the intents for the others commit together, so the
+            # replicator has a source the moment it sees the tasks.
+            await p.repo.record_partial_write(encoded.chunk_id, worker_id, owed, reason)
+            self._stored_bytes += encoded.stored_size
+            self._note_acks(1)
+            self._deferred = True
+            return NewChunk(new.chunk_id, new.size, new.stored_size, new.compressed,
+                            tuple(dict.fromkeys([*recorded, worker_id])))
+        where = "live worker" if self.mode is Mode.AVAILABLE else "placement target"
+        raise QuorumNotReached(
+            f"chunk {encoded.chunk_id[:12]}: no {where} could store a copy "
+            f"({'; '.join(errors) or 'none reachable'})",
+            code="no_replica_stored",
+        )
 
     async def _keep_chunks_alive(self) -> None:
         period = max(self._p.settings.gc_grace / 4, 0.05)
@@ -202,7 +258,15 @@ class Upload:
     def _note_acks(self, copies: int) -> None:
         self._min_acks = copies if self._min_acks is None else min(self._min_acks, copies)
 
-    async def commit(self, *, owner: str, path: str, mode: str = "strong") -> UploadResult:
+    @property
+    def targets(self) -> set[str]:
+        return self._targets
+
+    @property
+    def deferred_copies(self) -> bool:
+        return self._deferred
+
+    async def commit(self, *, owner: str, path: str) -> UploadResult:
         """Wait for every chunk's quorum, then make the version visible."""
         if self._closed:
             raise RuntimeError("upload already finished")
@@ -215,7 +279,7 @@ class Upload:
             p = self._p
             file, version = await p.repo.commit_version(
                 owner=owner, path=path, chunks=chunks, size=self._splitter.total,
-                blake3=self._hasher.hexdigest(), mode=mode,
+                blake3=self._hasher.hexdigest(), mode=self.mode.value,
                 replicas_acked=self._min_acks or 0,
                 versions_kept=p.settings.versions_kept,
             )

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -109,3 +110,69 @@ class ReplicationTaskRow(Base):
         UniqueConstraint("chunk_id", "target_worker", name="uq_replication_chunk_target"),
         Index("ix_replication_due", "next_attempt_at"),
     )
+
+
+# -- consistency controller ------------------------------------------------------
+
+
+class ConsistencyModeRow(Base):
+    """The current mode of each file the controller has decided on."""
+
+    __tablename__ = "consistency_modes"
+    object_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32))
+    score: Mapped[float | None] = mapped_column(Epoch, nullable=True)
+    changed_at: Mapped[float] = mapped_column(Epoch)
+
+
+class ConsistencyHintRow(Base):
+    __tablename__ = "consistency_hints"
+    object_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hint: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[float] = mapped_column(Epoch)
+
+
+class CriticalKeyRow(Base):
+    __tablename__ = "critical_keys"
+    object_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    added_at: Mapped[float] = mapped_column(Epoch)
+
+
+class ControllerSettingRow(Base):
+    """Cluster-wide controller levers (today: the global override)."""
+
+    __tablename__ = "controller_settings"
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[float] = mapped_column(Epoch)
+
+
+class ModeTransitionRow(Base):
+    """The audit log: every mode change, why, and the signals behind it."""
+
+    __tablename__ = "mode_transitions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Epoch)
+    object_id: Mapped[str] = mapped_column(String(64))
+    from_mode: Mapped[str] = mapped_column(String(16))
+    to_mode: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32))
+    score: Mapped[float | None] = mapped_column(Epoch, nullable=True)
+    signals: Mapped[str] = mapped_column(Text)
+    __table_args__ = (
+        Index("ix_mode_transitions_at", "at"),
+        Index("ix_mode_transitions_object", "object_id", "at"),
+    )
+
+
+# -- accounts ------------------------------------------------------------------------
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Epoch)

@@ -12,21 +12,30 @@ Written once for SQLite and PostgreSQL. Concurrency rules it relies on:
   updates, so on PostgreSQL one waits for the other and re-checks.
 
 SQLite allows one writer at a time; an in-process lock queues our writers so
-they never meet SQLITE_BUSY.
+they never meet SQLITE_BUSY. PostgreSQL runs writers at once, from any number
+of masters, and relies on row locks: transactions that lock several chunk rows
+lock them in chunk-id order (``_lock_chunks``) so they cannot deadlock each
+other, and the rare deadlock or serialization failure left (PostgreSQL picks a
+victim) is retried as a whole by ``@_retried``: every write method is one
+transaction, so running it again is safe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from echofs.core.errors import Conflict, NotFound
@@ -72,6 +81,33 @@ def _batches(items: Sequence[str]) -> Iterable[Sequence[str]]:
         yield items[i : i + _BATCH]
 
 
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction
+# was rolled back and may simply be run again.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+_ATTEMPTS = 5
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _retried(method: Callable[_P, Awaitable[_T]]) -> Callable[_P, Awaitable[_T]]:
+    """Run a one-transaction write method again if PostgreSQL aborted it as a
+    deadlock victim or a serialization failure."""
+
+    @functools.wraps(method)
+    async def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                return await method(*args, **kwargs)
+            except DBAPIError as exc:
+                sqlstate = getattr(exc.orig, "sqlstate", None)
+                if sqlstate not in _RETRYABLE_SQLSTATES or attempt == _ATTEMPTS:
+                    raise
+            await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
+        raise AssertionError("unreachable")
+
+    return run
+
+
 class MetadataRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -100,8 +136,27 @@ class MetadataRepository:
         dialect = postgresql if self._dialect == "postgresql" else sqlite
         return dialect.insert(table)
 
+    async def _lock_chunks(self, session: AsyncSession, ids: Iterable[str], *,
+                           skip_locked: bool = False) -> list[str]:
+        """Lock chunk rows in id order (PostgreSQL; SQLite's writers are
+        serialised already) and return the ids locked. One order for every
+        transaction means two of them never wait for each other in a cycle.
+        ``skip_locked`` leaves out rows another transaction holds."""
+        ordered = sorted(set(ids))
+        if self._dialect != "postgresql":
+            return ordered
+        locked: list[str] = []
+        for batch in _batches(ordered):
+            result = await session.execute(
+                select(ChunkRow.id).where(ChunkRow.id.in_(batch)).order_by(ChunkRow.id)
+                .with_for_update(key_share=True, skip_locked=skip_locked)
+            )
+            locked.extend(result.scalars())
+        return locked
+
     # -- chunks an upload writes -------------------------------------------------
 
+    @_retried
     async def claim_chunks(self, chunks: Sequence[NewChunk]) -> dict[str, ChunkClaim]:
         """Register chunks before their bytes go to workers.
 
@@ -114,6 +169,7 @@ class MetadataRepository:
         if not ids:
             return {}
         async with self._write() as session:
+            # Sorted: concurrent inserts of the same ids wait in one order.
             rows = [
                 {
                     "id": c.chunk_id,
@@ -124,9 +180,11 @@ class MetadataRepository:
                     "touched_at": now,
                     "created_at": now,
                 }
-                for c in {c.chunk_id: c for c in chunks}.values()
+                for c in sorted({c.chunk_id: c for c in chunks}.values(),
+                                key=lambda c: c.chunk_id)
             ]
             await session.execute(self._insert(ChunkRow).on_conflict_do_nothing(), rows)
+            await self._lock_chunks(session, ids)
             await session.execute(
                 update(ChunkRow)
                 .where(ChunkRow.id.in_(ids), ChunkRow.state == "live")
@@ -157,17 +215,35 @@ class MetadataRepository:
                 found[chunk_id].append(worker_id)
         return found
 
+    @_retried
+    async def record_partial_write(self, chunk_id: str, stored_on: str, owed: Sequence[str],
+                                   reason: str) -> None:
+        """A chunk acknowledged with one copy: record it and, in the same
+        transaction, the durable intents for the copies still owed."""
+        now = time.time()
+        async with self._write() as session:
+            await session.execute(self._insert(ChunkReplicaRow).on_conflict_do_nothing().values(
+                chunk_id=chunk_id, worker_id=stored_on, stored_at=now))
+            if owed:
+                await session.execute(self._insert(ReplicationTaskRow).on_conflict_do_nothing(), [
+                    {"chunk_id": chunk_id, "target_worker": w, "reason": reason,
+                     "created_at": now, "next_attempt_at": now, "attempts": 0}
+                    for w in owed
+                ])
+
+    @_retried
     async def touch_chunks(self, chunk_ids: Sequence[str]) -> None:
         """Tell the collector these chunks are in use (a long upload's)."""
         now = time.time()
         async with self._write() as session:
-            for batch in _batches(list(chunk_ids)):
+            for batch in _batches(await self._lock_chunks(session, chunk_ids)):
                 await session.execute(
                     update(ChunkRow)
                     .where(ChunkRow.id.in_(batch), ChunkRow.state == "live")
                     .values(touched_at=now)
                 )
 
+    @_retried
     async def add_replicas(self, chunk_id: str, worker_ids: Iterable[str]) -> None:
         rows = [
             {"chunk_id": chunk_id, "worker_id": w, "stored_at": time.time()} for w in worker_ids
@@ -177,6 +253,7 @@ class MetadataRepository:
         async with self._write() as session:
             await session.execute(self._insert(ChunkReplicaRow).on_conflict_do_nothing(), rows)
 
+    @_retried
     async def remove_replica(self, chunk_id: str, worker_id: str) -> None:
         async with self._write() as session:
             await session.execute(
@@ -216,6 +293,12 @@ class MetadataRepository:
                 select(ReplicationTaskRow.target_worker).distinct())).scalars())
         return sorted(holders | targets)
 
+    async def replicas_of(self, chunk_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """Where each of these chunks has copies (chunks with none are absent)."""
+        async with self._read() as session:
+            found = await self._replicas_of(session, list(dict.fromkeys(chunk_ids)))
+        return {chunk_id: tuple(workers) for chunk_id, workers in found.items()}
+
     async def replicas(self, chunk_id: str) -> tuple[str, ...]:
         async with self._read() as session:
             found = await self._replicas_of(session, [chunk_id])
@@ -223,6 +306,7 @@ class MetadataRepository:
 
     # -- versions ------------------------------------------------------------------
 
+    @_retried
     async def commit_version(
         self,
         *,
@@ -239,6 +323,7 @@ class MetadataRepository:
         now = time.time()
         ids = list(dict.fromkeys(c.chunk_id for c in chunks))
         async with self._write() as session:
+            await self._lock_chunks(session, ids)
             touched = 0
             for batch in _batches(ids):
                 result = await session.execute(
@@ -254,34 +339,16 @@ class MetadataRepository:
                     "a chunk of this upload was collected before commit; retry",
                     code="chunk_collected",
                 )
-            replica_rows = [
+            replica_rows = sorted((
                 {"chunk_id": c.chunk_id, "worker_id": w, "stored_at": now}
                 for c in {c.chunk_id: c for c in chunks}.values()
                 for w in c.replicas
-            ]
+            ), key=lambda r: (r["chunk_id"], r["worker_id"]))
             if replica_rows:
                 await session.execute(
                     self._insert(ChunkReplicaRow).on_conflict_do_nothing(), replica_rows
                 )
-            await session.execute(
-                self._insert(FileRow)
-                .on_conflict_do_nothing()
-                .values(
-                    id=uuid.uuid4().hex,
-                    owner=owner,
-                    path=path,
-                    current_version=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            file_row = (
-                await session.execute(
-                    select(FileRow)
-                    .where(FileRow.owner == owner, FileRow.path == path)
-                    .with_for_update()
-                )
-            ).scalar_one()
+            file_row = await self._lock_file_for_commit(session, owner, path, now)
             number = file_row.current_version + 1
             version_row = VersionRow(
                 file_id=file_row.id,
@@ -316,6 +383,38 @@ class MetadataRepository:
             record = _file_record(file_row, version_row)
             version = _version_record(file_row.id, version_row)
         return record, version
+
+    async def _lock_file_for_commit(self, session: AsyncSession, owner: str, path: str,
+                                    now: float) -> FileRow:
+        """The row of (owner, path), created if missing, locked until commit.
+
+        Another transaction may delete the row between our insert (which found
+        it) and our lock (which then finds nothing): the insert is simply
+        tried again, and this time creates the file anew."""
+        for _ in range(_ATTEMPTS):
+            await session.execute(
+                self._insert(FileRow)
+                .on_conflict_do_nothing()
+                .values(
+                    id=uuid.uuid4().hex,
+                    owner=owner,
+                    path=path,
+                    current_version=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            file_row = (
+                await session.execute(
+                    select(FileRow)
+                    .where(FileRow.owner == owner, FileRow.path == path)
+                    .with_for_update()
+                )
+            ).scalar_one_or_none()
+            if file_row is not None:
+                return file_row
+        raise Conflict(f"{path!r} kept being deleted during this upload; retry",
+                       code="concurrent_delete")
 
     async def _prune(self, session: AsyncSession, file_id: str, keep: int) -> None:
         rows = (
@@ -465,6 +564,7 @@ class MetadataRepository:
             rows = (await session.execute(query)).all()
         return [_file_record(f, v) for f, v in rows]
 
+    @_retried
     async def delete_file(
         self, file_id: str, owner: str | None = None, version: int | None = None
     ) -> int:
@@ -501,6 +601,7 @@ class MetadataRepository:
 
     # -- garbage collection ------------------------------------------------------
 
+    @_retried
     async def claim_garbage(self, touched_before: float, limit: int = 1000) -> list[str]:
         """Mark unreferenced, untouched chunks as 'deleting' and return them,
         together with chunks a previous (interrupted) collection had claimed."""
@@ -527,6 +628,8 @@ class MetadataRepository:
                 ).scalars()
             )
             claimed: list[str] = []
+            # Rows an upload holds right now are in use: not garbage this pass.
+            candidates = await self._lock_chunks(session, candidates, skip_locked=True)
             for batch in _batches(candidates):
                 result = await session.execute(
                     update(ChunkRow)
@@ -542,10 +645,11 @@ class MetadataRepository:
                 claimed.extend(result.scalars())
         return pending + claimed
 
+    @_retried
     async def forget_chunks(self, chunk_ids: Sequence[str]) -> None:
         """Drop the rows of chunks whose copies the collector has deleted."""
         async with self._write() as session:
-            for batch in _batches(list(chunk_ids)):
+            for batch in _batches(await self._lock_chunks(session, chunk_ids)):
                 await session.execute(
                     delete(ReplicationTaskRow).where(ReplicationTaskRow.chunk_id.in_(batch))
                 )
@@ -556,6 +660,15 @@ class MetadataRepository:
                     delete(ChunkRow).where(ChunkRow.id.in_(batch), ChunkRow.state == "deleting")
                 )
 
+    async def known_chunks(self, chunk_ids: Sequence[str]) -> set[str]:
+        """Which of these ids the metadata store has a row for (any state)."""
+        found: set[str] = set()
+        async with self._read() as session:
+            for batch in _batches(list(chunk_ids)):
+                found.update((await session.execute(
+                    select(ChunkRow.id).where(ChunkRow.id.in_(batch)))).scalars())
+        return found
+
     async def chunk_state(self, chunk_id: str) -> str | None:
         async with self._read() as session:
             return (
@@ -564,22 +677,31 @@ class MetadataRepository:
 
     # -- replication queue ---------------------------------------------------------
 
+    @_retried
     async def enqueue_replication(self, chunk_id: str, target_worker: str, reason: str) -> None:
+        """Queue a copy of ``chunk_id`` for ``target_worker``. A chunk the
+        collector removed meanwhile (a scrub or read that raced it) is owed
+        to nobody: nothing is queued."""
         now = time.time()
-        async with self._write() as session:
-            await session.execute(
-                self._insert(ReplicationTaskRow)
-                .on_conflict_do_nothing()
-                .values(
-                    chunk_id=chunk_id,
-                    target_worker=target_worker,
-                    reason=reason,
-                    created_at=now,
-                    next_attempt_at=now,
-                    attempts=0,
+        try:
+            async with self._write() as session:
+                await session.execute(
+                    self._insert(ReplicationTaskRow)
+                    .on_conflict_do_nothing()
+                    .values(
+                        chunk_id=chunk_id,
+                        target_worker=target_worker,
+                        reason=reason,
+                        created_at=now,
+                        next_attempt_at=now,
+                        attempts=0,
+                    )
                 )
-            )
+        except IntegrityError:
+            if await self.chunk_state(chunk_id) is not None:
+                raise
 
+    @_retried
     async def expedite_replication(self, target_worker: str) -> int:
         """Make every task for ``target_worker`` due now (it just came back)."""
         async with self._write() as session:
@@ -590,10 +712,31 @@ class MetadataRepository:
             )
         return result.rowcount
 
+    @_retried
     async def drop_replication(self, task: ReplicationTask) -> None:
         async with self._write() as session:
             await session.execute(delete(ReplicationTaskRow).where(
                 ReplicationTaskRow.id == task.task_id))
+
+    async def under_replicated(self, replication_factor: int, limit: int = 500
+                               ) -> list[tuple[str, tuple[str, ...]]]:
+        """Committed chunks with fewer than ``replication_factor`` recorded
+        copies (say, written while a worker was away), with their replicas."""
+        copies = func.count(ChunkReplicaRow.worker_id)
+        referenced = exists().where(VersionChunkRow.chunk_id == ChunkRow.id)
+        query = (
+            select(ChunkRow.id)
+            .outerjoin(ChunkReplicaRow, ChunkReplicaRow.chunk_id == ChunkRow.id)
+            .where(ChunkRow.state == "live", referenced)
+            .group_by(ChunkRow.id)
+            .having(copies < replication_factor)
+            .order_by(ChunkRow.id)
+            .limit(limit)
+        )
+        async with self._read() as session:
+            ids = list((await session.execute(query)).scalars())
+            replicas = await self._replicas_of(session, ids)
+        return [(cid, tuple(replicas.get(cid, ()))) for cid in ids]
 
     async def chunks_on_worker(
         self, worker_id: str, after: str | None, limit: int
@@ -632,6 +775,7 @@ class MetadataRepository:
             for r in rows
         ]
 
+    @_retried
     async def complete_replication(self, task: ReplicationTask) -> None:
         async with self._write() as session:
             await session.execute(
@@ -643,6 +787,7 @@ class MetadataRepository:
                 .values(chunk_id=task.chunk_id, worker_id=task.target_worker, stored_at=time.time())
             )
 
+    @_retried
     async def retry_replication(self, task: ReplicationTask, delay: float) -> None:
         async with self._write() as session:
             await session.execute(

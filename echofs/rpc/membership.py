@@ -4,6 +4,11 @@ A worker registers (id, where to reach it) and then heartbeats its status
 every interval. A master that restarted answers a heartbeat with
 ``known=False`` and the worker registers again, so membership rebuilds itself
 with no state of its own on disk.
+
+Several masters (sharing one PostgreSQL) each keep their own registry: a
+worker is given all of them (``--master a:9080,b:9080``) and keeps one link,
+with its own heartbeat, to each, so every master knows every worker
+first-hand.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from grpclib.client import Channel
 
 from echofs.master.membership import WorkerRegistry
+from echofs.rpc.cluster_auth import send_cluster_token
 from echofs.rpc.convert import status_from_msg, status_to_msg
 from echofs.rpc.generated.echofs.v1 import (
     HeartbeatRequest,
@@ -35,15 +41,17 @@ class MembershipGrpcService(MembershipBase):
     """Master side: turns registrations into registry entries with a gRPC client."""
 
     def __init__(self, registry: WorkerRegistry, *, heartbeat_interval: float,
-                 on_worker_up: WorkerUp) -> None:
+                 on_worker_up: WorkerUp, cluster_token: str | None = None) -> None:
         self.registry = registry
+        self.cluster_token = cluster_token
         self.heartbeat_interval = heartbeat_interval
         self.on_worker_up = on_worker_up
 
     async def register(self, message: RegisterRequest) -> RegisterResponse:
         split_address(message.grpc_address)  # refuse garbage before using it
         replaced = self.registry.register(
-            GrpcWorkerClient(message.worker_id, message.grpc_address),
+            GrpcWorkerClient(message.worker_id, message.grpc_address,
+                             cluster_token=self.cluster_token),
             address=message.grpc_address, http_address=message.http_address,
         )
         if replaced is not None:
@@ -70,10 +78,10 @@ class MasterLink:
     """Worker side: registers with the master, then reports each heartbeat."""
 
     def __init__(self, master_address: str, *, worker_id: str, grpc_address: str,
-                 http_address: str) -> None:
+                 http_address: str, cluster_token: str | None = None) -> None:
         host, port = split_address(master_address)
         self.master_address = master_address
-        self._channel = Channel(host, port)
+        self._channel = send_cluster_token(Channel(host, port), cluster_token)
         self._stub = MembershipStub(self._channel)
         self.worker_id = worker_id
         self.grpc_address = grpc_address

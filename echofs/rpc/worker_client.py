@@ -14,6 +14,8 @@ from grpclib import GRPCError
 from grpclib.client import Channel
 
 from echofs.core.errors import CorruptChunk
+from echofs.observability.grpc import propagate_request_id
+from echofs.rpc.cluster_auth import send_cluster_token
 from echofs.rpc.convert import from_grpc_error, status_from_msg
 from echofs.rpc.generated.echofs.v1 import (
     ChunkRef,
@@ -34,11 +36,13 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 class GrpcWorkerClient(WorkerClient):
-    def __init__(self, worker_id: str, address: str) -> None:
+    def __init__(self, worker_id: str, address: str, cluster_token: str | None = None) -> None:
         self.worker_id = worker_id
         self.address = address
         host, port = split_address(address)
-        self._channel = Channel(host, port)
+        # Chunk calls made for a client request carry its id to the worker's log.
+        self._channel = send_cluster_token(propagate_request_id(Channel(host, port)),
+                                           cluster_token)
         self._stub = WorkerServiceStub(self._channel)
 
     async def put_chunk(self, chunk_id: str, frame: bytes) -> None:

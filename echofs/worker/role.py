@@ -1,8 +1,9 @@
 """The worker role as its own process: a chunk store served over gRPC, an HTTP
-health endpoint, and a link to the master it reports to."""
+health endpoint, and links to the master(s) it reports to."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from grpclib.server import Server
 
 from echofs.config import Settings
 from echofs.master.http_errors import error_middleware
+from echofs.observability.grpc import instrument_server
+from echofs.observability.http import metrics_middleware, metrics_routes
+from echofs.rpc.cluster_auth import require_cluster_token
 from echofs.rpc.membership import MasterLink
 from echofs.rpc.worker_server import WorkerGrpcService
 from echofs.worker.heartbeat import Heartbeat
@@ -26,45 +30,53 @@ class WorkerRole:
         self.settings = settings
         self.worker_id = settings.worker_id
         spec = settings.store or f"local:{Path(settings.data_dir) / 'workers' / self.worker_id}"
-        self.service = WorkerService(self.worker_id, open_store(spec))
+        self.service = WorkerService(self.worker_id, open_store(
+            spec, worker_id=self.worker_id, s3_bucket=settings.s3_bucket,
+            s3_endpoint_url=settings.s3_endpoint_url, aws_region=settings.aws_region))
         self._grpc: Server | None = None
         self._http: web.AppRunner | None = None
-        self._heartbeat: Heartbeat | None = None
-        self._link: MasterLink | None = None
+        self._links: list[MasterLink] = []
+        self._heartbeats: list[Heartbeat] = []
 
     async def start(self) -> None:
         s = self.settings
         await self.service.open()
-        self._grpc = Server([WorkerGrpcService(self.service)])
-        await self._grpc.start(s.host, s.worker_grpc_port)
-        app = web.Application(middlewares=[error_middleware])
-        app.add_routes([web.get("/health", self.health)])
+        grpc_server = require_cluster_token(
+            instrument_server(Server([WorkerGrpcService(self.service)])), s.cluster_token)
+        await grpc_server.start(s.host, s.worker_grpc_port)
+        self._grpc = grpc_server
+        app = web.Application(middlewares=[error_middleware, metrics_middleware])
+        app.add_routes([web.get("/health", self.health), *metrics_routes()])
         self._http = web.AppRunner(app, access_log=None)
         await self._http.setup()
         await web.TCPSite(self._http, s.host, s.http_port, reuse_address=True).start()
-        self._link = MasterLink(
-            s.master, worker_id=self.worker_id,
-            grpc_address=f"{s.public_host}:{s.worker_grpc_port}",
+        self._links = [MasterLink(
+            address, worker_id=self.worker_id,
+            grpc_address=f"{s.public_host}:{s.advertise_grpc_port or s.worker_grpc_port}",
             http_address=f"{s.public_host}:{s.http_port}",
-        )
-        self._heartbeat = Heartbeat(self.service, self._link.report,
-                                    interval=s.heartbeat_interval)
-        await self._heartbeat.run_once()
-        self._heartbeat.start()
+            cluster_token=s.cluster_token,
+        ) for address in s.master_addresses]
+        # Every master keeps its own registry, so each gets the heartbeats,
+        # on a beat of its own: a slow or dead master never delays the others.
+        self._heartbeats = [Heartbeat(self.service, link.report, interval=s.heartbeat_interval)
+                            for link in self._links]
+        await asyncio.gather(*(heartbeat.run_once() for heartbeat in self._heartbeats))
+        for heartbeat in self._heartbeats:
+            heartbeat.start()
         log.info("worker %s serving %s on gRPC %s:%d, HTTP %s:%d; master %s",
                  self.worker_id, self.service.store.description, s.host, s.worker_grpc_port,
                  s.host, s.http_port, s.master)
 
     async def stop(self) -> None:
-        if self._heartbeat is not None:
-            await self._heartbeat.stop()
+        for heartbeat in self._heartbeats:
+            await heartbeat.stop()
         if self._http is not None:
             await self._http.cleanup()
         if self._grpc is not None:
             self._grpc.close()
             await self._grpc.wait_closed()
-        if self._link is not None:
-            self._link.close()
+        for link in self._links:
+            link.close()
         await self.service.close()
 
     async def health(self, request: web.Request) -> web.Response:

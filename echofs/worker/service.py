@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from echofs.core.chunk_codec import decode_chunk
 from echofs.core.errors import ChunkMissing, CorruptChunk
+from echofs.observability.metrics import store_operation, untrack
+from echofs.observability.state import track_worker
 from echofs.worker.stores.base import ChunkStore, StoreUsage
 
 
@@ -35,22 +37,26 @@ class WorkerService:
 
     async def open(self) -> None:
         await self.store.open()
+        track_worker(self)
 
     async def close(self) -> None:
+        untrack(self)
         await self.store.close()
 
     async def put_chunk(self, chunk_id: str, frame: bytes) -> None:
         self._inflight += 1
         try:
             await asyncio.to_thread(decode_chunk, frame, chunk_id)
-            await self.store.put(chunk_id, frame)
+            with store_operation(self.worker_id, "put"):
+                await self.store.put(chunk_id, frame)
         finally:
             self._inflight -= 1
 
     async def get_chunk(self, chunk_id: str) -> bytes:
         self._inflight += 1
         try:
-            return await self.store.get(chunk_id)
+            with store_operation(self.worker_id, "get"):
+                return await self.store.get(chunk_id)
         finally:
             self._inflight -= 1
 
@@ -58,7 +64,8 @@ class WorkerService:
         """Re-read and check a stored copy here, where the bytes are: 'ok',
         'missing' or 'corrupt'. Only the verdict crosses the network."""
         try:
-            frame = await self.store.get(chunk_id)
+            with store_operation(self.worker_id, "verify"):
+                frame = await self.store.get(chunk_id)
         except ChunkMissing:
             return "missing"
         try:
@@ -68,10 +75,12 @@ class WorkerService:
         return "ok"
 
     async def delete_chunk(self, chunk_id: str) -> bool:
-        return await self.store.delete(chunk_id)
+        with store_operation(self.worker_id, "delete"):
+            return await self.store.delete(chunk_id)
 
     async def has_chunk(self, chunk_id: str) -> bool:
-        return await self.store.has(chunk_id)
+        with store_operation(self.worker_id, "has"):
+            return await self.store.has(chunk_id)
 
     def list_chunks(self) -> AsyncIterator[str]:
         return self.store.list_ids()

@@ -193,3 +193,36 @@ async def test_new_placements_avoid_a_suspect_worker_when_enough_are_live(tmp_pa
         for chunk in await _chunk_list(http, body["file_id"]):
             assert len(chunk["replicas"]) == 3 and "w2" not in chunk["replicas"]
         assert (await node.repo.replication_backlog())[0] == 0
+
+
+async def test_sweeper_removes_copies_no_metadata_knows(http, node):
+    from echofs.core.chunk_codec import encode_chunk
+
+    kept = await upload(http, "kept.bin", os.urandom(MIB // 4))
+    orphan = encode_chunk(os.urandom(1000))
+    await node.workers[0].put_chunk(orphan.chunk_id, orphan.frame)
+    assert await node.master.sweeper.run_once() == 1
+    assert not chunk_path(node, node.workers[0].worker_id, orphan.chunk_id).exists()
+    assert await node.master.sweeper.run_once() == 0
+    assert len(await download(http, kept["file_id"])) == MIB // 4
+
+
+async def test_worker_back_from_the_dead_gets_the_copies_it_missed(http, node):
+    import time as _time
+
+    heartbeat = node.heartbeats[2]  # w3's
+    await heartbeat.stop()
+    node.master.registry._workers["w3"].last_heartbeat = _time.monotonic() - 3600
+    assert node.master.registry.liveness("w3") == "dead"
+    body = await upload(http, "while-away.bin", os.urandom(2 * MIB))
+    assert body["replicas_acked"] == 2
+    for chunk in await _chunk_list(http, body["file_id"]):
+        assert "w3" not in chunk["replicas"]
+    heartbeat.start()  # w3 reports in again
+    await heartbeat.run_once()
+    assert node.master.registry.liveness("w3") == "alive"
+    await drain_replication(node)
+    await node.master.replicator.run_once()
+    await drain_replication(node)
+    for chunk in await _chunk_list(http, body["file_id"]):
+        assert sorted(chunk["replicas"]) == ["w1", "w2", "w3"]

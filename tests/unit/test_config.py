@@ -48,9 +48,9 @@ def test_loopback_detection():
 
 def test_example_env_lists_every_setting_with_its_default():
     text = (ROOT / "config" / "echofs.example.env").read_text()
-    env = dict(m.groups() for m in re.finditer(r"^([A-Z_]+)=(.*)$", text, re.MULTILINE))
+    env = dict(m.groups() for m in re.finditer(r"^([A-Z0-9_]+)=(.*)$", text, re.MULTILINE))
     names = {f.metadata["env"] for f in Settings.__dataclass_fields__.values()}
-    documented = env.keys() | set(re.findall(r"^# ([A-Z_]+)=", text, re.MULTILINE))
+    documented = env.keys() | set(re.findall(r"^# ([A-Z0-9_]+)=", text, re.MULTILINE))
     assert names <= documented
     assert Settings.load(env) == Settings()
 
@@ -61,3 +61,15 @@ def test_pyproject_lists_every_package():
     on_disk = {".".join(p.parent.relative_to(ROOT).parts)
                for p in (ROOT / "echofs").rglob("__init__.py")}
     assert on_disk <= packages, on_disk - packages
+
+
+def test_redis_from_url_or_the_seeds_address():
+    assert Settings.load({}).cache_url is None
+    assert Settings.load({"REDIS_ADDR": "cache:6379"}).cache_url == "redis://cache:6379/0"
+    both = {"REDIS_ADDR": "cache:6379", "REDIS_URL": "redis://other:6380/2"}
+    assert Settings.load(both).cache_url == "redis://other:6380/2"
+
+
+def test_a_worker_may_report_to_several_masters():
+    settings = Settings.load({"MASTER_ADDRESS": "10.0.0.1:9080, 10.0.0.2:9080"})
+    assert settings.master_addresses == ["10.0.0.1:9080", "10.0.0.2:9080"]

@@ -1,4 +1,4 @@
-"""Chunk stores: where a worker keeps its chunk frames (local disk, S3 later)."""
+"""Chunk stores: where a worker keeps its chunk frames (local disk or S3)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,21 @@ from echofs.worker.stores.base import ChunkStore
 from echofs.worker.stores.local import LocalChunkStore
 
 
-def open_store(spec: str) -> ChunkStore:
-    """Build a store from a ``--store`` value: ``local:/path`` or a bare path."""
+def open_store(spec: str, *, worker_id: str | None = None, s3_bucket: str | None = None,
+               s3_endpoint_url: str | None = None, aws_region: str | None = None) -> ChunkStore:
+    """Build a store from a ``--store`` value: ``local:/path`` (or a bare path),
+    or ``s3://BUCKET/PREFIX`` (an empty bucket means ``s3_bucket``, an empty
+    prefix the worker's id; credentials come from the usual AWS chain)."""
+    if spec.startswith("s3://"):
+        from echofs.worker.stores.s3 import S3ChunkStore
+
+        return S3ChunkStore.from_spec(spec, default_prefix=worker_id, bucket=s3_bucket,
+                                      endpoint_url=s3_endpoint_url, region=aws_region)
     kind, sep, rest = spec.partition(":")
     if sep and kind == "local":
         return LocalChunkStore(Path(rest))
     if "://" in spec:
-        raise ValueError(f"unsupported chunk store {spec!r}; only local:/path exists so far")
+        raise ValueError(f"unsupported chunk store {spec!r}; use local:/path or s3://bucket/prefix")
     return LocalChunkStore(Path(spec))
 
 

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class StoreUsage:
+    """What a store holds. ``capacity_bytes`` 0 means the store has no fixed
+    size to report (object stores); ``free_bytes`` is then 0 too."""
+
     chunk_count: int
     bytes_stored: int
     capacity_bytes: int

@@ -61,8 +61,24 @@ async def test_restarted_master_resumes_its_replication_queue(tmp_path):
         assert queue["depth"] == 0
 
 
+def _free_block() -> tuple[int, int]:
+    """HTTP and gRPC base ports such that every port the dev cluster derives
+    from them (worker i: gRPC base+i, HTTP base+10+i) is free too."""
+    import socket
+
+    def free(p: int) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", p)) != 0
+
+    while True:
+        port, grpc = free_port(), free_port()
+        wanted = [port, grpc, *(grpc + i for i in (1, 2, 3)), *(port + 10 + i for i in (1, 2, 3))]
+        if max(wanted) < 65536 and all(free(p) for p in wanted):
+            return port, grpc
+
+
 def test_dev_cluster_starts_members_and_stops_them_on_sigterm(tmp_path):
-    port, grpc = free_port(), free_port()
+    port, grpc = _free_block()
     proc = subprocess.Popen(
         [sys.executable, "-m", "echofs", "dev", "cluster", "--workers", "3",
          "--port", str(port), "--grpc-port", str(grpc), "--data-dir", str(tmp_path / "c")],

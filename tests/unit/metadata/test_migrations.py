@@ -1,4 +1,5 @@
-"""The Alembic migrations: they build the schema the models describe, and undo it."""
+"""The Alembic migrations: they build the schema the models describe, and undo
+it, on SQLite and on PostgreSQL (a throwaway database on the real server)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from alembic.runtime.migration import MigrationContext
 
 from echofs.metadata import database
 from echofs.metadata.models import Base
+from echofs.testing import services
 
 TABLES = {
     "files",
@@ -20,12 +22,22 @@ TABLES = {
     "version_chunks",
     "chunk_replicas",
     "replication_tasks",
+    "consistency_modes",
+    "consistency_hints",
+    "critical_keys",
+    "controller_settings",
+    "mode_transitions",
+    "users",
 }
 
 
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'migrations.db'}"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrations.db'}"
+        return
+    with services.throwaway_database(request.getfixturevalue("postgres_server")) as pg_url:
+        yield pg_url
 
 
 @pytest.fixture
@@ -72,17 +84,14 @@ def test_downgrade_to_base_and_back(url: str, sync_engine: sqlalchemy.Engine) ->
     # Alembic keeps its (now empty) version table; nothing else may remain.
     assert table_names(sync_engine) - {"alembic_version"} == set()
     assert database.current(url) is None
+    index_query = (
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name != 'alembic_version'"
+        if sync_engine.dialect.name == "sqlite" else
+        "SELECT indexname FROM pg_indexes"
+        " WHERE schemaname = 'public' AND tablename != 'alembic_version'"
+    )
     with sync_engine.connect() as conn:
-        indexes = (
-            conn.execute(
-                sqlalchemy.text(
-                    "SELECT name FROM sqlite_master"
-                    " WHERE type = 'index' AND tbl_name != 'alembic_version'"
-                )
-            )
-            .scalars()
-            .all()
-        )
+        indexes = conn.execute(sqlalchemy.text(index_query)).scalars().all()
     assert indexes == []
 
     database.upgrade(url)
@@ -110,11 +119,14 @@ def test_migrated_schema_has_the_models_indexes_and_constraints(
     database.upgrade(url)
     inspector = sqlalchemy.inspect(sync_engine)
 
-    assert {i["name"] for i in inspector.get_indexes("chunks")} == {"ix_chunks_state_touched"}
-    assert {i["name"] for i in inspector.get_indexes("replication_tasks")} == {"ix_replication_due"}
-    assert {i["name"] for i in inspector.get_indexes("version_chunks")} == {
-        "ix_version_chunks_chunk_id"
-    }
+    def indexes(table: str) -> set[str]:
+        # PostgreSQL backs each unique constraint with an index of its own.
+        return {i["name"] for i in inspector.get_indexes(table)
+                if not i.get("duplicates_constraint")}
+
+    assert indexes("chunks") == {"ix_chunks_state_touched"}
+    assert indexes("replication_tasks") == {"ix_replication_due"}
+    assert indexes("version_chunks") == {"ix_version_chunks_chunk_id"}
     uniques = {
         table: {tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)}
         for table in ("files", "versions", "replication_tasks")

@@ -815,7 +815,56 @@ async def test_concurrent_mixed_writers(repo: MetadataRepository) -> None:
         assert await repo.chunk_state(c.chunk_id) == "live"
 
 
+async def test_delete_racing_commits_to_the_same_name(repo: MetadataRepository) -> None:
+    """A whole-file delete and new uploads of the name at once: every call
+    succeeds, and what remains is a file of consecutive versions (or none)."""
+    for round_no in range(10):
+        record, _ = await upload(repo, "alice", "racy", [chunk(f"base{round_no}")])
+        fresh = [chunk(f"r{round_no}-{i}") for i in range(4)]
+        await repo.claim_chunks(fresh)
+
+        await asyncio.gather(
+            repo.delete_file(record.file_id),
+            *(upload(repo, "alice", "racy", [c], claim=False) for c in fresh),
+        )
+
+        try:
+            survivor = await repo.find_file("alice", "racy")
+        except NotFound:
+            continue  # the delete came after every commit
+        versions = [v.version for v in await repo.list_versions(survivor.file_id)]
+        assert versions == list(range(survivor.current_version, 0, -1))
+        await repo.delete_file(survivor.file_id)
+
+
+async def test_commits_sharing_chunks_in_different_orders(repo: MetadataRepository) -> None:
+    """Uploads that reuse the same chunks, listed in different orders, lock
+    them in one order: no deadlock, every commit succeeds."""
+    shared = [chunk(f"shared{i}") for i in range(40)]
+    await repo.claim_chunks(shared)
+
+    async def one(i: int) -> tuple[FileRecord, VersionRecord]:
+        order = shared[i:] + shared[:i] if i % 2 else list(reversed(shared))
+        await repo.claim_chunks(order)
+        return await upload(repo, "alice", f"f{i}", order, claim=False)
+
+    results = await asyncio.gather(*(one(i) for i in range(24)))
+
+    assert len({record.file_id for record, _ in results}) == 24
+    assert (await repo.totals()).chunks == 40
+
+
 # -- replication queue -------------------------------------------------------------
+
+
+async def test_enqueue_replication_of_a_collected_chunk_queues_nothing(
+    repo: MetadataRepository,
+) -> None:
+    """A scrub or read that raced the collector asks for a copy of a chunk
+    whose row is gone: nothing is owed, nothing fails."""
+    await repo.enqueue_replication(cid("collected meanwhile"), "w2", "scrub_missing")
+    depth, _ = await repo.replication_backlog()
+    assert depth == 0
 
 
 async def test_enqueue_replication_is_idempotent(repo: MetadataRepository) -> None:

@@ -167,7 +167,7 @@ def test_open_store_spec(tmp_path: Path) -> None:
     s = open_store(str(tmp_path))
     assert isinstance(s, LocalChunkStore) and s.root == tmp_path
     with pytest.raises(ValueError):
-        open_store("s3://bucket/prefix")
+        open_store("ftp://bucket/prefix")
 
 
 # BUG (echofs/worker/stores/local.py LocalChunkStore.put/_put_sync): whether a put
