@@ -12,6 +12,7 @@ from yarl import URL
 
 from echofs.testing.http import error_of, put_raw, upload
 from echofs.testing.node import chunk_files, running_node
+from echofs.testing.waiting import eventually
 
 MIB = 1024 * 1024
 
@@ -170,7 +171,11 @@ async def test_client_disconnect_mid_upload_leaves_nothing(node, http):
     for _ in range(3):
         writer.write(os.urandom(MIB))
         await writer.drain()
-    await asyncio.sleep(0.3)  # let the master store the chunks it has
+
+    async def stored() -> bool:  # the master has written what it received so far
+        return chunk_files(node) != {}
+
+    await eventually(stored, 10, "chunks of the partial upload on the workers")
     writer.close()
     await asyncio.sleep(0.5)
     assert await _list(http) == []
