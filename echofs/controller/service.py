@@ -14,7 +14,6 @@ and take effect at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -306,7 +305,3 @@ class ControllerService(Daemon):
             "cooldown": self.decider.config.cooldown,
         }
 
-
-async def close_watch(iterator: AsyncIterator[ModeUpdate]) -> None:
-    with contextlib.suppress(Exception):
-        await iterator.aclose()  # type: ignore[attr-defined]
