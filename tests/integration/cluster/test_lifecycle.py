@@ -79,10 +79,13 @@ def _free_block() -> tuple[int, int]:
 
 def test_dev_cluster_starts_members_and_stops_them_on_sigterm(tmp_path):
     port, grpc = _free_block()
+    log_file = (tmp_path / "dev-cluster.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "echofs", "dev", "cluster", "--workers", "3",
          "--port", str(port), "--grpc-port", str(grpc), "--data-dir", str(tmp_path / "c")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **FAST_ENV},
+        # A file, not a pipe: a pipe nobody reads until the end fills up and
+        # blocks the members' logging, and with it their heartbeats.
+        stdout=subprocess.DEVNULL, stderr=log_file, env={**os.environ, **FAST_ENV},
     )
     try:
         deadline = time.monotonic() + 20
@@ -98,8 +101,9 @@ def test_dev_cluster_starts_members_and_stops_them_on_sigterm(tmp_path):
         assert alive == 3
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-        log = proc.stderr.read().decode()
+        log = (tmp_path / "dev-cluster.log").read_text()
         assert log.count("shutting down") == 4
     finally:
         if proc.poll() is None:
             proc.kill()
+        log_file.close()
