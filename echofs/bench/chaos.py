@@ -87,7 +87,8 @@ class Profile:
     heavy_small_names: int
     heavy_large_names: int
     cluster_per: str  # cell | run
-    settle_timeout: float = 60.0
+    # Longest wait for a heal to converge (or the cluster to settle).
+    settle_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         for name in ("normal", "heavy", "fault", "recovery", "rate", "heavy_rate"):
@@ -102,7 +103,8 @@ FULL = Profile("full", normal=30, heavy=30, warmup=6, fault=10, recovery=6, cycl
                large_names=4, heavy_small_names=40, heavy_large_names=1, cluster_per="cell")
 QUICK = Profile("quick", normal=2.5, heavy=2.5, warmup=1, fault=3, recovery=2, cycles=1,
                 clients=3, rate=15, heavy_clients=6, heavy_rate=100, small_names=8,
-                large_names=2, heavy_small_names=16, heavy_large_names=1, cluster_per="run")
+                large_names=2, heavy_small_names=16, heavy_large_names=1, cluster_per="run",
+                settle_timeout=15)
 
 
 def workload_config(profile: Profile, scenario: str, seed: int) -> WorkloadConfig:
@@ -478,6 +480,12 @@ def _slow_near(ops: list[Op], fault_starts: list[float]) -> list[dict[str, Any]]
 _START_ATTEMPTS = 3
 
 
+async def _settles(cluster: ProxiedCluster, within: float) -> bool:
+    await cluster.control.heal()
+    async with aiohttp.ClientSession(base_url=cluster.url) as http:
+        return await settle(http, within)
+
+
 async def start_cluster(root: Path) -> ProxiedCluster:
     """A fresh cluster on fresh ports. Ports are picked free and bound a
     moment later by another process; meanwhile any outgoing connection on the
@@ -506,13 +514,23 @@ async def run_benchmark(profile: Profile, scenarios: list[str], policies: list[s
         for index, (scenario, policy) in enumerate(cells, 1):
             cell = Cell(scenario, policy, profile, index, seed)
             began = time.monotonic()
+            replaced = None
             try:
+                if cluster is not None and profile.cluster_per == "run" and \
+                        not await _settles(cluster, profile.settle_timeout):
+                    # The last cell left it unwell (its report says so); this
+                    # cell starts on a fresh one rather than inherit that.
+                    replaced = "the previous cell's cluster did not settle"
+                    cluster.stop()
+                    cluster = None
                 if cluster is None or profile.cluster_per == "cell":
                     if cluster is not None:
                         cluster.stop()
                         cluster = None
                     cluster = await start_cluster(work_dir / f"cluster-{index:02d}")
                 result = await cell.run(cluster, cluster.control)
+                if replaced:
+                    result["fresh_cluster_because"] = replaced
             except Exception as exc:  # a cell that could not run is reported, not hidden
                 result = {"scenario": scenario, "policy": policy, "error": repr(exc)}
                 if cluster is not None:

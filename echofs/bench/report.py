@@ -93,6 +93,11 @@ def _s(value: float | None) -> str:
     return "not reached" if value is None else f"{value:.2f} s"
 
 
+def _conv(cell: dict[str, Any], value: float | None) -> str:
+    """A convergence figure; a heal that never converged reads as such."""
+    return f"> {cell['convergence_wait_s']:g} s" if value is None else _s(value)
+
+
 def goals(results: list[dict[str, Any]], env: dict[str, str] | None = None
           ) -> list[dict[str, Any]]:
     env = env or {}
@@ -133,11 +138,13 @@ def goals(results: list[dict[str, Any]], env: dict[str, str] | None = None
         unreached = pa["convergence_unmeasured"]
         add("convergence after heal (median), adaptive", f"≤ {GOAL_CONVERGENCE} s",
             "2.3 s avg, 8.1 s max",
-            f"{_s(median)} median, {_s(worst)} max over {len(pa['convergence'])} heal(s)"
+            f"{_conv(pa, median)} median, {_conv(pa, worst)} max over "
+            f"{len(pa['convergence'])} heal(s)"
             + (f" ({unreached} not converged within {pa['convergence_wait_s']:g} s)"
                if unreached else ""), met,
-            "" if met else f"{(median or 0) - GOAL_CONVERGENCE:.2f} s over",
-            "" if met else explain_convergence(pa))
+            "" if met else "the median heal did not converge" if median is None
+            else f"{median - GOAL_CONVERGENCE:.2f} s over",
+            "" if met else explain_convergence(pa, env))
     if pa is None or na is None:
         add("p95 write latency in partition ≤ 2x normal, adaptive", f"≤ {GOAL_P95_RATIO}x",
             "48 ms vs 45 ms (1.07x)", "not measured in this run", None)
@@ -209,10 +216,13 @@ def explain_stale(cell: dict[str, Any]) -> str:
             f"worker); history violations: {cell['history']['violations']}.")
 
 
-def explain_convergence(cell: dict[str, Any]) -> str:
+def explain_convergence(cell: dict[str, Any], env: dict[str, str]) -> str:
     parts = []
+    fresh: set[str] = set()
     for h in cell["convergence"]:
-        text = (f"whole after {_s(h['seconds'])} (cut workers alive again after "
+        whole = ("not whole" if h["seconds"] is None
+                 else f"whole after {_s(h['seconds'])}")
+        text = (f"{whole} (cut workers alive again after "
                 f"{_s(h['workers_alive_after'])}, queue depth at heal {h['queue_depth_at_start']}")
         if h["seconds"] is None:
             unwell = {w: d for w, d in h.get("workers_at_end", {}).items()
@@ -223,16 +233,25 @@ def explain_convergence(cell: dict[str, Any]) -> str:
                          f"{w} {d['state']} ({d['failures']} failed calls, heartbeat "
                          f"{d['seconds_since_heartbeat']} s ago)" for w, d in unwell.items())
                          or "every worker alive"))
+            suspect_after = float(env.get("SUSPECT_AFTER", "nan"))
+            fresh.update(w for w, d in unwell.items() if d["state"] == "suspect"
+                         and (d.get("seconds_since_heartbeat") or 0) < suspect_after)
         parts.append(text + ")")
-    return "per heal: " + "; ".join(parts) + "."
+    text = "per heal: " + "; ".join(parts) + "."
+    if fresh:
+        text += (f" {', '.join(sorted(fresh))} stayed suspect although its heartbeats kept "
+                 f"arriving (each within SUSPECT_AFTER={env.get('SUSPECT_AFTER')} s): the "
+                 "master marks a worker suspect after repeated failed calls, and heartbeats "
+                 "alone do not clear that (`echofs/master/membership.py`), while copies owed "
+                 "to a suspect worker wait.")
+    return text
 
 
 def explain_slow_writes(cell: dict[str, Any], env: dict[str, str]) -> str:
     slow = cell["slow_writes_near_fault_start"]
     near = [w for w in slow if w["after_fault_start_s"] is not None
             and w["phase"] == "fault" and w["after_fault_start_s"] < 2.0]
-    listing = ", ".join(f"{w['latency_ms']:.0f} ms ({w['mode']}, "
-                        f"{'began ' + format(w['after_fault_start_s'], '.2f') + ' s into a fault' if w['after_fault_start_s'] is not None else 'before any fault'})"  # noqa: E501
+    listing = ", ".join(f"{w['latency_ms']:.0f} ms ({w['mode']}, {_when(w)})"
                         for w in slow[:5])
     timeout = float(env.get("WRITE_TIMEOUT", "nan")) * 1000
     waited = [w for w in near if 0.95 * timeout <= w["latency_ms"] <= 1.5 * timeout]
@@ -247,6 +266,12 @@ def explain_slow_writes(cell: dict[str, Any], env: dict[str, str]) -> str:
             text += (" Such writes are more than 5% of the "
                      f"{share['n']} successful writes of the fault window, so they set its p95.")
     return text
+
+
+def _when(write: dict[str, Any]) -> str:
+    if write["phase"] == "fault":
+        return f"began {write['after_fault_start_s']:.2f} s into a fault"
+    return f"began in the {write['phase']} phase"
 
 
 def explain_loss(results: list[dict[str, Any]]) -> str:
@@ -286,7 +311,7 @@ def progress_line(cell: dict[str, Any]) -> str:
             f"{_pct(w['availability_pct'])}, write p95 {_ms(w['write_latency_ms']['p95'])}, "
             f"read p95 {_ms(w['read_latency_ms']['p95'])}, stale {_pct(w['stale_read_pct'])}, "
             f"switches {cell['mode_switches']}, convergence "
-            f"{_s(cell['convergence_median_s'])}, lost {cell['acked_writes_lost']}/"
+            f"{_conv(cell, cell['convergence_median_s'])}, lost {cell['acked_writes_lost']}/"
             f"{cell['loss']['acknowledged']}, violations {cell['history']['violations']} "
             f"({cell['cell_seconds']:.0f} s)")
 
@@ -355,7 +380,8 @@ def render(data: dict[str, Any], json_name: str) -> str:
         row("stale reads", "stale", lambda c, _: _pct(c["in_window"]["stale_read_pct"])),
         row("convergence after heal", "convergence",
             lambda c, name: "— (no fault to heal)" if name == "normal" else
-            f"{_s(c['convergence_median_s'])} median, {_s(c['convergence_max_s'])} max"),
+            f"{_conv(c, c['convergence_median_s'])} median, "
+            f"{_conv(c, c['convergence_max_s'])} max"),
         "",
         "The original's last row (10 MB upload / download) belongs to the throughput "
         "benchmark, not to this one.",
@@ -397,8 +423,9 @@ def render(data: dict[str, Any], json_name: str) -> str:
             continue
         w = cell["in_window"]
         dagger = "" if cell["window"] == "fault" else " †"
-        conv = (f"{_s(cell['convergence_median_s'])} / {_s(cell['convergence_max_s'])}"
-                if cell["window"] == "fault" else _s(cell["convergence_median_s"]))
+        conv = (f"{_conv(cell, cell['convergence_median_s'])} / "
+                f"{_conv(cell, cell['convergence_max_s'])}"
+                if cell["window"] == "fault" else _conv(cell, cell["convergence_median_s"]))
         lines.append(
             f"| {cell['scenario']} | {cell['policy']} | {w['ops']} ({w['ops_per_second']}; "
             f"{w['succeeded_per_second']} ok) "
