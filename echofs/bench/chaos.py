@@ -31,6 +31,7 @@ import dataclasses
 import math
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -316,10 +317,6 @@ class Cell:
         self.phases: list[Phase] = []
         self.convergence: list[dict[str, Any]] = []
 
-    @property
-    def label(self) -> str:
-        return f"{self.scenario} x {self.policy}"
-
     async def run(self, cluster: ProxiedCluster, control: FaultControl) -> dict[str, Any]:
         started_wall = time.time()
         connector = aiohttp.TCPConnector(limit=0)
@@ -585,6 +582,10 @@ def command_line(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     profile = profile_from_args(args)
     scenarios = _choices(args.scenarios, SCENARIOS, "scenario(s)")
@@ -597,6 +598,8 @@ def run_from_args(args: argparse.Namespace) -> int:
           f"cluster per {profile.cluster_per}", flush=True)
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="echofs-chaos-"))
     began = time.monotonic()
+    # SIGTERM unwinds like Ctrl-C, so the clusters' processes are stopped too.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         results = asyncio.run(run_benchmark(
             profile, scenarios, policies, work_dir, args.seed,

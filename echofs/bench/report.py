@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -527,7 +526,3 @@ def _setup(data: dict[str, Any]) -> list[str]:
         "versions pruned by VERSIONS_KEPT are counted as superseded, not lost. History "
         "check: every read against every acknowledged write (`echofs/bench/history.py`).",
     ]
-
-
-def main_error(message: str) -> None:
-    print(message, file=sys.stderr)

@@ -9,19 +9,29 @@ files out of strong while two workers are cut off.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 
 
 def test_quick_profile_runs_every_cell_and_loses_nothing(tmp_path):
     markdown, report = tmp_path / "chaos.md", tmp_path / "chaos.json"
-    done = subprocess.run(
+    # Its own process group: if the test is interrupted or times out, the
+    # benchmark and every server it started go with it.
+    bench = subprocess.Popen(
         [sys.executable, "-m", "echofs", "bench", "chaos", "--quick",
          "--markdown", str(markdown), "--json", str(report), "--work-dir", str(tmp_path / "w")],
-        capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output, _ = bench.communicate(timeout=300)
+    finally:
+        if bench.poll() is None:
+            os.killpg(bench.pid, signal.SIGKILL)
+            bench.wait()
+    assert bench.returncode == 0, output
     # One progress line per cell.
-    assert sum(1 for line in done.stdout.splitlines() if line.startswith("[")) == 12
+    assert sum(1 for line in output.splitlines() if line.startswith("[")) == 12
     data = json.loads(report.read_text())
     cells = {(c["scenario"], c["policy"]): c for c in data["cells"]}
     assert len(cells) == 12
