@@ -19,7 +19,9 @@ from echofs.worker.service import WorkerStatus
 # Smoothing of observed call latency (EWMA weight of the newest sample).
 _RTT_ALPHA = 0.2
 # Consecutive failed calls after which a worker is treated as suspect even if
-# its heartbeats still arrive (its data path is broken).
+# its heartbeats still arrive (its data path is broken). They count only while
+# the last one is recent (within ``suspect_after``): nothing calls a suspect
+# worker, so without this a healed worker would stay suspect for good.
 _FAILURES_SUSPECT = 3
 
 
@@ -33,6 +35,7 @@ class WorkerState:
     status: WorkerStatus | None = None
     rtt: float | None = None
     consecutive_failures: int = 0
+    last_failure: float = 0.0
     total_failures: int = 0
     total_calls: int = 0
     extra: dict[str, object] = field(default_factory=dict)
@@ -81,11 +84,13 @@ class WorkerRegistry:
         state = self._workers.get(worker_id)
         if state is None:
             return "unknown"
-        silence = (time.monotonic() if now is None else now) - state.last_heartbeat
+        now = time.monotonic() if now is None else now
+        silence = now - state.last_heartbeat
         if silence >= self.dead_after:
             return "dead"
-        if (state.client is None or silence >= self.suspect_after
-                or state.consecutive_failures >= _FAILURES_SUSPECT):
+        failing = (state.consecutive_failures >= _FAILURES_SUSPECT
+                   and now - state.last_failure < self.suspect_after)
+        if state.client is None or silence >= self.suspect_after or failing:
             return "suspect"
         return "alive"
 
@@ -126,6 +131,7 @@ class WorkerRegistry:
         state.total_calls += 1
         state.total_failures += 1
         state.consecutive_failures += 1
+        state.last_failure = time.monotonic()
 
     def read_order(self, replicas: Iterable[str]) -> list[str]:
         """Replicas to try for a read: live ones by RTT, then the others."""

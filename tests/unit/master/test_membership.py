@@ -34,6 +34,21 @@ def test_failed_calls_make_a_heartbeating_worker_suspect(tmp_path):
     assert registry.liveness("w1") == "alive"
 
 
+def test_failures_stop_counting_once_they_are_old(tmp_path):
+    # Nothing calls a suspect worker, so no success would ever clear its
+    # failures: a heartbeating worker whose last failure is older than
+    # suspect_after is alive again (a healed partition).
+    registry = WorkerRegistry(suspect_after=3, dead_after=10)
+    registry.register(_client("w1", tmp_path))
+    for _ in range(3):
+        registry.observe_failure("w1")
+    later = time.monotonic() + 4
+    registry.heartbeat("w1", None)  # type: ignore[arg-type]
+    registry._workers["w1"].last_heartbeat = later
+    assert registry.liveness("w1") == "suspect"
+    assert registry.liveness("w1", later) == "alive"
+
+
 def test_expected_workers_are_suspect_until_they_register(tmp_path):
     registry = WorkerRegistry(suspect_after=3, dead_after=10)
     registry.expect(["w1", "w2"])
