@@ -33,6 +33,7 @@ from echofs.core.errors import EchoFSError
 from echofs.master.membership import WorkerRegistry
 from echofs.master.role import MasterRole
 from echofs.metadata import database
+from echofs.metadata.ownership import MetadataInUse, SoleMasterLock, sqlite_path
 from echofs.metadata.repository import MetadataRepository
 from echofs.observability.grpc import instrument_server
 from echofs.observability.metrics import untrack
@@ -70,6 +71,7 @@ class Node:
         self.controller_role: ControllerRole | None = None
         self._runner: web.AppRunner | None = None
         self._grpc: Server | None = None
+        self._sole_master: SoleMasterLock | None = None
         self.port: int | None = None
 
     @property
@@ -105,11 +107,23 @@ class Node:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.metadata_url
+        database_file = sqlite_path(url)
+        if database_file is not None and self.roles & {"all", "master"}:
+            # SQLite: this master must be the file's only one, which also
+            # lets the repository keep read answers in memory.
+            lock = SoleMasterLock(database_file)
+            try:
+                lock.acquire()
+            except MetadataInUse as exc:
+                raise StartupError(str(exc)) from None
+            self._sole_master = lock
         if settings.database_url is None:
             await asyncio.to_thread(database.upgrade, url)
         else:
             await _require_current_schema(url)
         self.repo = MetadataRepository(database.create_engine(url))
+        if self._sole_master is not None:
+            self.repo.keep_read_answers()
 
     async def _start_controller(self) -> None:
         assert self.repo is not None
@@ -206,6 +220,9 @@ class Node:
         if self.repo is not None:
             await self.repo.close()
             self.repo = None
+        if self._sole_master is not None:
+            self._sole_master.release()
+            self._sole_master = None
         if self.worker_role is not None:
             await self.worker_role.stop()
             self.worker_role = None

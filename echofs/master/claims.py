@@ -1,55 +1,63 @@
-"""Group commit for chunk claims.
+"""Chunk claims and version commits, group-committed.
 
 Every chunk is claimed in the metadata store before its bytes go to workers
-(see ``MetadataRepository.claim_chunks``). One transaction per chunk would
-make the metadata store's commit latency the upload's speed limit (SQLite
-serialises writers and fsyncs each commit), so concurrent claims — the
-chunks of one upload in flight, and of every other upload — are gathered
-and committed together: one transaction for whatever arrived while the
-previous one ran.
+(see ``MetadataRepository.claim_chunks``), and every finished upload becomes
+a version with ``commit_versions``. Both go through ``GroupCommit``: the
+chunks of one upload in flight and of every other upload share claim
+transactions, and uploads finishing together share a commit transaction.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+from collections.abc import Sequence
 
-from echofs.core.manifest import NewChunk
-from echofs.metadata.repository import ChunkClaim, MetadataRepository
+from echofs.core.errors import Conflict
+from echofs.core.manifest import FileRecord, NewChunk, VersionRecord
+from echofs.master.group_commit import GroupCommit
+from echofs.metadata.repository import ChunkClaim, CommitRequest, MetadataRepository
 
-_MAX_BATCH = 256
+_MAX_CLAIMS = 256
+# A commit carries its manifest rows; bound the statement sizes.
+_MAX_COMMITS = 64
 
 
 class ClaimBatcher:
     def __init__(self, repo: MetadataRepository) -> None:
         self.repo = repo
-        self._pending: list[tuple[NewChunk, asyncio.Future[ChunkClaim]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self.transactions = 0
+        self._group: GroupCommit[NewChunk, ChunkClaim] = GroupCommit(
+            self._claim_all, max_batch=_MAX_CLAIMS)
+
+    @property
+    def transactions(self) -> int:
+        return self._group.transactions
 
     async def claim(self, chunk: NewChunk) -> ChunkClaim:
-        future: asyncio.Future[ChunkClaim] = asyncio.get_running_loop().create_future()
-        self._pending.append((chunk, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
+        return await self._group.submit(chunk)
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
-            try:
-                claims = await self.repo.claim_chunks([chunk for chunk, _ in batch])
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            self.transactions += 1
-            for chunk, future in batch:
-                if not future.done():
-                    future.set_result(claims[chunk.chunk_id])
+    async def _claim_all(self, chunks: list[NewChunk]) -> list[ChunkClaim]:
+        claims = await self.repo.claim_chunks(chunks)
+        return [claims[chunk.chunk_id] for chunk in chunks]
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            with contextlib.suppress(Exception):
-                await self._flusher
+        await self._group.close()
+
+
+class CommitBatcher:
+    def __init__(self, repo: MetadataRepository) -> None:
+        self.repo = repo
+        self._group: GroupCommit[CommitRequest, tuple[FileRecord, VersionRecord]] = GroupCommit(
+            self._commit_all, max_batch=_MAX_COMMITS)
+
+    @property
+    def transactions(self) -> int:
+        return self._group.transactions
+
+    async def commit(self, request: CommitRequest) -> tuple[FileRecord, VersionRecord]:
+        return await self._group.submit(request)
+
+    async def _commit_all(self, requests: list[CommitRequest]
+                          ) -> Sequence[tuple[FileRecord, VersionRecord] | Conflict]:
+        return await self.repo.commit_versions(requests)
+
+    async def close(self) -> None:
+        await self._group.close()

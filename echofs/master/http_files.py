@@ -335,8 +335,20 @@ class FilesAPI:
         if_range = request.headers.get("If-Range")
         if if_range is None or if_range.strip() == version.etag:
             byte_range = parse_range(request.headers.get("Range"), version.size)
+        content_type = mimetypes.guess_type(record.path)[0] or "application/octet-stream"
+        if byte_range is None and len(version.chunks) == 1 and request.method == "GET":
+            # One chunk (most small files): read and verified before any
+            # header goes out, then sent in one piece.
+            stream = stream_version(self.master.reader, version, None, 1)
+            try:
+                body = await anext(stream)
+            finally:
+                await stream.aclose()
+            info.bytes = len(body)
+            metrics.DOWNLOAD_BYTES.inc(len(body))
+            return web.Response(body=body, headers=headers, content_type=content_type)
         response = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
-        response.content_type = mimetypes.guess_type(record.path)[0] or "application/octet-stream"
+        response.content_type = content_type
         if byte_range:
             response.headers["Content-Range"] = byte_range.content_range(version.size)
             response.content_length = byte_range.length

@@ -29,6 +29,10 @@ class ManifestReader:
     async def version(self, record: FileRecord, number: int | None = None) -> VersionRecord:
         """Version ``number`` of the file (default: its current one), with
         its manifest and replicas. ``record`` was just read from the database."""
+        if self.repo.memo is not None:
+            # This master is the store's only writer: the repository's memo
+            # is exact, and it holds the replicas too.
+            return await self.repo.get_version(record.file_id, number, record.owner)
         current = number is None or number == record.current_version
         if current:
             cached = await self.cache.get_manifest(record.file_id, record.current_version)

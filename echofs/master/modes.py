@@ -54,6 +54,9 @@ class ModeTable:
             return self._modes[object_id]
         return self.default_mode, "default"
 
+    def has_file_modes(self) -> bool:
+        return bool(self._modes)
+
     def mode_for_write(self, object_id: str | None, hint: Hint | None) -> Mode:
         """The mode one write uses: the request's hint, unless the file is a
         critical key (always strong); else the controller's decision."""

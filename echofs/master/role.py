@@ -141,7 +141,9 @@ class MasterRole:
     async def write_mode(self, owner: str, path: str | None, hint: Hint | None) -> Mode:
         """The mode a new write to (owner, path) uses; never asks the controller."""
         file_id = None
-        if path is not None:
+        # Only a file with a mode of its own can differ from the default:
+        # with none, skip finding the file.
+        if path is not None and self.modes.has_file_modes():
             try:
                 file_id = (await self.repo.find_file(owner, path)).file_id
             except NotFound:
@@ -189,7 +191,11 @@ class MasterRole:
             "cache": {"backend": self.cache.description,
                       "available": self.cache.available,
                       "manifest_hits": self.manifests.hits,
-                      "manifest_misses": self.manifests.misses},
+                      "manifest_misses": self.manifests.misses,
+                      # Sole master of an SQLite store: read answers in memory.
+                      "read_memo": None if self.repo.memo is None else {
+                          "entries": len(self.repo.memo), "hits": self.repo.memo.hits,
+                          "misses": self.repo.memo.misses}},
             "consistency": {
                 "default_mode": self.modes.default_mode.value,
                 "modes": self.modes.counts(),

@@ -26,9 +26,9 @@ from echofs.core.errors import PayloadTooLarge, QuorumNotReached, Unavailable
 from echofs.core.manifest import FileRecord, NewChunk, VersionRecord
 from echofs.core.placement import place, write_quorum
 from echofs.master.chunk_io import ChunkIO
-from echofs.master.claims import ClaimBatcher
+from echofs.master.claims import ClaimBatcher, CommitBatcher
 from echofs.master.membership import WorkerRegistry
-from echofs.metadata.repository import MetadataRepository
+from echofs.metadata.repository import CommitRequest, MetadataRepository
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class UploadPipeline:
         self.chunk_io = chunk_io
         self.settings = settings
         self.claims = ClaimBatcher(repo)
+        self.commits = CommitBatcher(repo)
 
     def begin(self, mode: Mode = Mode.STRONG) -> Upload:
         return Upload(self, mode)
@@ -277,12 +278,12 @@ class Upload:
         try:
             chunks = list(await asyncio.gather(*self._tasks))
             p = self._p
-            file, version = await p.repo.commit_version(
-                owner=owner, path=path, chunks=chunks, size=self._splitter.total,
+            file, version = await p.commits.commit(CommitRequest(
+                owner=owner, path=path, chunks=tuple(chunks), size=self._splitter.total,
                 blake3=self._hasher.hexdigest(), mode=self.mode.value,
                 replicas_acked=self._min_acks or 0,
                 versions_kept=p.settings.versions_kept,
-            )
+            ))
         except BaseException:
             await self.abort()
             raise

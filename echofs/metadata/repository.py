@@ -33,7 +33,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -54,6 +54,7 @@ from echofs.metadata.models import (
     VersionChunkRow,
     VersionRow,
 )
+from echofs.metadata.read_memo import MAX_CHUNKS, ReadMemo
 
 # Bound parameter lists well under SQLite's and PostgreSQL's limits.
 _BATCH = 500
@@ -66,6 +67,20 @@ class ChunkClaim:
     chunk_id: str
     state: str  # 'live' or 'deleting'
     replicas: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CommitRequest:
+    """A fully stored upload waiting to become its file's next version."""
+
+    owner: str
+    path: str
+    chunks: tuple[NewChunk, ...]
+    size: int
+    blake3: str
+    mode: str
+    replicas_acked: int
+    versions_kept: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,24 +123,62 @@ def _retried(method: Callable[_P, Awaitable[_T]]) -> Callable[_P, Awaitable[_T]]
     return run
 
 
+def _memoized(method: Callable[_P, Awaitable[_T]]) -> Callable[_P, Awaitable[_T]]:
+    """Serve a read method's answer from the repository's memo when it has
+    one (this process is the store's only writer), keep new answers there.
+    For methods with hashable arguments that return frozen records."""
+
+    @functools.wraps(method)
+    async def run(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        memo: ReadMemo | None = self.memo
+        if memo is None:
+            return await method(self, *args, **kwargs)
+        key = (method.__name__, *args, *sorted(kwargs.items()))
+        found, value = memo.get(key)
+        if found:
+            return value
+        began = memo.generation
+        value = await method(self, *args, **kwargs)
+        if not isinstance(value, VersionRecord) or len(value.chunks) <= MAX_CHUNKS:
+            memo.put(key, began, value)
+        return value
+
+    return run  # type: ignore[return-value]
+
+
 class MetadataRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self._dialect == "sqlite" else None
+        # Set by the master that owns the store alone (see read_memo).
+        self.memo: ReadMemo | None = None
+
+    def keep_read_answers(self) -> None:
+        """Only for the store's sole writer: remember read answers until the
+        next write that may change them."""
+        self.memo = ReadMemo()
 
     async def close(self) -> None:
         await self.engine.dispose()
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
-        if self._write_lock is None:
-            async with self._sessions() as session, session.begin():
+    async def _write(self, *, reads_unchanged: bool = False) -> AsyncIterator[AsyncSession]:
+        """One write transaction. ``reads_unchanged`` marks those that cannot
+        change any memoized read answer (timestamps, queue bookkeeping)."""
+        try:
+            if self._write_lock is None:
+                async with self._sessions() as session, session.begin():
+                    yield session
+                return
+            async with self._write_lock, self._sessions() as session, session.begin():
                 yield session
-            return
-        async with self._write_lock, self._sessions() as session, session.begin():
-            yield session
+        finally:
+            # After the commit (or the rollback): answers memoized from here
+            # on were read after this write.
+            if self.memo is not None and not reads_unchanged:
+                self.memo.bump()
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
@@ -168,7 +221,7 @@ class MetadataRepository:
         ids = list(dict.fromkeys(c.chunk_id for c in chunks))
         if not ids:
             return {}
-        async with self._write() as session:
+        async with self._write(reads_unchanged=True) as session:
             # Sorted: concurrent inserts of the same ids wait in one order.
             rows = [
                 {
@@ -235,7 +288,7 @@ class MetadataRepository:
     async def touch_chunks(self, chunk_ids: Sequence[str]) -> None:
         """Tell the collector these chunks are in use (a long upload's)."""
         now = time.time()
-        async with self._write() as session:
+        async with self._write(reads_unchanged=True) as session:
             for batch in _batches(await self._lock_chunks(session, chunk_ids)):
                 await session.execute(
                     update(ChunkRow)
@@ -306,7 +359,6 @@ class MetadataRepository:
 
     # -- versions ------------------------------------------------------------------
 
-    @_retried
     async def commit_version(
         self,
         *,
@@ -320,117 +372,140 @@ class MetadataRepository:
         versions_kept: int,
     ) -> tuple[FileRecord, VersionRecord]:
         """Make a fully stored upload visible, atomically, as the next version."""
+        [outcome] = await self.commit_versions([CommitRequest(
+            owner=owner, path=path, chunks=tuple(chunks), size=size, blake3=blake3,
+            mode=mode, replicas_acked=replicas_acked, versions_kept=versions_kept)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    @_retried
+    async def commit_versions(
+        self, requests: Sequence[CommitRequest]
+    ) -> list[tuple[FileRecord, VersionRecord] | Conflict]:
+        """Commit several finished uploads in one transaction (group commit).
+
+        Each request becomes the next version of its file, in the order
+        given (two requests for one name get consecutive numbers). A request
+        whose chunks were collected meanwhile gets a ``Conflict`` in its place
+        and leaves no trace; the others commit. The statements are set-based,
+        so the cost of a transaction is shared by everything it commits.
+        """
         now = time.time()
-        ids = list(dict.fromkeys(c.chunk_id for c in chunks))
+        all_ids = sorted({c.chunk_id for r in requests for c in r.chunks})
         async with self._write() as session:
-            await self._lock_chunks(session, ids)
-            touched = 0
-            for batch in _batches(ids):
-                result = await session.execute(
+            await self._lock_chunks(session, all_ids)
+            live: set[str] = set()
+            for batch in _batches(all_ids):
+                await session.execute(
                     update(ChunkRow)
                     .where(ChunkRow.id.in_(batch), ChunkRow.state == "live")
                     .values(touched_at=now)
                 )
-                touched += result.rowcount
-            if touched != len(ids):
-                # The collector claimed a chunk this upload relied on (only
-                # possible when the upload outlived the grace period).
-                raise Conflict(
-                    "a chunk of this upload was collected before commit; retry",
-                    code="chunk_collected",
-                )
-            replica_rows = sorted((
-                {"chunk_id": c.chunk_id, "worker_id": w, "stored_at": now}
-                for c in {c.chunk_id: c for c in chunks}.values()
-                for w in c.replicas
-            ), key=lambda r: (r["chunk_id"], r["worker_id"]))
+                live.update((await session.execute(
+                    select(ChunkRow.id).where(ChunkRow.id.in_(batch), ChunkRow.state == "live")
+                )).scalars())
+            outcomes: list[tuple[FileRecord, VersionRecord] | Conflict | None] = []
+            accepted: list[CommitRequest] = []
+            for request in requests:
+                if all(c.chunk_id in live for c in request.chunks):
+                    outcomes.append(None)
+                    accepted.append(request)
+                else:
+                    # The collector claimed a chunk this upload relied on (only
+                    # possible when the upload outlived the grace period).
+                    outcomes.append(Conflict(
+                        "a chunk of this upload was collected before commit; retry",
+                        code="chunk_collected"))
+            if not accepted:
+                return [o for o in outcomes if o is not None]
+            replica_rows = [
+                {"chunk_id": chunk_id, "worker_id": worker_id, "stored_at": now}
+                for chunk_id, worker_id in sorted(
+                    {(c.chunk_id, w) for r in accepted for c in r.chunks for w in c.replicas})
+            ]
             if replica_rows:
                 await session.execute(
                     self._insert(ChunkReplicaRow).on_conflict_do_nothing(), replica_rows
                 )
-            file_row = await self._lock_file_for_commit(session, owner, path, now)
-            number = file_row.current_version + 1
-            version_row = VersionRow(
-                file_id=file_row.id,
-                version=number,
-                size=size,
-                blake3=blake3,
-                chunk_count=len(chunks),
-                mode=mode,
-                replicas_acked=replicas_acked,
-                created_at=now,
-            )
-            session.add(version_row)
+            files = await self._lock_files_for_commit(
+                session, sorted({(r.owner, r.path) for r in accepted}), now)
+            new_versions: list[tuple[CommitRequest, FileRow, VersionRow]] = []
+            for request in accepted:
+                file_row = files[(request.owner, request.path)]
+                file_row.current_version += 1
+                file_row.updated_at = now
+                new_versions.append((request, file_row, VersionRow(
+                    file_id=file_row.id, version=file_row.current_version,
+                    size=request.size, blake3=request.blake3,
+                    chunk_count=len(request.chunks), mode=request.mode,
+                    replicas_acked=request.replicas_acked, created_at=now)))
+            session.add_all([version_row for _, _, version_row in new_versions])
             await session.flush()
-            offset = 0
             manifest_rows = []
-            for seq, chunk in enumerate(chunks):
-                manifest_rows.append(
-                    {
-                        "version_id": version_row.id,
-                        "seq": seq,
-                        "chunk_id": chunk.chunk_id,
-                        "offset": offset,
-                        "size": chunk.size,
-                    }
-                )
-                offset += chunk.size
+            for request, _, version_row in new_versions:
+                offset = 0
+                for seq, chunk in enumerate(request.chunks):
+                    manifest_rows.append({"version_id": version_row.id, "seq": seq,
+                                          "chunk_id": chunk.chunk_id, "offset": offset,
+                                          "size": chunk.size})
+                    offset += chunk.size
             if manifest_rows:
                 await session.execute(self._insert(VersionChunkRow), manifest_rows)
-            file_row.current_version = number
-            file_row.updated_at = now
-            await self._prune(session, file_row.id, versions_kept)
-            record = _file_record(file_row, version_row)
-            version = _version_record(file_row.id, version_row)
-        return record, version
+            kept = {file_row.id: request.versions_kept for request, file_row, _ in new_versions}
+            await self._prune(session, kept)
+            results = iter([
+                (FileRecord(file_id=file_row.id, owner=file_row.owner, path=file_row.path,
+                            current_version=version_row.version, size=version_row.size,
+                            blake3=version_row.blake3, mode=version_row.mode,
+                            created_at=file_row.created_at, updated_at=now),
+                 _version_record(file_row.id, version_row))
+                for _, file_row, version_row in new_versions
+            ])
+        return [next(results) if outcome is None else outcome for outcome in outcomes]
 
-    async def _lock_file_for_commit(self, session: AsyncSession, owner: str, path: str,
-                                    now: float) -> FileRow:
-        """The row of (owner, path), created if missing, locked until commit.
+    async def _lock_files_for_commit(self, session: AsyncSession, keys: list[tuple[str, str]],
+                                     now: float) -> dict[tuple[str, str], FileRow]:
+        """The rows of these (owner, path) names, created if missing, locked
+        until commit (in name order, so two batches cannot deadlock).
 
-        Another transaction may delete the row between our insert (which found
+        Another transaction may delete a row between our insert (which found
         it) and our lock (which then finds nothing): the insert is simply
         tried again, and this time creates the file anew."""
+        found: dict[tuple[str, str], FileRow] = {}
         for _ in range(_ATTEMPTS):
-            await session.execute(
-                self._insert(FileRow)
-                .on_conflict_do_nothing()
-                .values(
-                    id=uuid.uuid4().hex,
-                    owner=owner,
-                    path=path,
-                    current_version=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            file_row = (
-                await session.execute(
+            missing = [key for key in keys if key not in found]
+            if not missing:
+                return found
+            await session.execute(self._insert(FileRow).on_conflict_do_nothing(), [
+                {"id": uuid.uuid4().hex, "owner": owner, "path": path, "current_version": 0,
+                 "created_at": now, "updated_at": now} for owner, path in missing])
+            for batch in _batches(missing):
+                rows = (await session.execute(
                     select(FileRow)
-                    .where(FileRow.owner == owner, FileRow.path == path)
+                    .where(tuple_(FileRow.owner, FileRow.path).in_(batch))
+                    .order_by(FileRow.owner, FileRow.path)
                     .with_for_update()
-                )
-            ).scalar_one_or_none()
-            if file_row is not None:
-                return file_row
-        raise Conflict(f"{path!r} kept being deleted during this upload; retry",
+                )).scalars()
+                found.update(((row.owner, row.path), row) for row in rows)
+        if all(key in found for key in keys):
+            return found
+        raise Conflict("a file kept being deleted during this upload; retry",
                        code="concurrent_delete")
 
-    async def _prune(self, session: AsyncSession, file_id: str, keep: int) -> None:
-        rows = (
-            (
-                await session.execute(
-                    select(VersionRow.id)
-                    .where(VersionRow.file_id == file_id)
-                    .order_by(VersionRow.version.desc())
-                    .offset(keep)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        if rows:
-            await self._delete_versions(session, list(rows))
+    async def _prune(self, session: AsyncSession, keep: dict[str, int]) -> None:
+        """Delete the versions of these files beyond the newest ``keep[file]``."""
+        rows = (await session.execute(
+            select(VersionRow.id, VersionRow.file_id, VersionRow.version)
+            .where(VersionRow.file_id.in_(list(keep)))
+        )).all()
+        by_file: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for version_id, file_id, number in rows:
+            by_file[file_id].append((number, version_id))
+        doomed = [version_id for file_id, versions in by_file.items()
+                  for _, version_id in sorted(versions, reverse=True)[keep[file_id]:]]
+        if doomed:
+            await self._delete_versions(session, doomed)
 
     async def _delete_versions(self, session: AsyncSession, version_ids: list[int]) -> None:
         await session.execute(
@@ -438,22 +513,24 @@ class MetadataRepository:
         )
         await session.execute(delete(VersionRow).where(VersionRow.id.in_(version_ids)))
 
+    @_memoized
     async def get_file(self, file_id: str, owner: str | None = None) -> FileRecord:
         async with self._read() as session:
             row = await self._file_with_version(session, file_id, owner)
         return _file_record(*row)
 
+    @_memoized
     async def find_file(self, owner: str, path: str) -> FileRecord:
         async with self._read() as session:
-            file_row = (
-                await session.execute(
-                    select(FileRow).where(FileRow.owner == owner, FileRow.path == path)
-                )
-            ).scalar_one_or_none()
-            if file_row is None:
-                raise NotFound(f"no file named {path!r}")
-            row = await self._file_with_version(session, file_row.id, owner)
-        return _file_record(*row)
+            row = (await session.execute(
+                select(FileRow, VersionRow)
+                .join(VersionRow, (VersionRow.file_id == FileRow.id)
+                      & (VersionRow.version == FileRow.current_version))
+                .where(FileRow.owner == owner, FileRow.path == path)
+            )).first()
+        if row is None:
+            raise NotFound(f"no file named {path!r}")
+        return _file_record(row[0], row[1])
 
     async def _file_with_version(
         self, session: AsyncSession, file_id: str, owner: str | None
@@ -474,6 +551,7 @@ class MetadataRepository:
             raise NotFound(f"no file with id {file_id!r}")
         return row[0], row[1]
 
+    @_memoized
     async def get_version(
         self, file_id: str, version: int | None = None, owner: str | None = None
     ) -> VersionRecord:
@@ -684,7 +762,7 @@ class MetadataRepository:
         to nobody: nothing is queued."""
         now = time.time()
         try:
-            async with self._write() as session:
+            async with self._write(reads_unchanged=True) as session:
                 await session.execute(
                     self._insert(ReplicationTaskRow)
                     .on_conflict_do_nothing()
@@ -704,7 +782,7 @@ class MetadataRepository:
     @_retried
     async def expedite_replication(self, target_worker: str) -> int:
         """Make every task for ``target_worker`` due now (it just came back)."""
-        async with self._write() as session:
+        async with self._write(reads_unchanged=True) as session:
             result = await session.execute(
                 update(ReplicationTaskRow)
                 .where(ReplicationTaskRow.target_worker == target_worker)
@@ -714,7 +792,7 @@ class MetadataRepository:
 
     @_retried
     async def drop_replication(self, task: ReplicationTask) -> None:
-        async with self._write() as session:
+        async with self._write(reads_unchanged=True) as session:
             await session.execute(delete(ReplicationTaskRow).where(
                 ReplicationTaskRow.id == task.task_id))
 
@@ -789,7 +867,7 @@ class MetadataRepository:
 
     @_retried
     async def retry_replication(self, task: ReplicationTask, delay: float) -> None:
-        async with self._write() as session:
+        async with self._write(reads_unchanged=True) as session:
             await session.execute(
                 update(ReplicationTaskRow)
                 .where(ReplicationTaskRow.id == task.task_id)

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from echofs.core.errors import Conflict, NotFound
 from echofs.core.manifest import FileRecord, NewChunk, VersionRecord
 from echofs.metadata.models import ChunkReplicaRow, ChunkRow, ReplicationTaskRow
-from echofs.metadata.repository import MetadataRepository, StoreTotals
+from echofs.metadata.repository import CommitRequest, MetadataRepository, StoreTotals
 
 FAR_FUTURE_OFFSET = 3600.0
 
@@ -1015,3 +1015,75 @@ async def test_totals(repo: MetadataRepository) -> None:
     record = await repo.find_file("bob", "g")
     await repo.delete_file(record.file_id)
     assert await repo.totals() == StoreTotals(files=1, versions=2, chunks=3, stored_bytes=97)
+
+
+# -- group commit --------------------------------------------------------------------
+
+
+def _request(owner: str, path: str, chunks: Sequence[NewChunk]) -> CommitRequest:
+    digest = blake3_lib.blake3("".join(c.chunk_id for c in chunks).encode()).hexdigest()
+    return CommitRequest(owner=owner, path=path, chunks=tuple(chunks),
+                         size=sum(c.size for c in chunks), blake3=digest, mode="strong",
+                         replicas_acked=1, versions_kept=2)
+
+
+async def test_group_commit_numbers_in_order_and_refuses_only_the_bad_request(
+    repo: MetadataRepository,
+) -> None:
+    good = [chunk("g1"), chunk("g2"), chunk("g3")]
+    await repo.claim_chunks(good)
+    outcomes = await repo.commit_versions([
+        _request("alice", "same", [good[0]]),
+        _request("alice", "bad", [chunk("never-claimed")]),
+        _request("alice", "same", [good[1]]),
+        _request("bob", "same", [good[2]]),
+        _request("alice", "same", [good[2]]),
+    ])
+    assert isinstance(outcomes[1], Conflict)
+    numbers = [(o[0].owner, o[0].path, o[1].version) for o in outcomes
+               if not isinstance(o, Conflict)]
+    assert numbers == [("alice", "same", 1), ("alice", "same", 2), ("bob", "same", 1),
+                       ("alice", "same", 3)]
+    with pytest.raises(NotFound):
+        await repo.find_file("alice", "bad")
+    current = await repo.find_file("alice", "same")
+    assert current.current_version == 3
+    # versions_kept=2 pruned version 1 in the same transaction.
+    assert [v.version for v in await repo.list_versions(current.file_id)] == [3, 2]
+    version = await repo.get_version(current.file_id)
+    assert [c.chunk_id for c in version.chunks] == [good[2].chunk_id]
+
+
+# -- the read memo of a sole writer ----------------------------------------------------
+
+
+async def test_memoized_reads_follow_every_write(repo: MetadataRepository) -> None:
+    repo.keep_read_answers()
+    assert repo.memo is not None
+    await upload(repo, "alice", "f", [chunk("m1")])
+    first = await repo.find_file("alice", "f")
+    assert await repo.find_file("alice", "f") is first  # served from memory
+    assert repo.memo.hits == 1
+    await upload(repo, "alice", "f", [chunk("m2")])
+    second = await repo.find_file("alice", "f")
+    assert second.current_version == 2
+    version = await repo.get_version(second.file_id)
+    assert version.chunks[0].replicas == ("w1",)
+    await repo.add_replicas(chunk("m2").chunk_id, ["w2"])
+    version = await repo.get_version(second.file_id)
+    assert version.chunks[0].replicas == ("w1", "w2")
+    await repo.delete_file(second.file_id, "alice")
+    with pytest.raises(NotFound):
+        await repo.find_file("alice", "f")
+
+
+async def test_an_answer_read_across_a_write_is_not_kept(repo: MetadataRepository) -> None:
+    repo.keep_read_answers()
+    assert repo.memo is not None
+    await upload(repo, "alice", "f", [chunk("r1")])
+    began = repo.memo.generation
+    answer = await repo.find_file("alice", "f")
+    await upload(repo, "alice", "f", [chunk("r2")])
+    # What a query that began before the write read may be old: not stored.
+    repo.memo.put(("find_file", "alice", "f"), began, answer)
+    assert (await repo.find_file("alice", "f")).current_version == 2
