@@ -3,32 +3,41 @@
 A master that owns its SQLite metadata file exclusively (see
 ``echofs.metadata.ownership``) sees every write the store will ever get: each
 goes through its own repository. So the repository can keep the answers of
-its hot read queries (a file by path or id, a version's manifest, replicas)
-and serve them again until the next write that could change them.
+its hot read queries (a file by path or id, "no such file", a version's
+manifest and replicas) and serve them again until a write changes them.
 
-Invalidation is deliberately coarse: one generation number, bumped after every
-write transaction that can change what a read returns. An answer is stored
-with the generation current when its query *began*, and only if no write
-finished meanwhile; it is served only while that generation is still current.
-So an answer is never older than the last write acknowledged before the read
-started — the same guarantee the database gives. A write in progress may
-still see old answers until its transaction commits, which is as it would be
-without the memo (the writer has not acknowledged anything yet).
+Every answer is filed under *tags* — the files it describes, by id and by
+(owner, name). Writes invalidate in one of two ways:
+
+- a new version (the common write) invalidates the tags of its file only;
+- anything else that may change an answer (deletes, replicas moving, the
+  collector) invalidates everything.
+
+Races: an answer is kept only if no invalidation of its tags (or of
+everything) happened after its query *began* — a query that overlapped a
+write may have read the old state. So an answer served from memory is never
+older than the last write acknowledged before the read started: the same
+guarantee the database gives.
 
 Several masters on one database (PostgreSQL) never use this: another master's
-writes would not bump our generation.
+writes would not reach our memo.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 # Enough for the hot set of a busy node; values are small frozen records
 # (manifests of more than ``MAX_CHUNKS`` chunks are not kept at all).
 DEFAULT_ENTRIES = 20_000
 MAX_CHUNKS = 64
+# A tag that stands for every answer: a write that lists it invalidates all.
+EVERYTHING: Hashable = ("everything",)
+# Invalidation marks kept per tag before they are folded into one "everything"
+# mark (which also empties the memo).
+_MAX_MARKS = 100_000
 
 
 class ReadMemo:
@@ -37,31 +46,63 @@ class ReadMemo:
         self.generation = 0
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[Any, tuple[Hashable, ...]]] = OrderedDict()
+        self._by_tag: dict[Hashable, set[Hashable]] = {}
+        self._floor = 0  # generation of the last invalidation of everything
+        self._marks: dict[Hashable, int] = {}  # tag -> generation of its last invalidation
 
-    def bump(self) -> None:
-        """A write that may change read answers has finished (or failed)."""
+    def invalidate_all(self) -> None:
+        """A write that may change any answer has finished (or failed)."""
         self.generation += 1
-        # Everything stored is now unusable; drop it rather than let it age out.
+        self._floor = self.generation
         self._entries.clear()
+        self._by_tag.clear()
+        self._marks.clear()
+
+    def invalidate(self, tags: Iterable[Hashable]) -> None:
+        """A write that changes only what is filed under ``tags`` has finished."""
+        tags = list(tags)
+        if EVERYTHING in tags:
+            self.invalidate_all()
+            return
+        self.generation += 1
+        for tag in tags:
+            self._marks[tag] = self.generation
+            for key in self._by_tag.pop(tag, ()):
+                self._drop(key)
+        if len(self._marks) > _MAX_MARKS:
+            self.invalidate_all()
 
     def get(self, key: Hashable) -> tuple[bool, Any]:
         found = self._entries.get(key)
-        if found is None or found[0] != self.generation:
+        if found is None:
             self.misses += 1
             return False, None
         self._entries.move_to_end(key)
         self.hits += 1
-        return True, found[1]
+        return True, found[0]
 
-    def put(self, key: Hashable, began: int, value: Any) -> None:
+    def put(self, key: Hashable, began: int, value: Any, tags: tuple[Hashable, ...]) -> None:
         """Keep ``value``, read by a query that began at generation ``began``."""
-        if began != self.generation:
+        if self._floor > began or any(self._marks.get(tag, 0) > began for tag in tags):
             return  # a write finished while the query ran: the answer may be old
-        self._entries[key] = (began, value)
-        self._entries.move_to_end(key)
+        self._drop(key)
+        self._entries[key] = (value, tags)
+        for tag in tags:
+            self._by_tag.setdefault(tag, set()).add(key)
         while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: Hashable) -> None:
+        found = self._entries.pop(key, None)
+        if found is None:
+            return
+        for tag in found[1]:
+            keys = self._by_tag.get(tag)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_tag[tag]
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -28,7 +28,7 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
@@ -54,7 +54,7 @@ from echofs.metadata.models import (
     VersionChunkRow,
     VersionRow,
 )
-from echofs.metadata.read_memo import MAX_CHUNKS, ReadMemo
+from echofs.metadata.read_memo import EVERYTHING, MAX_CHUNKS, ReadMemo
 
 # Bound parameter lists well under SQLite's and PostgreSQL's limits.
 _BATCH = 500
@@ -123,27 +123,63 @@ def _retried(method: Callable[_P, Awaitable[_T]]) -> Callable[_P, Awaitable[_T]]
     return run
 
 
-def _memoized(method: Callable[_P, Awaitable[_T]]) -> Callable[_P, Awaitable[_T]]:
+def _record_tags(value: object) -> tuple[Hashable, ...]:
+    """The files a memoized answer describes (see read_memo)."""
+    if isinstance(value, FileRecord):
+        return (("file", value.file_id), ("path", value.owner, value.path))
+    if isinstance(value, VersionRecord):
+        return (("file", value.file_id),)
+    raise TypeError(f"cannot memoize a {type(value).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Missing:
+    """A memoized "no such file" answer."""
+
+    message: str
+
+
+def _memoized(
+    missing_tags: Callable[..., tuple[Hashable, ...]],
+) -> Callable[[Callable[_P, Awaitable[_T]]], Callable[_P, Awaitable[_T]]]:
     """Serve a read method's answer from the repository's memo when it has
     one (this process is the store's only writer), keep new answers there.
-    For methods with hashable arguments that return frozen records."""
+    For methods with hashable arguments that return frozen records;
+    ``missing_tags`` files a NotFound answer, from the same arguments."""
 
-    @functools.wraps(method)
-    async def run(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        memo: ReadMemo | None = self.memo
-        if memo is None:
-            return await method(self, *args, **kwargs)
-        key = (method.__name__, *args, *sorted(kwargs.items()))
-        found, value = memo.get(key)
-        if found:
+    def decorate(method: Callable[_P, Awaitable[_T]]) -> Callable[_P, Awaitable[_T]]:
+        @functools.wraps(method)
+        async def run(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            memo: ReadMemo | None = self.memo
+            if memo is None:
+                return await method(self, *args, **kwargs)
+            key = (method.__name__, *args, *sorted(kwargs.items()))
+            found, value = memo.get(key)
+            if found:
+                if isinstance(value, _Missing):
+                    raise NotFound(value.message)
+                return value
+            began = memo.generation
+            try:
+                value = await method(self, *args, **kwargs)
+            except NotFound as exc:
+                memo.put(key, began, _Missing(exc.message), missing_tags(*args, **kwargs))
+                raise
+            if not isinstance(value, VersionRecord) or len(value.chunks) <= MAX_CHUNKS:
+                memo.put(key, began, value, _record_tags(value))
             return value
-        began = memo.generation
-        value = await method(self, *args, **kwargs)
-        if not isinstance(value, VersionRecord) or len(value.chunks) <= MAX_CHUNKS:
-            memo.put(key, began, value)
-        return value
 
-    return run  # type: ignore[return-value]
+        return run  # type: ignore[return-value]
+
+    return decorate
+
+
+def _file_id_tags(file_id: str, *_: object, **__: object) -> tuple[Hashable, ...]:
+    return (("file", file_id),)
+
+
+def _path_tags(owner: str, path: str) -> tuple[Hashable, ...]:
+    return (("path", owner, path),)
 
 
 class MetadataRepository:
@@ -164,21 +200,29 @@ class MetadataRepository:
         await self.engine.dispose()
 
     @asynccontextmanager
-    async def _write(self, *, reads_unchanged: bool = False) -> AsyncIterator[AsyncSession]:
+    async def _write(self, *, reads_unchanged: bool = False,
+                     changes: list[Hashable] | None = None) -> AsyncIterator[AsyncSession]:
         """One write transaction. ``reads_unchanged`` marks those that cannot
-        change any memoized read answer (timestamps, queue bookkeeping)."""
+        change any memoized read answer (timestamps, queue bookkeeping);
+        ``changes``, filled by the transaction, limits what it changes to
+        those memo tags (see read_memo)."""
+        committed = False
         try:
             if self._write_lock is None:
                 async with self._sessions() as session, session.begin():
                     yield session
-                return
-            async with self._write_lock, self._sessions() as session, session.begin():
-                yield session
+            else:
+                async with self._write_lock, self._sessions() as session, session.begin():
+                    yield session
+            committed = True
         finally:
             # After the commit (or the rollback): answers memoized from here
             # on were read after this write.
             if self.memo is not None and not reads_unchanged:
-                self.memo.bump()
+                if committed and changes is not None:
+                    self.memo.invalidate(changes)
+                else:
+                    self.memo.invalidate_all()
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
@@ -393,7 +437,8 @@ class MetadataRepository:
         """
         now = time.time()
         all_ids = sorted({c.chunk_id for r in requests for c in r.chunks})
-        async with self._write() as session:
+        changes: list[Hashable] = []
+        async with self._write(changes=changes) as session:
             await self._lock_chunks(session, all_ids)
             live: set[str] = set()
             for batch in _batches(all_ids):
@@ -419,11 +464,15 @@ class MetadataRepository:
                         code="chunk_collected"))
             if not accepted:
                 return [o for o in outcomes if o is not None]
-            replica_rows = [
-                {"chunk_id": chunk_id, "worker_id": worker_id, "stored_at": now}
-                for chunk_id, worker_id in sorted(
-                    {(c.chunk_id, w) for r in accepted for c in r.chunks for w in c.replicas})
-            ]
+            pairs = {(c.chunk_id, w) for r in accepted for c in r.chunks for w in c.replicas}
+            known = await self._replicas_of(session, sorted({chunk_id for chunk_id, _ in pairs}))
+            new_pairs = sorted(pair for pair in pairs if pair[1] not in known.get(pair[0], ()))
+            if any(chunk_id in known for chunk_id, _ in new_pairs):
+                # New copies of a chunk other versions share: their memoized
+                # replica lists are incomplete now.
+                changes.append(EVERYTHING)
+            replica_rows = [{"chunk_id": chunk_id, "worker_id": worker_id, "stored_at": now}
+                            for chunk_id, worker_id in new_pairs]
             if replica_rows:
                 await session.execute(
                     self._insert(ChunkReplicaRow).on_conflict_do_nothing(), replica_rows
@@ -462,6 +511,9 @@ class MetadataRepository:
                  _version_record(file_row.id, version_row))
                 for _, file_row, version_row in new_versions
             ])
+            changes.extend(tag for _, file_row, _ in new_versions
+                           for tag in (("file", file_row.id), ("path", file_row.owner,
+                                                               file_row.path)))
         return [next(results) if outcome is None else outcome for outcome in outcomes]
 
     async def _lock_files_for_commit(self, session: AsyncSession, keys: list[tuple[str, str]],
@@ -513,13 +565,13 @@ class MetadataRepository:
         )
         await session.execute(delete(VersionRow).where(VersionRow.id.in_(version_ids)))
 
-    @_memoized
+    @_memoized(_file_id_tags)
     async def get_file(self, file_id: str, owner: str | None = None) -> FileRecord:
         async with self._read() as session:
             row = await self._file_with_version(session, file_id, owner)
         return _file_record(*row)
 
-    @_memoized
+    @_memoized(_path_tags)
     async def find_file(self, owner: str, path: str) -> FileRecord:
         async with self._read() as session:
             row = (await session.execute(
@@ -551,7 +603,7 @@ class MetadataRepository:
             raise NotFound(f"no file with id {file_id!r}")
         return row[0], row[1]
 
-    @_memoized
+    @_memoized(_file_id_tags)
     async def get_version(
         self, file_id: str, version: int | None = None, owner: str | None = None
     ) -> VersionRecord:
@@ -684,7 +736,9 @@ class MetadataRepository:
         """Mark unreferenced, untouched chunks as 'deleting' and return them,
         together with chunks a previous (interrupted) collection had claimed."""
         unreferenced = ~exists().where(VersionChunkRow.chunk_id == ChunkRow.id)
-        async with self._write() as session:
+        # Only unreferenced chunks: no memoized answer (a file, a version)
+        # mentions them.
+        async with self._write(reads_unchanged=True) as session:
             pending = list(
                 (
                     await session.execute(
@@ -726,7 +780,8 @@ class MetadataRepository:
     @_retried
     async def forget_chunks(self, chunk_ids: Sequence[str]) -> None:
         """Drop the rows of chunks whose copies the collector has deleted."""
-        async with self._write() as session:
+        # Collected chunks were unreferenced: no memoized answer mentions them.
+        async with self._write(reads_unchanged=True) as session:
             for batch in _batches(await self._lock_chunks(session, chunk_ids)):
                 await session.execute(
                     delete(ReplicationTaskRow).where(ReplicationTaskRow.chunk_id.in_(batch))

@@ -1085,5 +1085,40 @@ async def test_an_answer_read_across_a_write_is_not_kept(repo: MetadataRepositor
     answer = await repo.find_file("alice", "f")
     await upload(repo, "alice", "f", [chunk("r2")])
     # What a query that began before the write read may be old: not stored.
-    repo.memo.put(("find_file", "alice", "f"), began, answer)
+    repo.memo.put(("find_file", "alice", "f"), began, answer,
+                  (("file", answer.file_id), ("path", "alice", "f")))
     assert (await repo.find_file("alice", "f")).current_version == 2
+
+
+async def test_a_new_version_forgets_only_its_own_file(repo: MetadataRepository) -> None:
+    repo.keep_read_answers()
+    assert repo.memo is not None
+    await upload(repo, "alice", "a", [chunk("a1")])
+    await upload(repo, "alice", "b", [chunk("b1")])
+    a = await repo.find_file("alice", "a")
+    b = await repo.find_file("alice", "b")
+    with pytest.raises(NotFound):
+        await repo.find_file("alice", "new")
+    await upload(repo, "alice", "a", [chunk("a2")])
+    assert await repo.find_file("alice", "b") is b  # untouched: still in memory
+    assert (await repo.find_file("alice", "a")).current_version == 2
+    assert a.current_version == 1
+    # "No such file" was remembered, and is forgotten when the file appears.
+    with pytest.raises(NotFound):
+        await repo.find_file("alice", "new")
+    await upload(repo, "alice", "new", [chunk("n1")])
+    assert (await repo.find_file("alice", "new")).current_version == 1
+
+
+async def test_new_copies_of_a_shared_chunk_reach_every_file_that_uses_it(
+    repo: MetadataRepository,
+) -> None:
+    repo.keep_read_answers()
+    shared = chunk("shared", replicas=("w1",))
+    await upload(repo, "alice", "first", [shared])
+    first = await repo.find_file("alice", "first")
+    assert (await repo.get_version(first.file_id)).chunks[0].replicas == ("w1",)
+    # Another upload of the same bytes stored fresh copies (w1 was away).
+    await upload(repo, "alice", "second", [chunk("shared", replicas=("w2", "w3"))])
+    version = await repo.get_version(first.file_id)
+    assert version.chunks[0].replicas == ("w1", "w2", "w3")
