@@ -142,8 +142,10 @@ async def large_transfer(target: Target, profile: Profile) -> dict[str, float]:
 
 
 async def small_ops(target: Target, profile: Profile) -> dict[str, float]:
-    payload = os.urandom(4096)
     names = [f"small/{i}.bin" for i in range(profile.small_ops)]
+    # Distinct bytes per file: one payload for all would let EchoFS
+    # deduplicate every upload after the first and store nothing.
+    payloads = [os.urandom(4096) for _ in names]
     put_lat: list[float] = []
     get_lat: list[float] = []
 
@@ -155,7 +157,8 @@ async def small_ops(target: Target, profile: Profile) -> dict[str, float]:
     async with _session() as session:
         started = time.perf_counter()
         await _bounded(profile.small_concurrency, [
-            timed(_put(session, target.put_url(n), payload), put_lat) for n in names])
+            timed(_put(session, target.put_url(n), p), put_lat)
+            for n, p in zip(names, payloads, strict=True)])
         put_s = time.perf_counter() - started
         started = time.perf_counter()
         await _bounded(profile.small_concurrency, [
