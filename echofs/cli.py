@@ -105,8 +105,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from echofs.memory import limit_malloc_arenas
     from echofs.node import StartupError, serve
     from echofs.observability.logging import configure_logging
+
+    limit_malloc_arenas()  # before any thread starts
 
     settings = _settings(args)
     context = {"role": settings.role}

@@ -1,0 +1,38 @@
+"""Process-wide memory settings for a long-running server.
+
+glibc's malloc gives each thread that allocates its own arena (up to eight
+per core), and memory freed in one arena is not reused by another. A server
+whose chunk buffers are allocated in I/O threads and freed on the event loop
+(or the reverse) spreads them over dozens of arenas, and its resident size
+grows far past what it holds. Two arenas keep the footprint close to the live
+data, at no measurable cost here (the threads spend their time in system
+calls, not in malloc). The same as MALLOC_ARENA_MAX=2, which many Python
+servers set in their environment; done here so every deployment gets it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+_M_ARENA_MAX = -8  # from glibc's malloc.h
+ARENAS = 2
+
+
+def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
+    """Cap glibc's malloc arenas (before threads start); False where the C
+    library is not glibc or the environment already chose a value."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return mallopt(_M_ARENA_MAX, arenas) == 1
