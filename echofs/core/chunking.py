@@ -23,21 +23,30 @@ def validate_chunk_size(chunk_size: int) -> int:
 class ChunkSplitter:
     def __init__(self, chunk_size: int) -> None:
         self.chunk_size = validate_chunk_size(chunk_size)
-        self._buffer = bytearray()
+        # The pieces of the chunk being assembled, held as they came: each byte
+        # is copied once, when its chunk completes, not on arrival and again on
+        # the way out (this runs on the event loop, for every byte uploaded).
+        self._pieces: list[memoryview] = []
+        self.buffered = 0
         self.total = 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         """Add ``data``; return every chunk it completed (possibly none)."""
         self.total += len(data)
-        self._buffer += data
-        size = self.chunk_size
-        if len(self._buffer) < size:
+        if not len(data):
             return []
-        view = memoryview(self._buffer)
-        count = len(self._buffer) // size
-        chunks = [bytes(view[i * size : (i + 1) * size]) for i in range(count)]
-        view.release()
-        del self._buffer[: count * size]
+        # bytes cannot change under us and are kept as they are; a caller may
+        # reuse any other buffer, so that is copied now.
+        piece = memoryview(data if isinstance(data, bytes) else bytes(data))
+        chunks: list[bytes] = []
+        while len(piece) >= self.chunk_size - self.buffered:
+            room = self.chunk_size - self.buffered
+            self._pieces.append(piece[:room])
+            chunks.append(self._take())
+            piece = piece[room:]
+        if len(piece):
+            self._pieces.append(piece)
+            self.buffered += len(piece)
         return chunks
 
     def finish(self) -> bytes | None:
@@ -45,8 +54,11 @@ class ChunkSplitter:
 
         A zero-byte file has no chunks at all.
         """
-        if not self._buffer:
-            return None
-        tail = bytes(self._buffer)
-        self._buffer.clear()
-        return tail
+        return self._take() if self._pieces else None
+
+    def _take(self) -> bytes:
+        pieces, self._pieces, self.buffered = self._pieces, [], 0
+        if len(pieces) == 1 and isinstance(pieces[0].obj, bytes) \
+                and len(pieces[0]) == len(pieces[0].obj):
+            return pieces[0].obj  # a piece that is exactly one chunk: no copy
+        return b"".join(pieces)

@@ -2,6 +2,8 @@
 
 Every call's latency feeds the registry's RTT estimate (which orders reads)
 and every failure its failure counters (which mark a worker suspect).
+Deadlines are ``asyncio.timeout`` scopes, not ``wait_for``, which would wrap
+every chunk call in a task of its own.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class ChunkIO:
         client = self._client(worker_id)
         started = time.monotonic()
         try:
-            await asyncio.wait_for(client.put_chunk(chunk_id, frame), self.write_timeout)
+            async with asyncio.timeout(self.write_timeout):
+                await client.put_chunk(chunk_id, frame)
         except Exception:
             self.registry.observe_failure(worker_id)
             raise
@@ -40,7 +43,8 @@ class ChunkIO:
         client = self._client(worker_id)
         started = time.monotonic()
         try:
-            frame = await asyncio.wait_for(client.get_chunk(chunk_id), self.read_timeout)
+            async with asyncio.timeout(self.read_timeout):
+                frame = await client.get_chunk(chunk_id)
         except ChunkMissing:
             # The worker answered; it just lacks the copy. Not a worker fault.
             self.registry.observe_success(worker_id, time.monotonic() - started)
@@ -54,7 +58,8 @@ class ChunkIO:
     async def delete(self, worker_id: str, chunk_id: str) -> bool:
         client = self._client(worker_id)
         try:
-            return await asyncio.wait_for(client.delete_chunk(chunk_id), self.write_timeout)
+            async with asyncio.timeout(self.write_timeout):
+                return await client.delete_chunk(chunk_id)
         except Exception:
             self.registry.observe_failure(worker_id)
             raise

@@ -29,6 +29,10 @@ from echofs.metadata.repository import MetadataRepository
 
 log = logging.getLogger(__name__)
 
+# Frames this small are verified on the event loop: a thread hop would cost
+# more than hashing them.
+_DECODE_ON_LOOP = 64 * 1024
+
 
 class ChunkReader:
     def __init__(self, repo: MetadataRepository, registry: WorkerRegistry,
@@ -46,6 +50,8 @@ class ChunkReader:
             for worker_id in self.registry.read_order(ref.replicas):
                 try:
                     frame = await self.chunk_io.get(worker_id, ref.chunk_id)
+                    if len(frame) < _DECODE_ON_LOOP:
+                        return decode_chunk(frame, ref.chunk_id)
                     return await asyncio.to_thread(decode_chunk, frame, ref.chunk_id)
                 except ChunkMissing:
                     bad.append((worker_id, "missing"))

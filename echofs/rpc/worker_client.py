@@ -1,6 +1,7 @@
 """A :class:`~echofs.worker.client.WorkerClient` that reaches its worker over gRPC.
 
-One HTTP/2 channel per worker; grpclib multiplexes concurrent calls on it.
+One HTTP/2 channel per worker, tuned for bulk data
+(:mod:`echofs.rpc.worker_transport`); grpclib multiplexes concurrent calls on it.
 Worker-side errors come back as the same domain errors the in-process client
 raises (missing → ChunkMissing, damaged → CorruptChunk); transport failures
 surface as exceptions the master counts against the worker.
@@ -11,7 +12,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from grpclib import GRPCError
-from grpclib.client import Channel
 
 from echofs.core.errors import CorruptChunk
 from echofs.observability.grpc import propagate_request_id
@@ -24,6 +24,7 @@ from echofs.rpc.generated.echofs.v1 import (
     StatusRequest,
     WorkerServiceStub,
 )
+from echofs.rpc.worker_transport import ChunkChannel
 from echofs.worker.client import WorkerClient
 from echofs.worker.service import WorkerStatus
 
@@ -41,7 +42,7 @@ class GrpcWorkerClient(WorkerClient):
         self.address = address
         host, port = split_address(address)
         # Chunk calls made for a client request carry its id to the worker's log.
-        self._channel = send_cluster_token(propagate_request_id(Channel(host, port)),
+        self._channel = send_cluster_token(propagate_request_id(ChunkChannel(host, port)),
                                            cluster_token)
         self._stub = WorkerServiceStub(self._channel)
 

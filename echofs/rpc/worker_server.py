@@ -22,8 +22,10 @@ from echofs.rpc.generated.echofs.v1 import (
 )
 from echofs.worker.service import WorkerService
 
-# Large frames leave in parts: ~1 MiB messages move fastest through grpclib.
-PART_SIZE = 1024 * 1024
+# Large frames leave in parts (gRPC peers commonly refuse messages over 4 MiB).
+# A default chunk's frame (1 MiB + header) leaves whole, as one message, not
+# as a 1 MiB part and a 13-byte one.
+PART_SIZE = 2 * 1024 * 1024
 _LIST_BATCH = 1000
 
 
@@ -43,6 +45,9 @@ class WorkerGrpcService(WorkerServiceBase):
             frame = await self.service.get_chunk(message.chunk_id)
         except Exception as exc:
             raise to_grpc_error(exc) from exc
+        if len(frame) <= PART_SIZE:
+            yield ChunkPart(data=frame, total_size=len(frame))
+            return
         view = memoryview(frame)
         yield ChunkPart(data=bytes(view[:PART_SIZE]), total_size=len(frame))
         for offset in range(PART_SIZE, len(frame), PART_SIZE):

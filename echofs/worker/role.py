@@ -17,6 +17,7 @@ from echofs.observability.http import metrics_middleware, metrics_routes
 from echofs.rpc.cluster_auth import require_cluster_token
 from echofs.rpc.membership import MasterLink
 from echofs.rpc.worker_server import WorkerGrpcService
+from echofs.rpc.worker_transport import ChunkServer
 from echofs.worker.heartbeat import Heartbeat
 from echofs.worker.service import WorkerService
 from echofs.worker.stores import open_store
@@ -42,7 +43,7 @@ class WorkerRole:
         s = self.settings
         await self.service.open()
         grpc_server = require_cluster_token(
-            instrument_server(Server([WorkerGrpcService(self.service)])), s.cluster_token)
+            instrument_server(ChunkServer([WorkerGrpcService(self.service)])), s.cluster_token)
         await grpc_server.start(s.host, s.worker_grpc_port)
         self._grpc = grpc_server
         app = web.Application(middlewares=[error_middleware, metrics_middleware])

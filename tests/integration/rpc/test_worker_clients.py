@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from grpclib.server import Server
 
 from echofs.core.chunk_codec import encode_chunk
 from echofs.core.errors import ChunkMissing, CorruptChunk
 from echofs.rpc.worker_client import GrpcWorkerClient
 from echofs.rpc.worker_server import PART_SIZE, WorkerGrpcService
+from echofs.rpc.worker_transport import ChunkServer
 from echofs.testing.process import free_port
 from echofs.worker.client import LocalWorkerClient
 from echofs.worker.service import WorkerService
@@ -25,7 +25,7 @@ async def client(request, tmp_path):
     if request.param == "local":
         yield LocalWorkerClient(service)
         return
-    server = Server([WorkerGrpcService(service)])
+    server = ChunkServer([WorkerGrpcService(service)])
     port = free_port()
     await server.start("127.0.0.1", port)
     remote = GrpcWorkerClient("w1", f"127.0.0.1:{port}")

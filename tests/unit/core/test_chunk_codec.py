@@ -8,6 +8,7 @@ import struct
 import blake3
 import pytest
 
+from echofs.core import chunk_codec
 from echofs.core.chunk_codec import (
     FLAG_LZ4,
     HEADER_SIZE,
@@ -16,6 +17,7 @@ from echofs.core.chunk_codec import (
     decode_chunk,
     encode_chunk,
     is_chunk_id,
+    verify_frame,
 )
 from echofs.core.errors import CorruptChunk
 
@@ -239,3 +241,69 @@ def test_corrupt_chunk_names_the_chunk() -> None:
         decode_chunk(_flip(enc.frame, len(enc.frame) - 1), enc.chunk_id)
     assert enc.chunk_id in str(info.value)
     assert info.value.code == "corrupt_chunk"
+
+
+# -- verify_frame: decode's verdicts, without handing the bytes back ------------
+
+
+@pytest.mark.parametrize("raw", [b"", b"x", TEXT, os.urandom(4096), os.urandom(MIB)],
+                         ids=["empty", "one-byte", "text", "random", "random-mib"])
+def test_verify_frame_accepts_an_intact_frame(raw: bytes) -> None:
+    enc = encode_chunk(raw)
+    assert verify_frame(enc.frame, enc.chunk_id) is None
+
+
+def _damaged(frame: bytes, how: str) -> bytes:
+    if how == "flipped":
+        return _flip(frame, len(frame) - 1)
+    if how == "truncated":
+        return frame[:-1]
+    if how == "magic":
+        return b"XXXX" + frame[4:]
+    if how == "length":
+        return _with_raw_len(frame, _header(frame)[2] + 1)
+    assert how == "flag"
+    damaged = bytearray(frame)
+    damaged[4] ^= FLAG_LZ4
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize("raw", [TEXT, os.urandom(4096)], ids=["compressed", "uncompressed"])
+@pytest.mark.parametrize("how", ["flipped", "truncated", "magic", "length", "flag"])
+def test_verify_frame_refuses_what_decode_refuses(raw: bytes, how: str) -> None:
+    enc = encode_chunk(raw)
+    damaged = _damaged(enc.frame, how)
+    with pytest.raises(CorruptChunk):
+        decode_chunk(damaged, enc.chunk_id)
+    with pytest.raises(CorruptChunk):
+        verify_frame(damaged, enc.chunk_id)
+
+
+def test_verify_frame_refuses_another_chunks_frame() -> None:
+    a, b = encode_chunk(os.urandom(MIB)), encode_chunk(os.urandom(MIB))
+    with pytest.raises(CorruptChunk):
+        verify_frame(b.frame, a.chunk_id)
+
+
+# -- the compressibility sample ---------------------------------------------------
+
+
+def test_large_compressible_chunk_is_compressed() -> None:
+    raw = (TEXT * (MIB // len(TEXT) + 1))[:MIB]
+    enc = encode_chunk(raw)
+    assert enc.compressed and enc.stored_size < MIB // 4
+    assert decode_chunk(enc.frame, enc.chunk_id) == raw
+
+
+def test_chunk_compressible_only_where_the_sample_misses_is_stored_raw() -> None:
+    # The documented trade-off: the sample decides. Random bytes exactly where
+    # it looks, zeros everywhere else: stored uncompressed, and still intact.
+    size = MIB
+    raw = bytearray(size)
+    span = chunk_codec._SAMPLE_SLICE
+    step = (size - span) // (chunk_codec._SAMPLE_SLICES - 1)
+    for i in range(chunk_codec._SAMPLE_SLICES):
+        raw[i * step : i * step + span] = os.urandom(span)
+    enc = encode_chunk(bytes(raw))
+    assert not enc.compressed
+    assert decode_chunk(enc.frame, enc.chunk_id) == raw

@@ -127,9 +127,27 @@ def test_exact_multiple_has_no_tail(multiple: int) -> None:
 
 def test_buffer_never_holds_a_full_chunk() -> None:
     splitter = ChunkSplitter(CHUNK)
+    fed = 0
     for size in (1, CHUNK - 1, CHUNK, 5 * CHUNK + 3, 17):
         splitter.feed(b"\x00" * size)
-        assert len(splitter._buffer) < CHUNK
+        fed += size
+        assert splitter.buffered == fed % CHUNK < CHUNK
+
+
+def test_chunks_do_not_alias_a_reused_memoryview() -> None:
+    buf = bytearray(b"q" * (CHUNK + 10))
+    splitter = ChunkSplitter(CHUNK)
+    [chunk] = splitter.feed(memoryview(buf))
+    buf[:] = b"w" * len(buf)
+    assert chunk == b"q" * CHUNK
+    assert splitter.finish() == b"q" * 10
+
+
+def test_a_piece_that_is_exactly_a_chunk_is_not_copied() -> None:
+    piece = os.urandom(CHUNK)
+    splitter = ChunkSplitter(CHUNK)
+    [chunk] = splitter.feed(piece)
+    assert chunk is piece
 
 
 @pytest.mark.parametrize("size", [MIN_CHUNK_SIZE, MIN_CHUNK_SIZE + 1, 1024 * 1024, MAX_CHUNK_SIZE])

@@ -443,7 +443,7 @@ class WorkerServiceStub(betterproto2_grpclib.ServiceStub):
         metadata: "MetadataLike | None" = None,
     ) -> "AsyncIterator[ChunkPart]":
         """
-        A stored frame, in parts of at most 1 MiB (large chunks stream).
+        A stored frame, in parts of at most 2 MiB (large chunks stream).
         """
 
         async for response in self._unary_stream(
@@ -670,7 +670,7 @@ class WorkerServiceBase(betterproto2_grpclib.ServiceBase):
 
     async def get_chunk(self, message: "ChunkRef") -> "AsyncIterator[ChunkPart]":
         """
-        A stored frame, in parts of at most 1 MiB (large chunks stream).
+        A stored frame, in parts of at most 2 MiB (large chunks stream).
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
