@@ -8,13 +8,20 @@ Memory is bounded by ``pipeline_depth`` chunks whatever the file size: a new
 chunk waits for a free slot before it is encoded. Nothing is visible until the
 final commit; if the upload fails or the client goes away, the chunks already
 stored stay unreferenced and the collector removes them after its grace period.
+
+A strong write acknowledges a chunk once a majority of its targets stored it;
+it does not wait out a target that hangs. Copies still in flight then get a
+short grace; each one still missing gets a durable replication intent before
+the chunk counts as placed, and goes on in the background (:class:`Stragglers`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import blake3
@@ -35,6 +42,21 @@ log = logging.getLogger(__name__)
 # How long an upload waits for the collector to finish removing a chunk it
 # wants to reuse before writing the chunk afresh.
 _COLLECTION_WAIT = 10.0
+# The whole-file digest must see the chunks in order. Chunks this large are
+# hashed off the event loop (BLAKE3 releases the GIL) by one thread that every
+# upload shares: one thread keeps each upload's chunks in order, and hashes
+# several GB/s, far more than the uploads can bring. Small ones are not worth
+# the hop.
+_HASH_OFF_LOOP = 64 * 1024
+_HASH_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="echofs-hash")
+# Likewise a chunk this small is encoded on the loop (a small file's only one).
+_ENCODE_OFF_LOOP = 64 * 1024
+# Once a strong write's quorum is reached, its other copies get as long again
+# as quorum took, within these bounds, before they are left to the background:
+# enough for a healthy target a little behind, far below the write timeout a
+# hung one would cost.
+_GRACE_MIN = 0.05
+_GRACE_MAX = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +89,7 @@ class UploadPipeline:
         self.settings = settings
         self.claims = ClaimBatcher(repo)
         self.commits = CommitBatcher(repo)
+        self.stragglers = Stragglers(repo, limit=settings.pipeline_depth)
 
     def begin(self, mode: Mode = Mode.STRONG) -> Upload:
         return Upload(self, mode)
@@ -86,8 +109,10 @@ class Upload:
         self._deferred = False
         self._splitter = ChunkSplitter(pipeline.settings.chunk_size)
         self._hasher = blake3.blake3()
+        self._hashing: asyncio.Future[None] | None = None
         self._slots = asyncio.Semaphore(pipeline.settings.pipeline_depth)
         self._tasks: list[asyncio.Task[NewChunk]] = []
+        self._failure: BaseException | None = None
         self._dedup_chunks = 0
         self._dedup_bytes = 0
         self._stored_bytes = 0
@@ -114,18 +139,34 @@ class Upload:
         self._raise_failure()
         if self._keepalive is None:
             self._keepalive = asyncio.create_task(self._keep_chunks_alive())
-        self._hasher.update(chunk)
+        self._hash(chunk)
         await self._slots.acquire()
-        self._tasks.append(asyncio.create_task(self._store_chunk(chunk)))
+        task = asyncio.create_task(self._store_chunk(chunk))
+        task.add_done_callback(self._note_failure)
+        self._tasks.append(task)
+
+    def _hash(self, chunk: bytes) -> None:
+        pending = self._hashing
+        if len(chunk) < _HASH_OFF_LOOP and (pending is None or pending.done()):
+            self._hasher.update(chunk)
+        else:  # after whatever this upload already queued there
+            self._hashing = asyncio.get_running_loop().run_in_executor(
+                _HASH_THREAD, self._hasher.update, chunk)
+
+    def _note_failure(self, task: asyncio.Task[NewChunk]) -> None:
+        if self._failure is None and not task.cancelled():
+            self._failure = task.exception()
 
     def _raise_failure(self) -> None:
-        for task in self._tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+        if self._failure is not None:
+            raise self._failure
 
     async def _store_chunk(self, raw: bytes) -> NewChunk:
         try:
-            encoded = await asyncio.to_thread(encode_chunk, raw)
+            if len(raw) < _ENCODE_OFF_LOOP:
+                encoded = encode_chunk(raw)
+            else:
+                encoded = await asyncio.to_thread(encode_chunk, raw)
             del raw
             return await self._place(encoded)
         finally:
@@ -177,22 +218,29 @@ class Upload:
                 f"{len(held) + len(reachable)} of {rf} placement targets reachable; "
                 f"a strong write needs {quorum}"
             )
-        results = await asyncio.gather(
-            *(p.chunk_io.put(w, encoded.chunk_id, encoded.frame) for w in reachable),
-            return_exceptions=True,
-        )
-        outcome = list(zip(reachable, results, strict=True))
-        acked = [w for w, r in outcome if not isinstance(r, BaseException)]
-        failed = [w for w, r in outcome if isinstance(r, BaseException)]
+        puts = {asyncio.create_task(p.chunk_io.put(w, encoded.chunk_id, encoded.frame)): w
+                for w in reachable}
+        try:
+            acked, errors, late = await _until_quorum(puts, quorum - len(held))
+        except BaseException:
+            for task in puts:
+                task.cancel()
+            raise
         copies = len(held) + len(acked)
         if copies < quorum:
-            errors = "; ".join(f"{w}: {r!r}" for w, r in outcome if isinstance(r, BaseException))
+            for task in late:
+                task.cancel()
+            detail = "; ".join(f"{w}: {e!r}" for w, e in errors.items())
             raise QuorumNotReached(
                 f"chunk {encoded.chunk_id[:12]} reached {copies} of {quorum} required "
-                f"replicas ({errors})"
+                f"replicas ({detail})"
             )
-        for worker_id in [*failed, *away]:
-            # Quorum reached but not RF: a durable intent restores the copy.
+        # Quorum, but not RF yet: the copies still in flight go on in the
+        # background and record themselves when they land.
+        p.stragglers.adopt(encoded.chunk_id, late)
+        for worker_id in [*errors, *late.values(), *away]:
+            # A durable intent restores each copy not confirmed now, whatever
+            # becomes of the put or of this master.
             await p.repo.enqueue_replication(encoded.chunk_id, worker_id, "under_replicated")
         self._stored_bytes += encoded.stored_size * len(acked)
         self._note_acks(copies)
@@ -277,6 +325,8 @@ class Upload:
         self._closed = True
         try:
             chunks = list(await asyncio.gather(*self._tasks))
+            if self._hashing is not None:
+                await self._hashing
             p = self._p
             file, version = await p.commits.commit(CommitRequest(
                 owner=owner, path=path, chunks=tuple(chunks), size=self._splitter.total,
@@ -308,3 +358,89 @@ class Upload:
         for task in self._tasks:
             with contextlib.suppress(BaseException):
                 await task
+
+
+# Chunk puts in flight, each with the worker it writes to.
+_Puts = dict[asyncio.Task[None], str]
+
+
+async def _until_quorum(puts: _Puts, needed: int
+                        ) -> tuple[list[str], dict[str, BaseException], _Puts]:
+    """Wait until ``needed`` puts succeeded (or too many failed for that),
+    then a short grace for the others.
+
+    Returns the workers that acknowledged, those that failed (with why) and the
+    puts still running.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    acked: list[str] = []
+    errors: dict[str, BaseException] = {}
+    pending = set(puts)
+
+    def collect(done: set[asyncio.Task[None]]) -> None:
+        for task in done:
+            error = asyncio.CancelledError() if task.cancelled() else task.exception()
+            if error is None:
+                acked.append(puts[task])
+            else:
+                errors[puts[task]] = error
+
+    while len(acked) < needed <= len(acked) + len(pending):
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        collect(done)
+    if pending and len(acked) >= needed:
+        grace = min(max(loop.time() - started, _GRACE_MIN), _GRACE_MAX)
+        done, pending = await asyncio.wait(pending, timeout=grace)
+        collect(done)
+    return acked, errors, {task: puts[task] for task in pending}
+
+
+class Stragglers:
+    """Puts still running after their chunk was acknowledged at quorum.
+
+    Each is already covered by a durable replication intent; if it lands, the
+    copy is recorded at once (the replicator's own copy later is idempotent).
+    Each holds its chunk's frame, so only ``limit`` run at a time across all
+    uploads: beyond that a put is cancelled and the replicator alone restores
+    the copy. That keeps memory bounded while a target hangs until the write
+    timeout.
+    """
+
+    def __init__(self, repo: MetadataRepository, *, limit: int) -> None:
+        self.repo = repo
+        self.limit = max(1, limit)
+        self._running: set[asyncio.Task[None]] = set()
+        self._recording: set[asyncio.Task[None]] = set()
+        self.landed = 0
+        self.cancelled = 0
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def adopt(self, chunk_id: str, puts: _Puts) -> None:
+        for task, worker_id in puts.items():
+            if len(self._running) >= self.limit:
+                task.cancel()
+                self.cancelled += 1
+                continue
+            self._running.add(task)
+            task.add_done_callback(functools.partial(self._finished, chunk_id, worker_id))
+
+    def _finished(self, chunk_id: str, worker_id: str, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            return  # the intent stands; the replicator will make the copy
+        recording = asyncio.create_task(self._record(chunk_id, worker_id))
+        self._recording.add(recording)
+        recording.add_done_callback(self._recording.discard)
+
+    async def _record(self, chunk_id: str, worker_id: str) -> None:
+        try:
+            await self.repo.add_replicas(chunk_id, [worker_id])
+        except Exception:  # collected meanwhile, database away: the intent stands
+            log.warning("could not record the late copy of chunk %s on %s",
+                        chunk_id[:12], worker_id, exc_info=True)
+            return
+        self.landed += 1
