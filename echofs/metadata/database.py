@@ -38,21 +38,28 @@ def sqlite_url_for(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, relaxed: bool = False) -> AsyncEngine:
+    """An engine for ``url``. ``relaxed`` (SQLite): its commits do not wait
+    for the disk; see MetadataRepository for the only writes that use it."""
     url = async_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect",
+                     _relaxed_sqlite_pragmas if relaxed else _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _relaxed_sqlite_pragmas(dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+    _sqlite_pragmas(dbapi_connection, record, synchronous="NORMAL")
+
+
+def _sqlite_pragmas(dbapi_connection, _record, synchronous: str = "FULL") -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
     # WAL lets downloads read while an upload commits; FULL makes every
     # committed version survive a power cut, which "acknowledged" promises.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()

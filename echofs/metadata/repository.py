@@ -23,7 +23,9 @@ transaction, so running it again is safe.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import itertools
 import random
 import time
 import uuid
@@ -33,7 +35,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
-from sqlalchemy import and_, delete, exists, func, or_, select, tuple_, update
+from sqlalchemy import and_, delete, exists, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -46,6 +48,7 @@ from echofs.core.manifest import (
     ReplicationTask,
     VersionRecord,
 )
+from echofs.metadata import database
 from echofs.metadata.models import (
     ChunkReplicaRow,
     ChunkRow,
@@ -188,6 +191,14 @@ class MetadataRepository:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self._dialect == "sqlite" else None
+        # Commits that need not wait for the disk (see _write's ``relaxed``).
+        self._relaxed_engine: AsyncEngine | None = None
+        self._relaxed_sessions = self._sessions
+        if self._dialect == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            self._relaxed_engine = database.create_engine(
+                engine.url.render_as_string(hide_password=False), relaxed=True)
+            self._relaxed_sessions = async_sessionmaker(self._relaxed_engine,
+                                                        expire_on_commit=False)
         # Set by the master that owns the store alone (see read_memo).
         self.memo: ReadMemo | None = None
 
@@ -198,21 +209,38 @@ class MetadataRepository:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._relaxed_engine is not None:
+            await self._relaxed_engine.dispose()
 
     @asynccontextmanager
     async def _write(self, *, reads_unchanged: bool = False,
-                     changes: list[Hashable] | None = None) -> AsyncIterator[AsyncSession]:
+                     changes: list[Hashable] | None = None,
+                     relaxed: bool = False) -> AsyncIterator[AsyncSession]:
         """One write transaction. ``reads_unchanged`` marks those that cannot
         change any memoized read answer (timestamps, queue bookkeeping);
         ``changes``, filled by the transaction, limits what it changes to
-        those memo tags (see read_memo)."""
+        those memo tags (see read_memo).
+
+        ``relaxed``: the commit returns without waiting for the disk
+        (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit off). Only
+        for writes nothing is acknowledged on: chunk claims and touches. The
+        log is sequential in both databases, so the durable commit of the
+        version that relies on a claim makes the claim durable too; a claim
+        lost in a crash before that only leaves copies of an unacknowledged
+        upload without a row, which the orphan sweeper removes. Skipping the
+        wait matters: on a disk busy with chunk writes, a synchronous commit
+        waits for all of them (ext4 orders its journal), tens of ms.
+        """
+        sessions = self._relaxed_sessions if relaxed else self._sessions
         committed = False
         try:
             if self._write_lock is None:
-                async with self._sessions() as session, session.begin():
+                async with sessions() as session, session.begin():
+                    if relaxed:
+                        await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
                     yield session
             else:
-                async with self._write_lock, self._sessions() as session, session.begin():
+                async with self._write_lock, sessions() as session, session.begin():
                     yield session
             committed = True
         finally:
@@ -265,7 +293,7 @@ class MetadataRepository:
         ids = list(dict.fromkeys(c.chunk_id for c in chunks))
         if not ids:
             return {}
-        async with self._write(reads_unchanged=True) as session:
+        async with self._write(reads_unchanged=True, relaxed=True) as session:
             # Sorted: concurrent inserts of the same ids wait in one order.
             rows = [
                 {
@@ -332,7 +360,7 @@ class MetadataRepository:
     async def touch_chunks(self, chunk_ids: Sequence[str]) -> None:
         """Tell the collector these chunks are in use (a long upload's)."""
         now = time.time()
-        async with self._write(reads_unchanged=True) as session:
+        async with self._write(reads_unchanged=True, relaxed=True) as session:
             for batch in _batches(await self._lock_chunks(session, chunk_ids)):
                 await session.execute(
                     update(ChunkRow)
@@ -503,18 +531,45 @@ class MetadataRepository:
                 await session.execute(self._insert(VersionChunkRow), manifest_rows)
             kept = {file_row.id: request.versions_kept for request, file_row, _ in new_versions}
             await self._prune(session, kept)
-            results = iter([
-                (FileRecord(file_id=file_row.id, owner=file_row.owner, path=file_row.path,
-                            current_version=version_row.version, size=version_row.size,
-                            blake3=version_row.blake3, mode=version_row.mode,
-                            created_at=file_row.created_at, updated_at=now),
+            committed = [
+                (request, FileRecord(
+                    file_id=file_row.id, owner=file_row.owner, path=file_row.path,
+                    current_version=version_row.version, size=version_row.size,
+                    blake3=version_row.blake3, mode=version_row.mode,
+                    created_at=file_row.created_at, updated_at=now),
                  _version_record(file_row.id, version_row))
-                for _, file_row, version_row in new_versions
-            ])
-            changes.extend(tag for _, file_row, _ in new_versions
-                           for tag in (("file", file_row.id), ("path", file_row.owner,
-                                                               file_row.path)))
+                for request, file_row, version_row in new_versions
+            ]
+            changes.extend(tag for _, record, _ in committed for tag in _record_tags(record))
+            remembered = self.memo is not None and EVERYTHING not in changes
+            if remembered:
+                replicas = await self._replicas_of(session, all_ids)
+        if remembered:
+            self._remember_commits(committed, replicas)
+        results = iter([(record, version) for _, record, version in committed])
         return [next(results) if outcome is None else outcome for outcome in outcomes]
+
+    def _remember_commits(self, committed: list[tuple[CommitRequest, FileRecord, VersionRecord]],
+                          replicas: dict[str, list[str]]) -> None:
+        """Write-through: a file just committed is likely read next, and
+        its answers are known exactly now. Called right after the commit and
+        its invalidation, with no await between: no write came in between."""
+        assert self.memo is not None
+        began = self.memo.generation
+        for request, record, version in committed:  # in order: the last one is current
+            if len(request.chunks) > MAX_CHUNKS:
+                continue
+            offsets = itertools.accumulate((c.size for c in request.chunks), initial=0)
+            chunks = tuple(
+                ChunkRef(seq, c.chunk_id, offset, c.size, c.compressed,
+                         tuple(replicas.get(c.chunk_id, ())))
+                for seq, (c, offset) in enumerate(zip(request.chunks, offsets, strict=False)))
+            tags = _record_tags(record)
+            # The keys the read paths use: find_file(owner, path) and
+            # get_version(file_id, None, owner) (see _memoized).
+            self.memo.put(("find_file", record.owner, record.path), began, record, tags)
+            self.memo.put(("get_version", record.file_id, None, record.owner), began,
+                          dataclasses.replace(version, chunks=chunks), tags)
 
     async def _lock_files_for_commit(self, session: AsyncSession, keys: list[tuple[str, str]],
                                      now: float) -> dict[tuple[str, str], FileRow]:

@@ -1063,7 +1063,7 @@ async def test_memoized_reads_follow_every_write(repo: MetadataRepository) -> No
     await upload(repo, "alice", "f", [chunk("m1")])
     first = await repo.find_file("alice", "f")
     assert await repo.find_file("alice", "f") is first  # served from memory
-    assert repo.memo.hits == 1
+    assert repo.memo.hits == 2  # the commit wrote its answer through
     await upload(repo, "alice", "f", [chunk("m2")])
     second = await repo.find_file("alice", "f")
     assert second.current_version == 2
@@ -1122,3 +1122,44 @@ async def test_new_copies_of_a_shared_chunk_reach_every_file_that_uses_it(
     await upload(repo, "alice", "second", [chunk("shared", replicas=("w2", "w3"))])
     version = await repo.get_version(first.file_id)
     assert version.chunks[0].replicas == ("w1", "w2", "w3")
+
+
+async def test_a_commit_leaves_exactly_what_the_database_would_answer(
+    repo: MetadataRepository,
+) -> None:
+    repo.keep_read_answers()
+    assert repo.memo is not None
+    a, b = chunk("wt-a", replicas=("w1", "w2")), chunk("wt-b", size=50, replicas=("w3",))
+    await upload(repo, "alice", "wt", [a, b])
+    hits = repo.memo.hits
+    record = await repo.find_file("alice", "wt")
+    version = await repo.get_version(record.file_id, None, "alice")
+    assert repo.memo.hits == hits + 2  # both written through by the commit
+    repo.memo = None
+    assert record == await repo.find_file("alice", "wt")
+    assert version == await repo.get_version(record.file_id, None, "alice")
+
+
+async def test_only_claims_and_touches_skip_waiting_for_the_disk(
+    repo: MetadataRepository,
+) -> None:
+    from sqlalchemy import text
+
+    if repo.engine.dialect.name == "postgresql":
+        # Relaxed per transaction, with SET LOCAL: nothing leaks to the pool.
+        async with repo._write(relaxed=True) as session:
+            assert (await session.execute(text("SHOW synchronous_commit"))).scalar_one() == "off"
+        async with repo._write() as session:
+            assert (await session.execute(text("SHOW synchronous_commit"))).scalar_one() == "on"
+        return
+
+    async def synchronous(engine) -> int:  # type: ignore[no-untyped-def]
+        async with engine.connect() as conn:
+            return (await conn.execute(text("PRAGMA synchronous"))).scalar_one()
+
+    assert await synchronous(repo.engine) == 2  # FULL: versions, deletes, intents
+    assert repo._relaxed_engine is not None
+    assert await synchronous(repo._relaxed_engine) == 1  # NORMAL: claims, touches
+    # A version committed after its claims makes them durable with it (one WAL).
+    await upload(repo, "alice", "durable", [chunk("relaxed-claim")])
+    assert (await repo.find_file("alice", "durable")).current_version == 1
