@@ -131,8 +131,13 @@ def _record_tags(value: object) -> tuple[Hashable, ...]:
     if isinstance(value, FileRecord):
         return (("file", value.file_id), ("path", value.owner, value.path))
     if isinstance(value, VersionRecord):
-        return (("file", value.file_id),)
+        # Also under each chunk: a copy added or removed changes its replicas.
+        return (("file", value.file_id), *_chunk_tags(c.chunk_id for c in value.chunks))
     raise TypeError(f"cannot memoize a {type(value).__name__}")
+
+
+def _chunk_tags(chunk_ids: Iterable[str]) -> tuple[Hashable, ...]:
+    return tuple(("chunk", chunk_id) for chunk_id in dict.fromkeys(chunk_ids))
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +351,7 @@ class MetadataRepository:
         """A chunk acknowledged with one copy: record it and, in the same
         transaction, the durable intents for the copies still owed."""
         now = time.time()
-        async with self._write() as session:
+        async with self._write(changes=list(_chunk_tags([chunk_id]))) as session:
             await session.execute(self._insert(ChunkReplicaRow).on_conflict_do_nothing().values(
                 chunk_id=chunk_id, worker_id=stored_on, stored_at=now))
             if owed:
@@ -375,12 +380,12 @@ class MetadataRepository:
         ]
         if not rows:
             return
-        async with self._write() as session:
+        async with self._write(changes=list(_chunk_tags([chunk_id]))) as session:
             await session.execute(self._insert(ChunkReplicaRow).on_conflict_do_nothing(), rows)
 
     @_retried
     async def remove_replica(self, chunk_id: str, worker_id: str) -> None:
-        async with self._write() as session:
+        async with self._write(changes=list(_chunk_tags([chunk_id]))) as session:
             await session.execute(
                 delete(ChunkReplicaRow).where(
                     ChunkReplicaRow.chunk_id == chunk_id, ChunkReplicaRow.worker_id == worker_id
@@ -495,10 +500,10 @@ class MetadataRepository:
             pairs = {(c.chunk_id, w) for r in accepted for c in r.chunks for w in c.replicas}
             known = await self._replicas_of(session, sorted({chunk_id for chunk_id, _ in pairs}))
             new_pairs = sorted(pair for pair in pairs if pair[1] not in known.get(pair[0], ()))
-            if any(chunk_id in known for chunk_id, _ in new_pairs):
-                # New copies of a chunk other versions share: their memoized
-                # replica lists are incomplete now.
-                changes.append(EVERYTHING)
+            # New copies of chunks other versions share: their memoized
+            # replica lists are incomplete now.
+            changes.extend(_chunk_tags(chunk_id for chunk_id, _ in new_pairs
+                                       if chunk_id in known))
             replica_rows = [{"chunk_id": chunk_id, "worker_id": worker_id, "stored_at": now}
                             for chunk_id, worker_id in new_pairs]
             if replica_rows:
@@ -564,12 +569,13 @@ class MetadataRepository:
                 ChunkRef(seq, c.chunk_id, offset, c.size, c.compressed,
                          tuple(replicas.get(c.chunk_id, ())))
                 for seq, (c, offset) in enumerate(zip(request.chunks, offsets, strict=False)))
-            tags = _record_tags(record)
+            full = dataclasses.replace(version, chunks=chunks)
             # The keys the read paths use: find_file(owner, path) and
             # get_version(file_id, None, owner) (see _memoized).
-            self.memo.put(("find_file", record.owner, record.path), began, record, tags)
-            self.memo.put(("get_version", record.file_id, None, record.owner), began,
-                          dataclasses.replace(version, chunks=chunks), tags)
+            self.memo.put(("find_file", record.owner, record.path), began, record,
+                          _record_tags(record))
+            self.memo.put(("get_version", record.file_id, None, record.owner), began, full,
+                          _record_tags(full))
 
     async def _lock_files_for_commit(self, session: AsyncSession, keys: list[tuple[str, str]],
                                      now: float) -> dict[tuple[str, str], FileRow]:
@@ -965,7 +971,7 @@ class MetadataRepository:
 
     @_retried
     async def complete_replication(self, task: ReplicationTask) -> None:
-        async with self._write() as session:
+        async with self._write(changes=list(_chunk_tags([task.chunk_id]))) as session:
             await session.execute(
                 delete(ReplicationTaskRow).where(ReplicationTaskRow.id == task.task_id)
             )

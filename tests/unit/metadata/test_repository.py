@@ -1163,3 +1163,21 @@ async def test_only_claims_and_touches_skip_waiting_for_the_disk(
     # A version committed after its claims makes them durable with it (one WAL).
     await upload(repo, "alice", "durable", [chunk("relaxed-claim")])
     assert (await repo.find_file("alice", "durable")).current_version == 1
+
+
+async def test_a_copy_added_or_removed_forgets_only_the_versions_using_its_chunk(
+    repo: MetadataRepository,
+) -> None:
+    repo.keep_read_answers()
+    assert repo.memo is not None
+    await upload(repo, "alice", "x", [chunk("cx")])
+    await upload(repo, "alice", "y", [chunk("cy")])
+    x = await repo.find_file("alice", "x")
+    y = await repo.find_file("alice", "y")
+    y_version = await repo.get_version(y.file_id, None, "alice")
+    await repo.add_replicas(chunk("cx").chunk_id, ["w2"])
+    assert await repo.get_version(y.file_id, None, "alice") is y_version  # kept
+    assert (await repo.get_version(x.file_id, None, "alice")).chunks[0].replicas == ("w1", "w2")
+    await repo.remove_replica(chunk("cx").chunk_id, "w1")
+    assert (await repo.get_version(x.file_id, None, "alice")).chunks[0].replicas == ("w2",)
+    assert await repo.get_version(y.file_id, None, "alice") is y_version
