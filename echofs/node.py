@@ -32,6 +32,7 @@ from echofs.controller.service import ControllerService
 from echofs.core.errors import EchoFSError
 from echofs.master.membership import WorkerRegistry
 from echofs.master.role import MasterRole
+from echofs.memory import trim_periodically
 from echofs.metadata import database
 from echofs.metadata.ownership import MetadataInUse, SoleMasterLock, sqlite_path
 from echofs.metadata.repository import MetadataRepository
@@ -279,5 +280,7 @@ async def serve(settings: Settings) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with node:
+        trimmer = asyncio.create_task(trim_periodically(), name="malloc-trim")
         await stop.wait()
+        trimmer.cancel()
         log.info("shutting down: draining requests and background work")

@@ -14,3 +14,17 @@ def test_arena_cap_applies_on_glibc_and_defers_to_the_environment():
     chosen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={"MALLOC_ARENA_MAX": "4"}, check=True)
     assert chosen.stdout.strip() == "False"
+
+
+async def test_periodic_trim_runs_and_stops_when_cancelled():
+    import asyncio
+
+    from echofs.memory import _libc_trim, trim_periodically
+
+    assert _libc_trim() in (True, False)  # glibc here: runs without error
+    task = asyncio.create_task(trim_periodically(interval=0.01))
+    await asyncio.sleep(0.05)
+    assert not task.done()  # a failing trim would not stop it either
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
