@@ -49,11 +49,16 @@ class MembershipGrpcService(MembershipBase):
 
     async def register(self, message: RegisterRequest) -> RegisterResponse:
         split_address(message.grpc_address)  # refuse garbage before using it
+        client = self.registry.client(message.worker_id)
+        if not (isinstance(client, GrpcWorkerClient)
+                and client.address == message.grpc_address):
+            client = GrpcWorkerClient(message.worker_id, message.grpc_address,
+                                      cluster_token=self.cluster_token)
+        # Registered again at the same address (a reply lost under load, a
+        # restart on the same port): the channel we have reconnects by
+        # itself, and replacing it would cut the chunk calls in flight on it.
         replaced = self.registry.register(
-            GrpcWorkerClient(message.worker_id, message.grpc_address,
-                             cluster_token=self.cluster_token),
-            address=message.grpc_address, http_address=message.http_address,
-        )
+            client, address=message.grpc_address, http_address=message.http_address)
         if replaced is not None:
             await replaced.close()
         if message.status is not None:
