@@ -15,11 +15,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import ctypes.util
+import functools
 import os
+from collections.abc import Callable
 
 _M_ARENA_MAX = -8  # from glibc's malloc.h
 ARENAS = 2
+# How often freed heap memory is handed back to the system.
+TRIM_INTERVAL = 5.0
+
+
+@functools.cache
+def _glibc(name: str, *argtypes: type) -> Callable[..., int] | None:
+    """A function of the C library this process already runs on, once looked
+    up; None where it is not glibc (musl, macOS have no such function)."""
+    try:
+        function = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = list(argtypes)
+    function.restype = ctypes.c_int
+    return function
 
 
 def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
@@ -27,34 +43,13 @@ def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
     library is not glibc or the environment already chose a value."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS)
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return mallopt(_M_ARENA_MAX, arenas) == 1
-
-
-# How often freed heap memory is handed back to the system.
-TRIM_INTERVAL = 5.0
+    mallopt = _glibc("mallopt", ctypes.c_int, ctypes.c_int)
+    return mallopt is not None and mallopt(_M_ARENA_MAX, arenas) == 1
 
 
 def _libc_trim() -> bool:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):
-        return False
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return bool(trim(0))
+    trim = _glibc("malloc_trim", ctypes.c_size_t)
+    return trim is not None and bool(trim(0))
 
 
 async def trim_periodically(interval: float = TRIM_INTERVAL) -> None:
