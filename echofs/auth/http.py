@@ -25,8 +25,8 @@ from aiohttp import web
 from echofs.auth.passwords import MAX_PASSWORD, MIN_PASSWORD, hash_password, verify_password
 from echofs.auth.tokens import Identity, issue_token, verify_token
 from echofs.core.errors import BadRequest, Forbidden, Unauthorized
-from echofs.master.http_errors import facts
 from echofs.metadata.users import UserRecord, UsersRepository
+from echofs.serving.middleware import facts
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

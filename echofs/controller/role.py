@@ -20,13 +20,13 @@ from echofs.core.consistency import (
     PolicyConfig,
     parse_mode,
 )
-from echofs.master.http_errors import error_middleware
 from echofs.metadata.consistency import ConsistencyRepository
 from echofs.metadata.repository import MetadataRepository
 from echofs.observability.grpc import instrument_server
 from echofs.observability.http import metrics_middleware, metrics_routes
 from echofs.rpc.cluster_auth import require_cluster_token
 from echofs.rpc.controller import ControllerGrpcService
+from echofs.serving.middleware import error_middleware
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Each carries a stable machine-readable ``code`` and the HTTP status it maps to;
 the REST layer turns them into ``{"error": {"code", "message"}}`` in one place
-(``echofs.master.http_errors``) so no handler formats errors by hand.
+(``echofs.serving.middleware``) so no handler formats errors by hand.
 """
 
 from __future__ import annotations

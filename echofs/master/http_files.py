@@ -24,9 +24,9 @@ from echofs.core.manifest import FileRecord, VersionRecord
 from echofs.core.names import basename, normalize_name
 from echofs.core.ranges import parse_range
 from echofs.master.download import stream_version
-from echofs.master.http_errors import facts
 from echofs.master.upload import Upload, UploadResult
 from echofs.observability import metrics
+from echofs.serving.middleware import facts
 
 if TYPE_CHECKING:
     from echofs.master.role import MasterRole

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from echofs.cache.base import Cache
 from echofs.core.errors import TooManyRequests
-from echofs.master.http_errors import facts
+from echofs.serving.middleware import facts
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

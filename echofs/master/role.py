@@ -22,7 +22,6 @@ from echofs.master.chunk_io import ChunkIO
 from echofs.master.collector import GarbageCollector
 from echofs.master.consistency_proxy import CONSISTENCY_PREFIX, ConsistencyProxy
 from echofs.master.download import ChunkReader
-from echofs.master.http_errors import error_middleware
 from echofs.master.http_files import FilesAPI
 from echofs.master.manifests import ManifestReader
 from echofs.master.membership import WorkerRegistry
@@ -38,6 +37,7 @@ from echofs.metadata.users import UsersRepository
 from echofs.observability.http import metrics_middleware, metrics_routes
 from echofs.observability.metrics import untrack
 from echofs.observability.state import track_master
+from echofs.serving.middleware import error_middleware
 from echofs.web import routes as web_ui_routes
 
 # Multipart overhead allowed on top of MAX_UPLOAD_SIZE before aiohttp itself

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from echofs.core.placement import place, write_quorum
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.claims import ClaimBatcher, CommitBatcher
 from echofs.master.membership import WorkerRegistry
+from echofs.master.quorum import Stragglers, until_quorum
 from echofs.metadata.repository import CommitRequest, MetadataRepository
 
 log = logging.getLogger(__name__)
@@ -51,12 +51,6 @@ _HASH_OFF_LOOP = 64 * 1024
 _HASH_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="echofs-hash")
 # Likewise a chunk this small is encoded on the loop (a small file's only one).
 _ENCODE_OFF_LOOP = 64 * 1024
-# Once a strong write's quorum is reached, its other copies get as long again
-# as quorum took, within these bounds, before they are left to the background:
-# enough for a healthy target a little behind, far below the write timeout a
-# hung one would cost.
-_GRACE_MIN = 0.05
-_GRACE_MAX = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +215,7 @@ class Upload:
         puts = {asyncio.create_task(p.chunk_io.put(w, encoded.chunk_id, encoded.frame)): w
                 for w in reachable}
         try:
-            acked, errors, late = await _until_quorum(puts, quorum - len(held))
+            acked, errors, late = await until_quorum(puts, quorum - len(held))
         except BaseException:
             for task in puts:
                 task.cancel()
@@ -358,89 +352,3 @@ class Upload:
         for task in self._tasks:
             with contextlib.suppress(BaseException):
                 await task
-
-
-# Chunk puts in flight, each with the worker it writes to.
-_Puts = dict[asyncio.Task[None], str]
-
-
-async def _until_quorum(puts: _Puts, needed: int
-                        ) -> tuple[list[str], dict[str, BaseException], _Puts]:
-    """Wait until ``needed`` puts succeeded (or too many failed for that),
-    then a short grace for the others.
-
-    Returns the workers that acknowledged, those that failed (with why) and the
-    puts still running.
-    """
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    acked: list[str] = []
-    errors: dict[str, BaseException] = {}
-    pending = set(puts)
-
-    def collect(done: set[asyncio.Task[None]]) -> None:
-        for task in done:
-            error = asyncio.CancelledError() if task.cancelled() else task.exception()
-            if error is None:
-                acked.append(puts[task])
-            else:
-                errors[puts[task]] = error
-
-    while len(acked) < needed <= len(acked) + len(pending):
-        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        collect(done)
-    if pending and len(acked) >= needed:
-        grace = min(max(loop.time() - started, _GRACE_MIN), _GRACE_MAX)
-        done, pending = await asyncio.wait(pending, timeout=grace)
-        collect(done)
-    return acked, errors, {task: puts[task] for task in pending}
-
-
-class Stragglers:
-    """Puts still running after their chunk was acknowledged at quorum.
-
-    Each is already covered by a durable replication intent; if it lands, the
-    copy is recorded at once (the replicator's own copy later is idempotent).
-    Each holds its chunk's frame, so only ``limit`` run at a time across all
-    uploads: beyond that a put is cancelled and the replicator alone restores
-    the copy. That keeps memory bounded while a target hangs until the write
-    timeout.
-    """
-
-    def __init__(self, repo: MetadataRepository, *, limit: int) -> None:
-        self.repo = repo
-        self.limit = max(1, limit)
-        self._running: set[asyncio.Task[None]] = set()
-        self._recording: set[asyncio.Task[None]] = set()
-        self.landed = 0
-        self.cancelled = 0
-
-    @property
-    def running(self) -> int:
-        return len(self._running)
-
-    def adopt(self, chunk_id: str, puts: _Puts) -> None:
-        for task, worker_id in puts.items():
-            if len(self._running) >= self.limit:
-                task.cancel()
-                self.cancelled += 1
-                continue
-            self._running.add(task)
-            task.add_done_callback(functools.partial(self._finished, chunk_id, worker_id))
-
-    def _finished(self, chunk_id: str, worker_id: str, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        if task.cancelled() or task.exception() is not None:
-            return  # the intent stands; the replicator will make the copy
-        recording = asyncio.create_task(self._record(chunk_id, worker_id))
-        self._recording.add(recording)
-        recording.add_done_callback(self._recording.discard)
-
-    async def _record(self, chunk_id: str, worker_id: str) -> None:
-        try:
-            await self.repo.add_replicas(chunk_id, [worker_id])
-        except Exception:  # collected meanwhile, database away: the intent stands
-            log.warning("could not record the late copy of chunk %s on %s",
-                        chunk_id[:12], worker_id, exc_info=True)
-            return
-        self.landed += 1

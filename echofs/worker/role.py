@@ -11,13 +11,13 @@ from aiohttp import web
 from grpclib.server import Server
 
 from echofs.config import Settings
-from echofs.master.http_errors import error_middleware
 from echofs.observability.grpc import instrument_server
 from echofs.observability.http import metrics_middleware, metrics_routes
 from echofs.rpc.cluster_auth import require_cluster_token
 from echofs.rpc.membership import MasterLink
 from echofs.rpc.worker_server import WorkerGrpcService
 from echofs.rpc.worker_transport import ChunkServer
+from echofs.serving.middleware import error_middleware
 from echofs.worker.heartbeat import Heartbeat
 from echofs.worker.service import WorkerService
 from echofs.worker.stores import open_store

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from echofs.core.errors import QuorumNotReached
-from echofs.master.http_errors import error_middleware
 from echofs.observability.http import DOWNLOAD_ROUTES, UPLOAD_ROUTES, metrics_middleware
+from echofs.serving.middleware import error_middleware
 from echofs.testing.http import download, error_of, put_raw, upload
 from echofs.testing.metrics import Scrape, scrape
 from echofs.testing.node import drain_replication, worker_root

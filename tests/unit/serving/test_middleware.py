@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from echofs.core.errors import NotFound, RangeNotSatisfiable
-from echofs.master.http_errors import error_middleware
+from echofs.serving.middleware import error_middleware
 
 
 def _app() -> web.Application:
