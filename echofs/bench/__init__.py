@@ -1,9 +1,17 @@
 """Benchmarks that start real EchoFS processes and write their own reports.
 
 ``echofs bench chaos`` (:mod:`echofs.bench.chaos`): scenarios x consistency
-policies on a multi-process cluster behind fault proxies; the workload is in
+policies on a multi-process cluster behind fault proxies. Its scenarios and
+profiles are in :mod:`echofs.bench.scenarios`, one cell in
+:mod:`echofs.bench.cell` (calling the master through :mod:`echofs.bench.probes`,
+summed up by :mod:`echofs.bench.summary`), the workload in
 :mod:`echofs.bench.workload`, the history checker in :mod:`echofs.bench.history`,
-the report in :mod:`echofs.bench.report`.
+the goals and verdict in :mod:`echofs.bench.goals`, and the report in
+:mod:`echofs.bench.report` (with :mod:`echofs.bench.figures` and
+:mod:`echofs.bench.machine`).
+
+``echofs bench throughput`` (:mod:`echofs.bench.throughput`): EchoFS beside
+nginx and the raw disk.
 
 Only argument definitions live here, so ``echofs --help`` stays fast.
 """

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from echofs.bench import goals as chaos_goals
 from echofs.bench import report
-from echofs.bench.chaos import QUICK, Cell, Phase, percentile
+from echofs.bench.cell import Cell, Phase
+from echofs.bench.scenarios import QUICK
+from echofs.bench.summary import percentile
 from echofs.bench.workload import LossReport, Op, Workload, WorkloadConfig
 
 
@@ -91,7 +94,7 @@ def test_a_cell_summarises_its_fault_window():
 def test_goals_say_by_how_much_and_why():
     results = [normal_cell("adaptive"), partition_cell("adaptive", failed=1),
                partition_cell("fixed-strong", failed=3)]
-    goals = {g["goal"]: g for g in report.goals(results)}
+    goals = {g["goal"]: g for g in chaos_goals.goals(results)}
     availability = goals["availability during partition, adaptive"]
     assert availability["met"] is False
     assert availability["gap"] == f"{99.9 - 100 * 11 / 12:.2f} points short"
@@ -122,11 +125,11 @@ def test_lost_writes_and_cells_that_did_not_run_fail_the_verdict():
     lost["acked_writes_lost"] = 1
     broken = {"scenario": "heavy", "policy": "adaptive", "error": "RuntimeError('x')",
               "cell_seconds": 1.0}
-    verdict = report.verdict([lost, broken])
+    verdict = chaos_goals.verdict([lost, broken])
     assert not verdict["ok"]
     assert any("acknowledged write lost: a v3" in p for p in verdict["problems"])
     assert any("did not run" in p for p in verdict["problems"])
-    goal = {g["goal"]: g for g in report.goals([lost, broken])}[
+    goal = {g["goal"]: g for g in chaos_goals.goals([lost, broken])}[
         "acknowledged writes lost, every cell"]
     assert goal["met"] is False and "a v3 (version missing)" in goal["why"]
     assert "FAILED TO RUN" in report.progress_line(broken)
@@ -139,7 +142,7 @@ def test_a_stale_read_in_fixed_strong_fails_the_verdict():
            op("read", "a", "run", 2.0, 0.1, version=1)]
     cell = cell_result("normal", "fixed-strong", ops, phases)
     assert cell["history"]["violations_by_kind"] == {"stale_read_strict": 1}
-    problems = report.verdict([cell])["problems"]
+    problems = chaos_goals.verdict([cell])["problems"]
     assert any("history violation" in p for p in problems)
     assert any("stale read(s) in fixed-strong" in p for p in problems)
 
@@ -153,7 +156,7 @@ def test_a_heal_that_never_converges_counts_as_infinitely_slow():
     two = cell_result("partition", "adaptive", ops, [Phase("run", 0, 3)],
                       converged=(None, None, 0.5))
     assert two["convergence_median_s"] is None
-    goal = {g["goal"]: g for g in report.goals([two], {"SUSPECT_AFTER": "1.0"})}[
+    goal = {g["goal"]: g for g in chaos_goals.goals([two], {"SUSPECT_AFTER": "1.0"})}[
         "convergence after heal (median), adaptive"]
     assert goal["met"] is False
     assert f"2 not converged within {QUICK.settle_timeout:g} s" in goal["measured"]
