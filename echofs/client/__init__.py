@@ -1,7 +1,9 @@
 """The EchoFS Python client, used by the CLI, the benchmarks and the tests.
 
-``AsyncClient`` (aiohttp) has one method per REST endpoint with streaming
-uploads and downloads; ``Client`` is the same API, blocking. Results are the
+``AsyncClient`` (aiohttp, :mod:`echofs.client.aio`) has one method per REST
+endpoint, with streaming uploads and downloads (:mod:`echofs.client.transfers`);
+``Client`` (:mod:`echofs.client.sync`) is the same API, blocking, each method
+made from its async twin. Results are the
 dataclasses of :mod:`echofs.client.models`; failures are
 :class:`EchoFSClientError` with the server's status, code and message.
 
@@ -15,7 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "AsyncClient": "aio", "DownloadStream": "aio", "ProgressCallback": "aio",
+    "AsyncClient": "aio", "DownloadStream": "transfers", "ProgressCallback": "transfers",
     "Client": "sync",
     "resolve_token": "credentials", "server_url": "credentials",
     **{name: "errors" for name in (
@@ -46,7 +48,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from echofs.client.aio import AsyncClient, DownloadStream, ProgressCallback
+    from echofs.client.aio import AsyncClient
     from echofs.client.credentials import resolve_token, server_url
     from echofs.client.errors import (
         ConnectionFailed,
@@ -75,3 +77,4 @@ if TYPE_CHECKING:
         WorkerInfo,
     )
     from echofs.client.sync import Client
+    from echofs.client.transfers import DownloadStream, ProgressCallback

@@ -1,12 +1,12 @@
 """The asynchronous EchoFS client: one method per REST endpoint, on aiohttp.
 
-Transfers stream: uploads read their source in 1 MiB pieces and downloads
-write as bytes arrive, so memory stays flat for any size. Both report
-progress through a callback ``(bytes_done, bytes_total_or_None)``. Full
-downloads are checked against the size and BLAKE3 digest the server
-announced (``Content-Length``, ``ETag``) before the file appears under its
-final name; a short or corrupt transfer raises :class:`IntegrityError` and
-leaves nothing behind.
+Transfers stream (:mod:`echofs.client.transfers`): memory stays flat for any
+size, progress is reported through a callback ``(bytes_done,
+bytes_total_or_None)``, and a full download is checked against the size and
+BLAKE3 digest the server announced before the file appears under its final
+name — a short or corrupt transfer raises
+:class:`~echofs.client.errors.IntegrityError` and leaves nothing behind.
+Paths and ids go into URLs through :mod:`echofs.client.names`.
 
 Errors are :class:`EchoFSClientError` (status, code, message) — the
 server's own error body when there is one.
@@ -14,26 +14,19 @@ server's own error body when there is one.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import re
 import unicodedata
-import urllib.parse
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
-import blake3
 import yarl
 
 from echofs.client.credentials import server_url
 from echofs.client.errors import (
     ConnectionFailed,
     EchoFSClientError,
-    IntegrityError,
     NotFound,
     error_for,
 )
@@ -51,96 +44,19 @@ from echofs.client.models import (
     VersionList,
     WorkerInfo,
 )
+from echofs.client.names import FILE_ID, quote_path, quote_segment
+from echofs.client.transfers import (
+    Destination,
+    DownloadStream,
+    ProgressCallback,
+    Source,
+    counted,
+    pieces,
+    save,
+    source_size,
+)
 
-ProgressCallback = Callable[[int, int | None], None]
-"""Called with (bytes transferred so far, total bytes or None if unknown)."""
-
-Source = bytes | str | os.PathLike[str] | IO[bytes] | AsyncIterable[bytes] | Iterable[bytes]
-"""What can be uploaded: bytes, a file path, a binary file object, or an
-(async) iterable of byte pieces."""
-
-Destination = str | os.PathLike[str] | IO[bytes]
-"""Where a download goes: a file path, an existing folder (the server's file
-name is used), or a binary file object (e.g. ``sys.stdout.buffer``)."""
-
-PIECE = 1024 * 1024
-# Downloads are written to disk in batches of this size, off the event loop.
-_WRITE_BATCH = 1024 * 1024
-FILE_ID = re.compile(r"[0-9a-f]{32}")
 _API = "/api/v1"
-
-
-def _quote_path(path: str) -> str:
-    """Percent-encode a file path for a URL. ``.`` and ``..`` segments are
-    encoded too: left bare, the URL library would resolve them and send the
-    request to another path instead of letting the server refuse the name."""
-    return "/".join(_quote_segment(segment) for segment in path.split("/"))
-
-
-def _quote_segment(segment: str) -> str:
-    if segment in (".", ".."):
-        return "%2E" * len(segment)
-    return urllib.parse.quote(segment, safe="")
-
-
-def _filename_from(disposition: str | None) -> str | None:
-    """The file name of a ``Content-Disposition`` header (RFC 6266 ``filename*``
-    first), reduced to one safe path segment."""
-    if not disposition:
-        return None
-    name = None
-    star = re.search(r"filename\*=UTF-8''([^;]+)", disposition, re.IGNORECASE)
-    if star:
-        name = urllib.parse.unquote(star.group(1).strip())
-    else:
-        plain = re.search(r'filename="([^"]*)"', disposition)
-        name = plain.group(1) if plain else None
-    if name is None:
-        return None
-    # Never let a server-supplied name leave the folder we were given.
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    if name in ("", ".", "..") or "\x00" in name:
-        return None
-    return name
-
-
-class DownloadStream:
-    """An open download: what the server announced, and its bytes as they arrive."""
-
-    def __init__(self, response: aiohttp.ClientResponse, file_id: str | None) -> None:
-        self._response = response
-        headers = response.headers
-        self.file_id = file_id
-        self.status = response.status
-        self.size: int | None = response.content_length
-        etag = headers.get("ETag")
-        self.blake3 = etag.strip().removeprefix("W/").strip('"') if etag else None
-        version = headers.get("X-EchoFS-Version")
-        self.version = int(version) if version and version.isdigit() else None
-        self.mode = headers.get("X-EchoFS-Mode")
-        self.stale = headers.get("X-EchoFS-Stale", "").lower() == "true"
-        self.name = _filename_from(headers.get("Content-Disposition"))
-        self.partial = response.status == 206
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for piece in self._response.content.iter_chunked(PIECE):
-                yield piece
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            raise ConnectionFailed(f"download interrupted: {exc}") from None
-
-
-class _Sink:
-    """Writes a download to a file object, hashing as it goes (runs in a thread)."""
-
-    def __init__(self, out: IO[bytes], hashing: bool) -> None:
-        self.out = out
-        self.hasher = blake3.blake3() if hashing else None
-
-    def write(self, data: bytes) -> None:
-        if self.hasher is not None:
-            self.hasher.update(data)
-        self.out.write(data)
 
 
 class AsyncClient:
@@ -187,7 +103,7 @@ class AsyncClient:
                        json: Any = None, data: Any = None,
                        headers: dict[str, str] | None = None, accept: tuple[int, ...] = (),
                        ) -> AsyncIterator[aiohttp.ClientResponse]:
-        # Already encoded by us (see _quote_path): sent exactly as built.
+        # Already encoded by us (see quote_path): sent exactly as built.
         url = yarl.URL(f"{self.base_url}{path}", encoded=True)
         clean = {k: str(v).lower() if isinstance(v, bool) else str(v)
                  for k, v in (params or {}).items() if v is not None}
@@ -241,23 +157,23 @@ class AsyncClient:
                      size: int | None = None) -> UploadResult:
         """Stream ``source`` to ``remote`` (a path like ``photos/cat.jpg``);
         uploading to an existing path makes a new version."""
-        total = size if size is not None else _source_size(source)
+        total = size if size is not None else source_size(source)
         headers = {"Content-Type": "application/octet-stream"}
         if total is not None:
             # Lets the server refuse an oversize body before we send it.
             headers["Content-Length"] = str(total)
         if consistency:
             headers["X-EchoFS-Consistency"] = consistency
-        body = _counted(_pieces(source), progress, total)
+        body = counted(pieces(source), progress, total)
         return UploadResult.from_json(await self._json(
-            "PUT", f"{_API}/files/content/{_quote_path(remote)}", data=body, headers=headers))
+            "PUT", f"{_API}/files/content/{quote_path(remote)}", data=body, headers=headers))
 
     async def upload_form(self, source: Source, *, filename: str, path: str | None = None,
                           user_id: str | None = None, consistency: str | None = None,
                           progress: ProgressCallback | None = None,
                           size: int | None = None) -> UploadResult:
         """The original project's multipart upload (``POST /files/upload``)."""
-        total = size if size is not None else _source_size(source)
+        total = size if size is not None else source_size(source)
         with aiohttp.MultipartWriter("form-data") as form:
             for name, value in (("path", path), ("user_id", user_id),
                                 ("consistency", consistency)):
@@ -265,7 +181,7 @@ class AsyncClient:
                     part = form.append(value)
                     part.set_content_disposition("form-data", name=name)
             payload = aiohttp.payload.AsyncIterablePayload(
-                _counted(_pieces(source), progress, total),
+                counted(pieces(source), progress, total),
                 content_type="application/octet-stream")
             payload.set_content_disposition("form-data", name="file", filename=filename)
             form.append_payload(payload)
@@ -299,11 +215,11 @@ class AsyncClient:
 
     async def stat(self, file_id: str, *, version: int | None = None) -> FileDetails:
         return FileDetails.from_json(await self._json(
-            "GET", f"{_API}/files/{_quote_segment(file_id)}", params={"version": version}))
+            "GET", f"{_API}/files/{quote_segment(file_id)}", params={"version": version}))
 
     async def versions(self, file_id: str) -> VersionList:
         return VersionList.from_json(
-            await self._json("GET", f"{_API}/files/{_quote_segment(file_id)}/versions"))
+            await self._json("GET", f"{_API}/files/{quote_segment(file_id)}/versions"))
 
     async def find(self, path: str, *, all_users: bool = False) -> FileInfo:
         """The file at ``path`` (exact match), or :class:`NotFound`."""
@@ -332,7 +248,7 @@ class AsyncClient:
     async def delete(self, file_id: str, *, version: int | None = None) -> DeleteResult:
         """Delete a file, or only one of its versions."""
         return DeleteResult.from_json(await self._json(
-            "DELETE", f"{_API}/files/{_quote_segment(file_id)}", params={"version": version}))
+            "DELETE", f"{_API}/files/{quote_segment(file_id)}", params={"version": version}))
 
     # -- downloads -------------------------------------------------------------------
 
@@ -345,8 +261,8 @@ class AsyncClient:
         ``byte_range`` is (first, last) inclusive, last None for 'to the end'."""
         if (file_id is None) == (path is None):
             raise ValueError("give exactly one of file_id and path")
-        url = (f"{_API}/files/{_quote_segment(file_id)}/download" if file_id is not None
-               else f"{_API}/files/content/{_quote_path(path or '')}")
+        url = (f"{_API}/files/{quote_segment(file_id)}/download" if file_id is not None
+               else f"{_API}/files/content/{quote_path(path or '')}")
         headers = {}
         if byte_range is not None:
             first, last = byte_range
@@ -369,14 +285,14 @@ class AsyncClient:
                        verify: bool = True) -> DownloadResult:
         """Stream a file to ``dest``; see :data:`Destination`."""
         async with self.stream(file_id, version=version) as download:
-            return await _save(download, dest, progress, verify)
+            return await save(download, dest, progress, verify)
 
     async def download_path(self, path: str, dest: Destination, *,
                              version: int | None = None,
                              progress: ProgressCallback | None = None,
                              verify: bool = True) -> DownloadResult:
         async with self.stream(path=path, version=version) as download:
-            return await _save(download, dest, progress, verify)
+            return await save(download, dest, progress, verify)
 
     # -- cluster -----------------------------------------------------------------------
 
@@ -443,124 +359,3 @@ async def _error_of(resp: aiohttp.ClientResponse) -> EchoFSClientError:
         message = resp.reason or f"HTTP {resp.status}"
     return error_for(resp.status, code, message, request_id)
 
-
-def _source_size(source: Source) -> int | None:
-    if isinstance(source, bytes):
-        return len(source)
-    if isinstance(source, str | os.PathLike):
-        return os.stat(source).st_size
-    if hasattr(source, "fileno") and hasattr(source, "seekable"):
-        handle: IO[bytes] = source  # type: ignore[assignment]
-        try:
-            if handle.seekable():
-                return max(0, os.fstat(handle.fileno()).st_size - handle.tell())
-        except (OSError, ValueError):
-            return None
-    return None
-
-
-async def _pieces(source: Source) -> AsyncIterator[bytes]:
-    """``source`` as pieces of at most :data:`PIECE` bytes; file reads happen
-    in a thread so the event loop keeps serving other transfers."""
-    if isinstance(source, bytes):
-        for start in range(0, len(source), PIECE):
-            yield source[start:start + PIECE]
-        if not source:
-            yield b""
-        return
-    if isinstance(source, str | os.PathLike):
-        handle = await asyncio.to_thread(open, source, "rb")
-        try:
-            async for piece in _pieces(handle):
-                yield piece
-        finally:
-            await asyncio.to_thread(handle.close)
-        return
-    if hasattr(source, "read"):
-        reader: IO[bytes] = source  # type: ignore[assignment]
-        while piece := await asyncio.to_thread(reader.read, PIECE):
-            yield piece
-        return
-    if isinstance(source, AsyncIterable):
-        async for piece in source:
-            yield bytes(piece)
-        return
-    iterator: Iterator[bytes] = iter(source)
-    sentinel = object()
-    while (piece := await asyncio.to_thread(next, iterator, sentinel)) is not sentinel:
-        yield bytes(piece)  # type: ignore[arg-type]
-
-
-async def _counted(pieces: AsyncIterator[bytes], progress: ProgressCallback | None,
-                   total: int | None) -> AsyncIterator[bytes]:
-    done = 0
-    if progress is not None:
-        progress(0, total)
-    async for piece in pieces:
-        yield piece
-        # Reported after aiohttp took the piece: it waits for the socket to
-        # drain, so this tracks what was sent rather than what was read.
-        done += len(piece)
-        if progress is not None:
-            progress(done, total)
-
-
-async def _save(download: DownloadStream, dest: Destination,
-                progress: ProgressCallback | None, verify: bool) -> DownloadResult:
-    check = verify and not download.partial and download.blake3 is not None
-    if hasattr(dest, "write"):
-        sink = _Sink(dest, check)  # type: ignore[arg-type]
-        size = await _pump(download, sink, progress)
-        _check(download, sink, size, check)
-        return _result(download, None, size, check)
-    target = Path(dest)  # type: ignore[arg-type]
-    if await asyncio.to_thread(target.is_dir):
-        target = target / (download.name or download.file_id or "download")
-    part = target.with_name(f".{target.name}.{os.getpid()}.part")
-    handle = await asyncio.to_thread(open, part, "wb")
-    try:
-        sink = _Sink(handle, check)
-        size = await _pump(download, sink, progress)
-        await asyncio.to_thread(handle.close)
-        _check(download, sink, size, check)
-        await asyncio.to_thread(os.replace, part, target)
-    except BaseException:
-        handle.close()
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
-        raise
-    return _result(download, target, size, check)
-
-
-async def _pump(download: DownloadStream, sink: _Sink,
-                progress: ProgressCallback | None) -> int:
-    size = 0
-    batch = bytearray()
-    if progress is not None:
-        progress(0, download.size)
-    async for piece in download:
-        batch += piece
-        size += len(piece)
-        if len(batch) >= _WRITE_BATCH:
-            await asyncio.to_thread(sink.write, bytes(batch))
-            batch.clear()
-        if progress is not None:
-            progress(size, download.size)
-    if batch:
-        await asyncio.to_thread(sink.write, bytes(batch))
-    await asyncio.to_thread(sink.out.flush)
-    return size
-
-
-def _check(download: DownloadStream, sink: _Sink, size: int, check: bool) -> None:
-    if download.size is not None and size != download.size:
-        raise IntegrityError(f"download ended after {size} of {download.size} bytes")
-    if check and sink.hasher is not None and sink.hasher.hexdigest() != download.blake3:
-        raise IntegrityError("downloaded bytes do not match the file's BLAKE3 digest")
-
-
-def _result(download: DownloadStream, dest: Path | None, size: int,
-            verified: bool) -> DownloadResult:
-    return DownloadResult(file_id=download.file_id, name=download.name, dest=dest, size=size,
-                          version=download.version, blake3=download.blake3, mode=download.mode,
-                          stale=download.stale, verified=verified)

@@ -4,32 +4,39 @@ The async client runs on an event loop in a private thread, so this works
 from plain scripts and from code that already runs an event loop elsewhere
 (a call blocks its caller, never that loop). Progress callbacks run on the
 private thread.
+
+Each blocking method is made from its async twin (:func:`_blocking`), so the
+two clients cannot drift apart: same parameters, same docstring, same result.
+Only what has no direct twin is written out — :meth:`Client.all_files`
+collects :meth:`AsyncClient.iter_files` into a list; streams stay async-only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from echofs.client.aio import AsyncClient, Destination, ProgressCallback, Source
-from echofs.client.models import (
-    DeleteResult,
-    DownloadResult,
-    FileDetails,
-    FileInfo,
-    FilePage,
-    Identity,
-    ModeInfo,
-    Session,
-    Transition,
-    UploadResult,
-    VersionList,
-    WorkerInfo,
-)
+from echofs.client.aio import AsyncClient
+from echofs.client.models import FileInfo
 
+P = ParamSpec("P")
 T = TypeVar("T")
+
+
+def _blocking(method: Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]]
+              ) -> Callable[Concatenate[Client, P], T]:
+    """The blocking twin of an :class:`AsyncClient` method, run on the
+    client's private loop."""
+
+    @functools.wraps(method)
+    def call(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(method(self._aio, *args, **kwargs))
+
+    call.__qualname__ = f"Client.{method.__name__}"
+    return call
 
 
 class Client:
@@ -80,100 +87,40 @@ class Client:
 
     # -- accounts --------------------------------------------------------------------
 
-    def register(self, username: str, password: str) -> Session:
-        return self._run(self._aio.register(username, password))
-
-    def login(self, username: str, password: str) -> Session:
-        return self._run(self._aio.login(username, password))
-
-    def me(self) -> Identity:
-        return self._run(self._aio.me())
+    register = _blocking(AsyncClient.register)
+    login = _blocking(AsyncClient.login)
+    me = _blocking(AsyncClient.me)
 
     # -- files -------------------------------------------------------------------------
 
-    def upload(self, source: Source, remote: str, *, consistency: str | None = None,
-               progress: ProgressCallback | None = None,
-               size: int | None = None) -> UploadResult:
-        return self._run(self._aio.upload(source, remote, consistency=consistency,
-                                          progress=progress, size=size))
-
-    def upload_form(self, source: Source, *, filename: str, path: str | None = None,
-                    user_id: str | None = None, consistency: str | None = None,
-                    progress: ProgressCallback | None = None) -> UploadResult:
-        return self._run(self._aio.upload_form(source, filename=filename, path=path,
-                                               user_id=user_id, consistency=consistency,
-                                               progress=progress))
-
-    def list_files(self, prefix: str = "", *, limit: int = 100, cursor: str | None = None,
-                   all_users: bool = False, user_id: str | None = None) -> FilePage:
-        return self._run(self._aio.list_files(prefix, limit=limit, cursor=cursor,
-                                              all_users=all_users, user_id=user_id))
+    upload = _blocking(AsyncClient.upload)
+    upload_form = _blocking(AsyncClient.upload_form)
+    list_files = _blocking(AsyncClient.list_files)
 
     def all_files(self, prefix: str = "", *, all_users: bool = False) -> list[FileInfo]:
+        """Every file under ``prefix``, all pages of :meth:`list_files` at once."""
         async def collect() -> list[FileInfo]:
             return [f async for f in self._aio.iter_files(prefix, all_users=all_users)]
         return self._run(collect())
 
-    def stat(self, file_id: str, *, version: int | None = None) -> FileDetails:
-        return self._run(self._aio.stat(file_id, version=version))
-
-    def versions(self, file_id: str) -> VersionList:
-        return self._run(self._aio.versions(file_id))
-
-    def find(self, path: str, *, all_users: bool = False) -> FileInfo:
-        return self._run(self._aio.find(path, all_users=all_users))
-
-    def resolve(self, ref: str) -> FileInfo:
-        return self._run(self._aio.resolve(ref))
-
-    def delete(self, file_id: str, *, version: int | None = None) -> DeleteResult:
-        return self._run(self._aio.delete(file_id, version=version))
-
-    def read(self, file_id: str, *, version: int | None = None,
-             byte_range: tuple[int, int | None] | None = None) -> bytes:
-        return self._run(self._aio.read(file_id, version=version, byte_range=byte_range))
-
-    def download(self, file_id: str, dest: Destination, *, version: int | None = None,
-                 progress: ProgressCallback | None = None,
-                 verify: bool = True) -> DownloadResult:
-        return self._run(self._aio.download(file_id, dest, version=version, progress=progress,
-                                            verify=verify))
-
-    def download_path(self, path: str, dest: Destination, *, version: int | None = None,
-                      progress: ProgressCallback | None = None,
-                      verify: bool = True) -> DownloadResult:
-        return self._run(self._aio.download_path(path, dest, version=version,
-                                                 progress=progress, verify=verify))
+    stat = _blocking(AsyncClient.stat)
+    versions = _blocking(AsyncClient.versions)
+    find = _blocking(AsyncClient.find)
+    resolve = _blocking(AsyncClient.resolve)
+    delete = _blocking(AsyncClient.delete)
+    read = _blocking(AsyncClient.read)
+    download = _blocking(AsyncClient.download)
+    download_path = _blocking(AsyncClient.download_path)
 
     # -- cluster and consistency --------------------------------------------------------
 
-    def health(self) -> dict[str, Any]:
-        return self._run(self._aio.health())
-
-    def workers(self) -> list[WorkerInfo]:
-        return self._run(self._aio.workers())
-
-    def mode(self, object_id: str) -> ModeInfo:
-        return self._run(self._aio.mode(object_id))
-
-    def set_hint(self, object_id: str, hint: str) -> ModeInfo:
-        return self._run(self._aio.set_hint(object_id, hint))
-
-    def set_override(self, mode: str | None) -> str | None:
-        return self._run(self._aio.set_override(mode))
-
-    def consistency_status(self) -> dict[str, Any]:
-        return self._run(self._aio.consistency_status())
-
-    def critical_keys(self) -> list[str]:
-        return self._run(self._aio.critical_keys())
-
-    def add_critical_keys(self, keys: list[str]) -> list[str]:
-        return self._run(self._aio.add_critical_keys(keys))
-
-    def remove_critical_keys(self, keys: list[str]) -> list[str]:
-        return self._run(self._aio.remove_critical_keys(keys))
-
-    def transitions(self, *, object_id: str | None = None, limit: int = 100,
-                    before: int | None = None) -> list[Transition]:
-        return self._run(self._aio.transitions(object_id=object_id, limit=limit, before=before))
+    health = _blocking(AsyncClient.health)
+    workers = _blocking(AsyncClient.workers)
+    mode = _blocking(AsyncClient.mode)
+    set_hint = _blocking(AsyncClient.set_hint)
+    set_override = _blocking(AsyncClient.set_override)
+    consistency_status = _blocking(AsyncClient.consistency_status)
+    critical_keys = _blocking(AsyncClient.critical_keys)
+    add_critical_keys = _blocking(AsyncClient.add_critical_keys)
+    remove_critical_keys = _blocking(AsyncClient.remove_critical_keys)
+    transitions = _blocking(AsyncClient.transitions)

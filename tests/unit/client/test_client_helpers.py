@@ -10,7 +10,7 @@ import pytest
 
 from echofs.cli import build_parser
 from echofs.client import credentials
-from echofs.client.aio import _filename_from, _quote_path
+from echofs.client.names import filename_from, quote_path
 from echofs.client.terminal import TransferProgress, human_size, table
 
 
@@ -73,12 +73,12 @@ def test_a_damaged_credentials_file_is_a_clear_error(tmp_path):
 
 
 def test_names_become_exact_url_paths():
-    assert _quote_path("docs/a b.txt") == "docs/a%20b.txt"
-    assert _quote_path("ünï/çødé?#.txt") == "%C3%BCn%C3%AF/%C3%A7%C3%B8d%C3%A9%3F%23.txt"
+    assert quote_path("docs/a b.txt") == "docs/a%20b.txt"
+    assert quote_path("ünï/çødé?#.txt") == "%C3%BCn%C3%AF/%C3%A7%C3%B8d%C3%A9%3F%23.txt"
     # Dot segments are encoded so no URL library resolves them away: the
     # server sees (and refuses) the name as given.
-    assert _quote_path("../x") == "%2E%2E/x"
-    assert _quote_path("a/./b") == "a/%2E/b"
+    assert quote_path("../x") == "%2E%2E/x"
+    assert quote_path("a/./b") == "a/%2E/b"
 
 
 @pytest.mark.parametrize(("header", "name"), [
@@ -90,7 +90,7 @@ def test_names_become_exact_url_paths():
     (None, None),
 ])
 def test_download_names_stay_in_the_target_folder(header, name):
-    assert _filename_from(header) == name
+    assert filename_from(header) == name
 
 
 def test_sizes_and_tables():
