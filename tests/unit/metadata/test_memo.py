@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import pytest
 
+from echofs.core.consistency import Mode
 from echofs.core.errors import NotFound
 from echofs.core.vocabulary import ReplicationReason
+from echofs.metadata.consistency import ConsistencyRepository, Transition
 from echofs.metadata.memoized import memo_key
 from echofs.metadata.repository import MetadataRepository
+from echofs.metadata.users import UsersRepository
 
 from .conftest import chunk, upload
 
@@ -117,3 +120,79 @@ async def test_a_copy_added_forgets_only_the_versions_using_its_chunk(
     assert (await repo.get_version(x.file_id, None, "alice")).chunks[0].replicas == (
         "w1", "w2", "w3")
     assert await repo.get_version(y.file_id, None, "alice") is y_version
+
+
+# -- one key per call, however it is spelled ---------------------------------------
+
+
+async def test_keyword_and_positional_calls_share_one_entry(repo: MetadataRepository) -> None:
+    await upload(repo, "alice", "k", [chunk("k1")])
+    repo.keep_read_answers()  # empty: nothing written through yet
+    assert repo.memo is not None
+    record = await repo.find_file("alice", "k")
+    assert await repo.find_file(owner="alice", path="k") is record
+    version = await repo.get_version(record.file_id, None, "alice")
+    assert await repo.get_version(record.file_id, owner="alice") is version
+    assert await repo.get_version(file_id=record.file_id, version=None, owner="alice") is version
+    assert await repo.get_file(record.file_id) is await repo.get_file(record.file_id, None)
+    assert repo.memo.hits == 4
+    assert len(repo.memo) == 3
+
+
+async def test_write_through_is_found_by_the_read_paths_own_calls(
+    repo: MetadataRepository,
+) -> None:
+    repo.keep_read_answers()
+    assert repo.memo is not None
+    record, _ = await upload(repo, "alice", "wt", [chunk("wt1")])
+    assert repo.memo.hits == 0
+    await repo.find_file(owner="alice", path="wt")
+    await repo.get_version(record.file_id, owner="alice")
+    await repo.get_version(record.file_id, None, "alice")
+    assert repo.memo.hits == 3
+    assert repo.memo.misses == 0
+
+
+async def test_a_delete_forgets_only_its_own_file(repo: MetadataRepository) -> None:
+    repo.keep_read_answers()
+    gone, _ = await upload(repo, "alice", "gone", [chunk("g1")])
+    kept, _ = await upload(repo, "alice", "kept", [chunk("k1")])
+    kept_record = await repo.find_file("alice", "kept")
+    kept_version = await repo.get_version(kept.file_id, None, "alice")
+    await repo.delete_file(gone.file_id)
+    assert await repo.find_file("alice", "kept") is kept_record
+    assert await repo.get_version(kept.file_id, None, "alice") is kept_version
+    with pytest.raises(NotFound):
+        await repo.find_file("alice", "gone")
+    with pytest.raises(NotFound):
+        await repo.get_version(gone.file_id, None, "alice")
+
+
+# -- writes to tables no answer reads ------------------------------------------------
+
+
+async def test_accounts_and_controller_state_leave_memoized_answers_in_place(
+    repo: MetadataRepository,
+) -> None:
+    repo.keep_read_answers()
+    assert repo.memo is not None
+    record, _ = await upload(repo, "alice", "f", [chunk("f1")])
+    found = await repo.find_file("alice", "f")
+    version = await repo.get_version(record.file_id, None, "alice")
+    generation, entries = repo.memo.generation, len(repo.memo)
+
+    await UsersRepository(repo).create("carol", "hash")
+    controller = ConsistencyRepository(repo)
+    await controller.record_transitions([Transition(
+        0, 1.0, record.file_id, Mode.STRONG, Mode.AVAILABLE, "emergency", 0.9, {})])
+    await controller.set_hint(record.file_id, "strong")
+    await controller.add_critical_keys([record.file_id])
+    await controller.set_override("hybrid")
+
+    assert (repo.memo.generation, len(repo.memo)) == (generation, entries)
+    assert await repo.find_file("alice", "f") is found
+    assert await repo.get_version(record.file_id, None, "alice") is version
+    # ...and those writes did happen.
+    assert (await UsersRepository(repo).by_username("carol")) is not None
+    assert [m.mode for m in await controller.modes()] == [Mode.AVAILABLE]
+    assert await controller.override() == "hybrid"
