@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from echofs.core.consistency import Mode
+from echofs.core.vocabulary import ReplicationReason
+
 
 @dataclass(frozen=True, slots=True)
 class ChunkRef:
@@ -28,7 +31,7 @@ class VersionRecord:
     size: int
     blake3: str
     chunk_count: int
-    mode: str
+    mode: Mode
     replicas_acked: int
     created_at: float
     chunks: tuple[ChunkRef, ...] = field(default=())
@@ -46,7 +49,7 @@ class FileRecord:
     current_version: int
     size: int
     blake3: str
-    mode: str
+    mode: Mode
     created_at: float
     updated_at: float
 
@@ -67,6 +70,6 @@ class ReplicationTask:
     task_id: int
     chunk_id: str
     target_worker: str
-    reason: str
+    reason: ReplicationReason
     created_at: float
     attempts: int

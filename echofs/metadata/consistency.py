@@ -2,8 +2,11 @@
 global override and the audit log of transitions.
 
 It shares its :class:`MetadataRepository`'s sessions (and, on SQLite, its
-writer lock), so a node running master and controller in one process has one
-writer queue for one database file.
+writer lock) through the repository's public ``reading`` and
+``writing_unmemoized``, so a node running master and controller in one
+process has one writer queue for one database file; none of these tables is
+read by a memoized answer, so a transition, hint or lever leaves the read
+memo alone.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from echofs.core.consistency import Mode
 from echofs.metadata.models import (
     ConsistencyHintRow,
     ConsistencyModeRow,
@@ -31,7 +35,7 @@ _OVERRIDE = "override"
 @dataclass(frozen=True, slots=True)
 class StoredMode:
     object_id: str
-    mode: str
+    mode: Mode
     reason: str
     score: float | None
     changed_at: float
@@ -42,11 +46,16 @@ class Transition:
     id: int
     at: float
     object_id: str
-    from_mode: str
-    to_mode: str
+    from_mode: Mode
+    to_mode: Mode
     reason: str
     score: float | None
     signals: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        # The boundary: callers may name modes by their strings.
+        object.__setattr__(self, "from_mode", Mode(self.from_mode))
+        object.__setattr__(self, "to_mode", Mode(self.to_mode))
 
 
 class ConsistencyRepository:
@@ -54,15 +63,16 @@ class ConsistencyRepository:
         self._repo = repo
 
     async def modes(self) -> list[StoredMode]:
-        async with self._repo._read() as session:
+        async with self._repo.reading() as session:
             rows = (await session.execute(select(ConsistencyModeRow))).scalars().all()
-        return [StoredMode(r.object_id, r.mode, r.reason, r.score, r.changed_at) for r in rows]
+        return [StoredMode(r.object_id, Mode(r.mode), r.reason, r.score, r.changed_at)
+                for r in rows]
 
     async def record_transitions(self, changes: list[Transition]) -> None:
         """Persist new modes and their audit entries in one transaction."""
         if not changes:
             return
-        async with self._repo._write() as session:
+        async with self._repo.writing_unmemoized() as session:
             for change in changes:
                 await session.merge(ConsistencyModeRow(
                     object_id=change.object_id, mode=change.to_mode, reason=change.reason,
@@ -79,18 +89,18 @@ class ConsistencyRepository:
             query = query.where(ModeTransitionRow.object_id == object_id)
         if before_id is not None:
             query = query.where(ModeTransitionRow.id < before_id)
-        async with self._repo._read() as session:
+        async with self._repo.reading() as session:
             rows = (await session.execute(query)).scalars().all()
         return [Transition(r.id, r.at, r.object_id, r.from_mode, r.to_mode, r.reason, r.score,
                            json.loads(r.signals)) for r in rows]
 
     async def hints(self) -> dict[str, str]:
-        async with self._repo._read() as session:
+        async with self._repo.reading() as session:
             rows = (await session.execute(select(ConsistencyHintRow))).scalars().all()
         return {r.object_id: r.hint for r in rows}
 
     async def set_hint(self, object_id: str, hint: str) -> None:
-        async with self._repo._write() as session:
+        async with self._repo.writing_unmemoized() as session:
             if hint == "auto":
                 await session.execute(delete(ConsistencyHintRow).where(
                     ConsistencyHintRow.object_id == object_id))
@@ -99,25 +109,25 @@ class ConsistencyRepository:
                                                        updated_at=time.time()))
 
     async def critical_keys(self) -> set[str]:
-        async with self._repo._read() as session:
+        async with self._repo.reading() as session:
             return set((await session.execute(select(CriticalKeyRow.object_id))).scalars())
 
     async def add_critical_keys(self, keys: list[str]) -> None:
-        async with self._repo._write() as session:
+        async with self._repo.writing_unmemoized() as session:
             for key in keys:
                 await session.merge(CriticalKeyRow(object_id=key, added_at=time.time()))
 
     async def remove_critical_keys(self, keys: list[str]) -> None:
-        async with self._repo._write() as session:
+        async with self._repo.writing_unmemoized() as session:
             await session.execute(delete(CriticalKeyRow).where(CriticalKeyRow.object_id.in_(keys)))
 
     async def override(self) -> str | None:
-        async with self._repo._read() as session:
+        async with self._repo.reading() as session:
             row = await session.get(ControllerSettingRow, _OVERRIDE)
         return row.value if row else None
 
     async def set_override(self, mode: str | None) -> None:
-        async with self._repo._write() as session:
+        async with self._repo.writing_unmemoized() as session:
             if mode is None:
                 await session.execute(delete(ControllerSettingRow).where(
                     ControllerSettingRow.key == _OVERRIDE))

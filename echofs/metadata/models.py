@@ -6,9 +6,12 @@ PostgreSQL, and ages are plain subtraction.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Float,
     ForeignKey,
     Index,
@@ -20,6 +23,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from echofs.core.consistency import Mode
+from echofs.core.vocabulary import ChunkState
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -28,6 +34,13 @@ NAMING = {
 }
 
 Epoch = Float(precision=53)
+
+
+def one_of(column: str, words: type[StrEnum], name: str) -> CheckConstraint:
+    """The database refuses a value outside the vocabulary (a typo, a mode
+    that does not exist), whichever code path wrote it."""
+    allowed = ", ".join(f"'{word.value}'" for word in words)
+    return CheckConstraint(f"{column} IN ({allowed})", name=name)
 
 
 class Base(DeclarativeBase):
@@ -56,7 +69,10 @@ class VersionRow(Base):
     mode: Mapped[str] = mapped_column(String(16))
     replicas_acked: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[float] = mapped_column(Epoch)
-    __table_args__ = (UniqueConstraint("file_id", "version", name="uq_versions_file_version"),)
+    __table_args__ = (
+        UniqueConstraint("file_id", "version", name="uq_versions_file_version"),
+        one_of("mode", Mode, "ck_versions_mode"),
+    )
 
 
 class ChunkRow(Base):
@@ -66,12 +82,15 @@ class ChunkRow(Base):
     stored_size: Mapped[int] = mapped_column(Integer)
     compressed: Mapped[bool] = mapped_column(Boolean)
     # 'live', or 'deleting' once the collector has claimed it.
-    state: Mapped[str] = mapped_column(String(16), default="live")
+    state: Mapped[str] = mapped_column(String(16), default=ChunkState.LIVE)
     # Last time an upload wrote, reused or committed this chunk: the collector
     # leaves chunks touched within its grace period alone (in-flight uploads).
     touched_at: Mapped[float] = mapped_column(Epoch)
     created_at: Mapped[float] = mapped_column(Epoch)
-    __table_args__ = (Index("ix_chunks_state_touched", "state", "touched_at"),)
+    __table_args__ = (
+        Index("ix_chunks_state_touched", "state", "touched_at"),
+        one_of("state", ChunkState, "ck_chunks_state"),
+    )
 
 
 class VersionChunkRow(Base):
@@ -124,6 +143,7 @@ class ConsistencyModeRow(Base):
     reason: Mapped[str] = mapped_column(String(32))
     score: Mapped[float | None] = mapped_column(Epoch, nullable=True)
     changed_at: Mapped[float] = mapped_column(Epoch)
+    __table_args__ = (one_of("mode", Mode, "ck_consistency_modes_mode"),)
 
 
 class ConsistencyHintRow(Base):
@@ -163,6 +183,8 @@ class ModeTransitionRow(Base):
     __table_args__ = (
         Index("ix_mode_transitions_at", "at"),
         Index("ix_mode_transitions_object", "object_id", "at"),
+        one_of("from_mode", Mode, "ck_mode_transitions_from_mode"),
+        one_of("to_mode", Mode, "ck_mode_transitions_to_mode"),
     )
 
 

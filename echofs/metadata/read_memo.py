@@ -7,11 +7,14 @@ its hot read queries (a file by path or id, "no such file", a version's
 manifest and replicas) and serve them again until a write changes them.
 
 Every answer is filed under *tags* — the files it describes, by id and by
-(owner, name). Writes invalidate in one of two ways:
+(owner, name), and for a version each chunk it uses (see
+``echofs.metadata.memoized``). Every write states the tags it invalidates:
 
-- a new version (the common write) invalidates the tags of its file only;
-- anything else that may change an answer (deletes, replicas moving, the
-  collector) invalidates everything.
+- a new version: its file's (and the chunks that gained copies);
+- a delete: the file it removes, by id and by name;
+- a copy added: the versions using its chunk;
+- claims, touches, the collector, the replication queue, accounts and the
+  controller's state: nothing a memoized answer reads.
 
 Races: an answer is kept only if no invalidation of its tags (or of
 everything) happened after its query *began* — a query that overlapped a
@@ -33,8 +36,6 @@ from typing import Any
 # (manifests of more than ``MAX_CHUNKS`` chunks are not kept at all).
 DEFAULT_ENTRIES = 20_000
 MAX_CHUNKS = 64
-# A tag that stands for every answer: a write that lists it invalidates all.
-EVERYTHING: Hashable = ("everything",)
 # Invalidation marks kept per tag before they are folded into one "everything"
 # mark (which also empties the memo).
 _MAX_MARKS = 100_000
@@ -52,7 +53,7 @@ class ReadMemo:
         self._marks: dict[Hashable, int] = {}  # tag -> generation of its last invalidation
 
     def invalidate_all(self) -> None:
-        """A write that may change any answer has finished (or failed)."""
+        """Forget every answer (when the marks of single tags grow too many)."""
         self.generation += 1
         self._floor = self.generation
         self._entries.clear()
@@ -61,10 +62,6 @@ class ReadMemo:
 
     def invalidate(self, tags: Iterable[Hashable]) -> None:
         """A write that changes only what is filed under ``tags`` has finished."""
-        tags = list(tags)
-        if EVERYTHING in tags:
-            self.invalidate_all()
-            return
         self.generation += 1
         for tag in tags:
             self._marks[tag] = self.generation

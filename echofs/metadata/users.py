@@ -1,4 +1,6 @@
-"""Accounts in the metadata store. Shares its repository's sessions and lock."""
+"""Accounts in the metadata store. Shares its repository's sessions and
+SQLite writer lock (its public ``reading`` and ``writing_unmemoized``); no
+memoized answer reads accounts, so a new one leaves the read memo alone."""
 
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ class UsersRepository:
         row = UserRow(id=uuid.uuid4().hex, username=username, password_hash=password_hash,
                       role=role or "user", created_at=time.time())
         try:
-            async with self._repo._write() as session:
+            async with self._repo.writing_unmemoized() as session:
                 if role is None:
                     count = (await session.execute(select(func.count(UserRow.id)))).scalar_one()
                     row.role = "admin" if count == 0 else "user"
@@ -48,12 +50,12 @@ class UsersRepository:
         return _record(row)
 
     async def by_username(self, username: str) -> UserRecord | None:
-        async with self._repo._read() as session:
+        async with self._repo.reading() as session:
             row = (await session.execute(
                 select(UserRow).where(UserRow.username == username))).scalar_one_or_none()
         return _record(row) if row else None
 
     async def by_id(self, user_id: str) -> UserRecord | None:
-        async with self._repo._read() as session:
+        async with self._repo.reading() as session:
             row = await session.get(UserRow, user_id)
         return _record(row) if row else None

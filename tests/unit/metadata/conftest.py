@@ -13,13 +13,17 @@ the PostgreSQL half fails; it is never skipped.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
+import blake3 as blake3_lib
 import pytest
 
+from echofs.core.consistency import Mode
+from echofs.core.manifest import FileRecord, NewChunk, VersionRecord
 from echofs.metadata import database
-from echofs.metadata.repository import MetadataRepository
+from echofs.metadata.repository import CommitRequest, MetadataRepository
 from echofs.testing import services
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -53,3 +57,70 @@ async def repo(database_url: str) -> AsyncIterator[MetadataRepository]:
         yield repository
     finally:
         await repository.close()
+
+
+# -- helpers the contract suites share (imported as ``from .conftest import``) ----
+
+FAR_FUTURE_OFFSET = 3600.0
+
+
+def cid(name: str) -> str:
+    """A made-up, well-formed chunk id."""
+    return blake3_lib.blake3(name.encode()).hexdigest()
+
+
+def chunk(
+    name: str,
+    size: int = 100,
+    *,
+    stored_size: int | None = None,
+    compressed: bool = False,
+    replicas: Sequence[str] = ("w1",),
+) -> NewChunk:
+    return NewChunk(
+        chunk_id=cid(name),
+        size=size,
+        stored_size=size if stored_size is None else stored_size,
+        compressed=compressed,
+        replicas=tuple(replicas),
+    )
+
+
+def request(owner: str, path: str, chunks: Sequence[NewChunk], *,
+            mode: Mode = Mode.STRONG, versions_kept: int = 10) -> CommitRequest:
+    digest = blake3_lib.blake3("".join(c.chunk_id for c in chunks).encode()).hexdigest()
+    return CommitRequest(owner=owner, path=path, chunks=tuple(chunks),
+                         size=sum(c.size for c in chunks), blake3=digest, mode=mode,
+                         replicas_acked=max((len(c.replicas) for c in chunks), default=0),
+                         versions_kept=versions_kept)
+
+
+async def upload(
+    repo: MetadataRepository,
+    owner: str = "alice",
+    path: str = "file.txt",
+    chunks: Sequence[NewChunk] | None = None,
+    *,
+    versions_kept: int = 10,
+    mode: Mode = Mode.STRONG,
+    claim: bool = True,
+) -> tuple[FileRecord, VersionRecord]:
+    """What an upload does: claim its chunks, then commit the version."""
+    if chunks is None:
+        chunks = [chunk(f"{owner}/{path}/{time.monotonic_ns()}")]
+    if claim:
+        await repo.claim_chunks(chunks)
+    [outcome] = await repo.commit_versions(
+        [request(owner, path, chunks, mode=mode, versions_kept=versions_kept)])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+async def scalar(repo: MetadataRepository, statement):  # type: ignore[no-untyped-def]
+    async with repo.engine.connect() as conn:
+        return (await conn.execute(statement)).scalar_one_or_none()
+
+
+def future() -> float:
+    return time.time() + FAR_FUTURE_OFFSET

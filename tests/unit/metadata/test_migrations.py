@@ -187,3 +187,43 @@ def test_sync_url(given: str, expected: str) -> None:
 def test_sqlite_url_for_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "meta.db"
     assert database.sync_url(database.sqlite_url_for(path)) == f"sqlite:///{path}"
+
+
+def test_vocabulary_checks_keep_existing_rows(url: str, sync_engine: sqlalchemy.Engine) -> None:
+    """0004 rebuilds tables on SQLite (batch mode): the rows, and the manifests
+    and copies that reference them, are all still there afterwards, and the
+    downgrade keeps them too."""
+    database.upgrade(url, "0003")
+    statements = [
+        "INSERT INTO files VALUES ('f1', 'alice', 'a.txt', 1, 1.0, 1.0)",
+        "INSERT INTO chunks VALUES ('c1', 10, 10, false, 'live', 1.0, 1.0)",
+        "INSERT INTO versions (id, file_id, version, size, blake3, chunk_count, mode,"
+        " replicas_acked, created_at) VALUES (1, 'f1', 1, 10, 'b', 1, 'strong', 1, 1.0)",
+        "INSERT INTO version_chunks VALUES (1, 0, 'c1', 0, 10)",
+        "INSERT INTO chunk_replicas VALUES ('c1', 'w1', 1.0)",
+        "INSERT INTO replication_tasks (chunk_id, target_worker, reason, created_at,"
+        " next_attempt_at, attempts) VALUES ('c1', 'w2', 'rehome', 1.0, 1.0, 0)",
+        "INSERT INTO consistency_modes VALUES ('f1', 'hybrid', 'policy', NULL, 1.0)",
+        "INSERT INTO mode_transitions (at, object_id, from_mode, to_mode, reason, score,"
+        " signals) VALUES (1.0, 'f1', 'strong', 'hybrid', 'policy', NULL, '{}')",
+    ]
+    with sync_engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sqlalchemy.text(statement))
+    counted = ("files", "chunks", "versions", "version_chunks", "chunk_replicas",
+               "replication_tasks", "consistency_modes", "mode_transitions")
+
+    def counts() -> dict[str, int]:
+        with sync_engine.connect() as conn:
+            return {table: conn.execute(sqlalchemy.text(f"SELECT count(*) FROM {table}"))
+                    .scalar_one() for table in counted}
+
+    database.upgrade(url)
+    assert counts() == dict.fromkeys(counted, 1)
+    with pytest.raises(sqlalchemy.exc.IntegrityError), sync_engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE versions SET mode = 'quorum'"))
+
+    database.downgrade(url, "0003")
+    assert counts() == dict.fromkeys(counted, 1)
+    with sync_engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE versions SET mode = 'quorum'"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from echofs.metadata.read_memo import EVERYTHING, ReadMemo
+from echofs.metadata.read_memo import ReadMemo
 
 A, B = ("file", "a"), ("file", "b")
 
@@ -14,7 +14,7 @@ def test_invalidating_a_tag_drops_only_its_answers():
     memo.invalidate([A])
     assert memo.get("ka") == (False, None)
     assert memo.get("kb") == (True, "answer b")
-    memo.invalidate([EVERYTHING])
+    memo.invalidate_all()
     assert memo.get("kb") == (False, None)
     assert len(memo) == 0
 

@@ -1,0 +1,206 @@
+"""Chunks and their copies: the claims an upload makes before writing, the
+touches that keep the collector away, and where copies live."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import and_, exists, func, or_, select, update
+
+from echofs.core.manifest import NewChunk
+from echofs.core.vocabulary import ChunkState, ReplicationReason
+from echofs.metadata.memoized import chunk_tags
+from echofs.metadata.models import ChunkReplicaRow, ChunkRow, ReplicationTaskRow, VersionChunkRow
+from echofs.metadata.records import ChunkClaim
+from echofs.metadata.transactions import NOTHING_READ_VISIBLE, Transactions, batches, retried
+
+
+class Chunks(Transactions):
+    # -- chunks an upload writes ---------------------------------------------------
+
+    @retried
+    async def claim_chunks(self, chunks: Sequence[NewChunk]) -> dict[str, ChunkClaim]:
+        """Register chunks before their bytes go to workers.
+
+        Creates missing rows and touches live ones, so the collector leaves
+        them alone while the upload runs, and reports where copies already
+        exist (deduplication).
+        """
+        now = time.time()
+        ids = list(dict.fromkeys(c.chunk_id for c in chunks))
+        if not ids:
+            return {}
+        # New rows and touch times: no memoized answer reads either.
+        async with self._write(invalidates=NOTHING_READ_VISIBLE, relaxed=True) as session:
+            # Sorted: concurrent inserts of the same ids wait in one order.
+            rows = [
+                {
+                    "id": c.chunk_id,
+                    "raw_size": c.size,
+                    "stored_size": c.stored_size,
+                    "compressed": c.compressed,
+                    "state": ChunkState.LIVE,
+                    "touched_at": now,
+                    "created_at": now,
+                }
+                for c in sorted({c.chunk_id: c for c in chunks}.values(),
+                                key=lambda c: c.chunk_id)
+            ]
+            await session.execute(self._insert(ChunkRow).on_conflict_do_nothing(), rows)
+            await self._lock_chunks(session, ids)
+            await session.execute(
+                update(ChunkRow)
+                .where(ChunkRow.id.in_(ids), ChunkRow.state == ChunkState.LIVE)
+                .values(touched_at=now)
+            )
+            states = dict(
+                (
+                    await session.execute(
+                        select(ChunkRow.id, ChunkRow.state).where(ChunkRow.id.in_(ids))
+                    )
+                ).all()
+            )
+            replicas = await self._replicas_of(session, ids)
+        return {
+            cid: ChunkClaim(cid, ChunkState(states.get(cid, ChunkState.DELETING)),
+                            tuple(replicas.get(cid, ())))
+            for cid in ids
+        }
+
+    @retried
+    async def record_partial_write(self, chunk_id: str, stored_on: str, owed: Sequence[str],
+                                   reason: ReplicationReason) -> None:
+        """A chunk acknowledged with one copy: record it and, in the same
+        transaction, the durable intents for the copies still owed."""
+        reason = ReplicationReason(reason)  # refuse a free string before the database
+        now = time.time()
+        async with self._write(invalidates=chunk_tags([chunk_id])) as session:
+            await session.execute(self._insert(ChunkReplicaRow).on_conflict_do_nothing().values(
+                chunk_id=chunk_id, worker_id=stored_on, stored_at=now))
+            if owed:
+                await session.execute(self._insert(ReplicationTaskRow).on_conflict_do_nothing(), [
+                    {"chunk_id": chunk_id, "target_worker": w, "reason": reason,
+                     "created_at": now, "next_attempt_at": now, "attempts": 0}
+                    for w in owed
+                ])
+
+    @retried
+    async def touch_chunks(self, chunk_ids: Sequence[str]) -> None:
+        """Tell the collector these chunks are in use (a long upload's)."""
+        now = time.time()
+        async with self._write(invalidates=NOTHING_READ_VISIBLE, relaxed=True) as session:
+            for batch in batches(await self._lock_chunks(session, chunk_ids)):
+                await session.execute(
+                    update(ChunkRow)
+                    .where(ChunkRow.id.in_(batch), ChunkRow.state == ChunkState.LIVE)
+                    .values(touched_at=now)
+                )
+
+    @retried
+    async def add_replicas(self, chunk_id: str, worker_ids: Iterable[str]) -> None:
+        rows = [
+            {"chunk_id": chunk_id, "worker_id": w, "stored_at": time.time()} for w in worker_ids
+        ]
+        if not rows:
+            return
+        async with self._write(invalidates=chunk_tags([chunk_id])) as session:
+            await session.execute(self._insert(ChunkReplicaRow).on_conflict_do_nothing(), rows)
+
+    # -- what is stored where ----------------------------------------------------------
+
+    async def chunk_state(self, chunk_id: str) -> ChunkState | None:
+        async with self._read() as session:
+            state = (
+                await session.execute(select(ChunkRow.state).where(ChunkRow.id == chunk_id))
+            ).scalar_one_or_none()
+        return None if state is None else ChunkState(state)
+
+    async def known_chunks(self, chunk_ids: Sequence[str]) -> set[str]:
+        """Which of these ids the metadata store has a row for (any state)."""
+        found: set[str] = set()
+        async with self._read() as session:
+            for batch in batches(list(chunk_ids)):
+                found.update((await session.execute(
+                    select(ChunkRow.id).where(ChunkRow.id.in_(batch)))).scalars())
+        return found
+
+    async def replicas_of(self, chunk_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """Where each of these chunks has copies (chunks with none are absent)."""
+        async with self._read() as session:
+            found = await self._replicas_of(session, list(dict.fromkeys(chunk_ids)))
+        return {chunk_id: tuple(workers) for chunk_id, workers in found.items()}
+
+    async def replicas(self, chunk_id: str) -> tuple[str, ...]:
+        async with self._read() as session:
+            found = await self._replicas_of(session, [chunk_id])
+        return tuple(found.get(chunk_id, ()))
+
+    async def replica_page(
+        self, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str, int]]:
+        """(chunk id, worker id, stored size) of live chunks' replicas in key
+        order after ``after``: the scrubber's cursor over everything stored."""
+        query = (
+            select(ChunkReplicaRow.chunk_id, ChunkReplicaRow.worker_id, ChunkRow.stored_size)
+            .join(ChunkRow, ChunkRow.id == ChunkReplicaRow.chunk_id)
+            .where(ChunkRow.state == ChunkState.LIVE)
+            .order_by(ChunkReplicaRow.chunk_id, ChunkReplicaRow.worker_id)
+            .limit(limit)
+        )
+        if after is not None:
+            chunk_id, worker_id = after
+            query = query.where(or_(
+                ChunkReplicaRow.chunk_id > chunk_id,
+                and_(ChunkReplicaRow.chunk_id == chunk_id, ChunkReplicaRow.worker_id > worker_id),
+            ))
+        async with self._read() as session:
+            return [(c, w, int(n)) for c, w, n in (await session.execute(query)).all()]
+
+    async def chunks_on_worker(
+        self, worker_id: str, after: str | None, limit: int
+    ) -> list[tuple[str, tuple[str, ...]]]:
+        """Live chunks with a copy on ``worker_id`` (id order, after ``after``),
+        each with all its replicas."""
+        query = (
+            select(ChunkReplicaRow.chunk_id)
+            .join(ChunkRow, ChunkRow.id == ChunkReplicaRow.chunk_id)
+            .where(ChunkReplicaRow.worker_id == worker_id, ChunkRow.state == ChunkState.LIVE)
+            .order_by(ChunkReplicaRow.chunk_id).limit(limit)
+        )
+        if after is not None:
+            query = query.where(ChunkReplicaRow.chunk_id > after)
+        async with self._read() as session:
+            ids = list((await session.execute(query)).scalars())
+            replicas = await self._replicas_of(session, ids)
+        return [(cid, tuple(replicas.get(cid, ()))) for cid in ids]
+
+    async def under_replicated(self, replication_factor: int, limit: int = 500
+                               ) -> list[tuple[str, tuple[str, ...]]]:
+        """Committed chunks with fewer than ``replication_factor`` recorded
+        copies (say, written while a worker was away), with their replicas."""
+        copies = func.count(ChunkReplicaRow.worker_id)
+        referenced = exists().where(VersionChunkRow.chunk_id == ChunkRow.id)
+        query = (
+            select(ChunkRow.id)
+            .outerjoin(ChunkReplicaRow, ChunkReplicaRow.chunk_id == ChunkRow.id)
+            .where(ChunkRow.state == ChunkState.LIVE, referenced)
+            .group_by(ChunkRow.id)
+            .having(copies < replication_factor)
+            .order_by(ChunkRow.id)
+            .limit(limit)
+        )
+        async with self._read() as session:
+            ids = list((await session.execute(query)).scalars())
+            replicas = await self._replicas_of(session, ids)
+        return [(cid, tuple(replicas.get(cid, ()))) for cid in ids]
+
+    async def known_worker_ids(self) -> list[str]:
+        """Every worker the metadata mentions: holders of replicas and targets
+        of pending replication."""
+        async with self._read() as session:
+            holders = set((await session.execute(
+                select(ChunkReplicaRow.worker_id).distinct())).scalars())
+            targets = set((await session.execute(
+                select(ReplicationTaskRow.target_worker).distinct())).scalars())
+        return sorted(holders | targets)

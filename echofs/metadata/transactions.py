@@ -1,0 +1,192 @@
+"""The base every part of the repository stands on: one database, its
+sessions, the SQLite writer lock, the read memo, and what every write
+transaction states about the memo answers it may change.
+
+The concurrency rules these serve are in the package docstring
+(``echofs.metadata``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from echofs.metadata import database
+from echofs.metadata.memoized import Tag
+from echofs.metadata.models import ChunkReplicaRow, ChunkRow
+from echofs.metadata.read_memo import ReadMemo
+
+# Bound parameter lists well under SQLite's and PostgreSQL's limits.
+_BATCH = 500
+
+# What a write that changes no memoized answer declares: timestamps, queue
+# bookkeeping, unreferenced chunks, and the tables the memo never answers
+# from (accounts, controller state).
+NOTHING_READ_VISIBLE: tuple[Tag, ...] = ()
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def batches(items: Sequence[_T]) -> Iterable[Sequence[_T]]:
+    for i in range(0, len(items), _BATCH):
+        yield items[i : i + _BATCH]
+
+
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction
+# was rolled back and may simply be run again.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+ATTEMPTS = 5
+
+
+def retried(method: Callable[_P, Awaitable[_T]]) -> Callable[_P, Awaitable[_T]]:
+    """Run a one-transaction write method again if PostgreSQL aborted it as a
+    deadlock victim or a serialization failure."""
+
+    @functools.wraps(method)
+    async def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return await method(*args, **kwargs)
+            except DBAPIError as exc:
+                sqlstate = getattr(exc.orig, "sqlstate", None)
+                if sqlstate not in _RETRYABLE_SQLSTATES or attempt == ATTEMPTS:
+                    raise
+            await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
+        raise AssertionError("unreachable")
+
+    return run
+
+
+class Transactions:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._dialect = engine.dialect.name
+        self._write_lock = asyncio.Lock() if self._dialect == "sqlite" else None
+        # Commits that need not wait for the disk (see _write's ``relaxed``).
+        self._relaxed_engine: AsyncEngine | None = None
+        self._relaxed_sessions = self._sessions
+        if self._dialect == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            self._relaxed_engine = database.create_engine(
+                engine.url.render_as_string(hide_password=False), relaxed=True)
+            self._relaxed_sessions = async_sessionmaker(self._relaxed_engine,
+                                                        expire_on_commit=False)
+        # Set by the master that owns the store alone (see read_memo).
+        self.memo: ReadMemo | None = None
+
+    def keep_read_answers(self) -> None:
+        """Only for the store's sole writer: remember read answers until the
+        next write that may change them."""
+        self.memo = ReadMemo()
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        if self._relaxed_engine is not None:
+            await self._relaxed_engine.dispose()
+
+    # -- for the tables the memo never answers from ---------------------------------
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads (accounts, controller state)."""
+        async with self._sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def writing_unmemoized(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction, in this store's writer queue, on tables no
+        memoized answer is read from (accounts, controller state): it leaves
+        the read memo as it is."""
+        async with self._write(invalidates=NOTHING_READ_VISIBLE) as session:
+            yield session
+
+    # -- the repository's own ----------------------------------------------------------
+
+    @asynccontextmanager
+    async def _write(self, *, invalidates: Sequence[Tag],
+                     relaxed: bool = False) -> AsyncIterator[AsyncSession]:
+        """One write transaction that changes the memoized answers filed
+        under ``invalidates`` (see memoized), and no other. A write that
+        learns what it changes as it goes passes a list and fills it.
+
+        The tags are invalidated after the transaction, committed or not:
+        a rolled-back write changed nothing (a partial list is enough), and a
+        commit that failed in doubt had filled its list before committing.
+        So no write needs to forget the whole memo.
+
+        ``relaxed``: the commit returns without waiting for the disk
+        (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit off). Only
+        for writes nothing is acknowledged on: chunk claims and touches. The
+        log is sequential in both databases, so the durable commit of the
+        version that relies on a claim makes the claim durable too; a claim
+        lost in a crash before that only leaves copies of an unacknowledged
+        upload without a row, which the orphan sweeper removes. Skipping the
+        wait matters: on a disk busy with chunk writes, a synchronous commit
+        waits for all of them (ext4 orders its journal), tens of ms.
+        """
+        sessions = self._relaxed_sessions if relaxed else self._sessions
+        try:
+            if self._write_lock is None:
+                async with sessions() as session, session.begin():
+                    if relaxed:
+                        await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                    yield session
+            else:
+                async with self._write_lock, sessions() as session, session.begin():
+                    yield session
+        finally:
+            # After the commit (or the rollback): answers memoized from here
+            # on were read after this write.
+            if self.memo is not None and invalidates:
+                self.memo.invalidate(invalidates)
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session:
+            yield session
+
+    def _insert(self, table: Any) -> Any:
+        dialect = postgresql if self._dialect == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    async def _lock_chunks(self, session: AsyncSession, ids: Iterable[str], *,
+                           skip_locked: bool = False) -> list[str]:
+        """Lock chunk rows in id order (PostgreSQL; SQLite's writers are
+        serialised already) and return the ids locked. One order for every
+        transaction means two of them never wait for each other in a cycle.
+        ``skip_locked`` leaves out rows another transaction holds."""
+        ordered = sorted(set(ids))
+        if self._dialect != "postgresql":
+            return ordered
+        locked: list[str] = []
+        for batch in batches(ordered):
+            result = await session.execute(
+                select(ChunkRow.id).where(ChunkRow.id.in_(batch)).order_by(ChunkRow.id)
+                .with_for_update(key_share=True, skip_locked=skip_locked)
+            )
+            locked.extend(result.scalars())
+        return locked
+
+    async def _replicas_of(self, session: AsyncSession,
+                           ids: Sequence[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = defaultdict(list)
+        for batch in batches(ids):
+            result = await session.execute(
+                select(ChunkReplicaRow.chunk_id, ChunkReplicaRow.worker_id)
+                .where(ChunkReplicaRow.chunk_id.in_(batch))
+                .order_by(ChunkReplicaRow.chunk_id, ChunkReplicaRow.worker_id)
+            )
+            for chunk_id, worker_id in result.all():
+                found[chunk_id].append(worker_id)
+        return found

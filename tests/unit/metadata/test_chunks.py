@@ -1,0 +1,127 @@
+"""Chunks and their copies: claims before an upload writes, where copies live.
+
+Chunk ids are made up (blake3 of a name); no worker or chunk bytes exist here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlalchemy import select
+
+from echofs.metadata.models import ChunkRow
+from echofs.metadata.repository import MetadataRepository, StoreTotals
+
+from .conftest import chunk, future, scalar, upload
+
+# -- claim_chunks -------------------------------------------------------------
+
+async def test_claim_chunks_creates_live_rows(repo: MetadataRepository) -> None:
+    a, b = chunk("a", 10, stored_size=7, compressed=True), chunk("b", 20)
+    assert await repo.chunk_state(a.chunk_id) is None
+
+    claims = await repo.claim_chunks([a, b])
+
+    assert set(claims) == {a.chunk_id, b.chunk_id}
+    for c in (a, b):
+        assert claims[c.chunk_id].chunk_id == c.chunk_id
+        assert claims[c.chunk_id].state == "live"
+        assert claims[c.chunk_id].replicas == ()
+        assert await repo.chunk_state(c.chunk_id) == "live"
+    assert await repo.totals() == StoreTotals(files=0, versions=0, chunks=2, stored_bytes=27)
+
+
+async def test_claim_chunks_with_no_chunks(repo: MetadataRepository) -> None:
+    assert await repo.claim_chunks([]) == {}
+    assert (await repo.totals()).chunks == 0
+
+
+async def test_claim_chunks_deduplicates_within_a_request(repo: MetadataRepository) -> None:
+    a = chunk("a", 10)
+    claims = await repo.claim_chunks([a, a, a])
+    assert list(claims) == [a.chunk_id]
+    assert (await repo.totals()).chunks == 1
+
+
+async def test_claim_chunks_reports_existing_replicas(repo: MetadataRepository) -> None:
+    known = chunk("known", replicas=("w2", "w1"))
+    await upload(repo, chunks=[known])
+    await repo.add_replicas(known.chunk_id, ["w3"])
+    fresh = chunk("fresh")
+
+    claims = await repo.claim_chunks([known, fresh])
+
+    assert claims[known.chunk_id].state == "live"
+    assert claims[known.chunk_id].replicas == ("w1", "w2", "w3")
+    assert claims[fresh.chunk_id].replicas == ()
+    # Claiming a known chunk does not duplicate its row.
+    assert (await repo.totals()).chunks == 2
+
+
+async def test_claim_chunks_touches_known_chunks(repo: MetadataRepository) -> None:
+    a = chunk("a")
+    await repo.claim_chunks([a])
+    first = await scalar(repo, select(ChunkRow.touched_at).where(ChunkRow.id == a.chunk_id))
+    await asyncio.sleep(0.02)
+    middle = time.time()
+    await asyncio.sleep(0.02)
+
+    await repo.claim_chunks([a])
+
+    touched = await scalar(repo, select(ChunkRow.touched_at).where(ChunkRow.id == a.chunk_id))
+    assert first < middle < touched
+    # ...so a collector whose grace period ends between the two claims leaves it alone.
+    assert await repo.claim_garbage(middle) == []
+    assert await repo.chunk_state(a.chunk_id) == "live"
+
+
+async def test_claim_chunks_reports_a_collected_chunk(repo: MetadataRepository) -> None:
+    a = chunk("a")
+    await repo.claim_chunks([a])
+    assert await repo.claim_garbage(future()) == [a.chunk_id]
+
+    claims = await repo.claim_chunks([a])
+
+    # A claimed chunk is not revived: the upload must write it anew after GC.
+    assert claims[a.chunk_id].state == "deleting"
+    assert await repo.chunk_state(a.chunk_id) == "deleting"
+
+
+# -- replica_page -------------------------------------------------------------
+
+async def test_replica_page_walks_every_live_replica_once(repo: MetadataRepository) -> None:
+    chunks = [
+        chunk("p0", 10, stored_size=4, replicas=("w1", "w2", "w3")),
+        chunk("p1", 20, replicas=("w2",)),
+        chunk("p2", 30, stored_size=11, replicas=("w1", "w3")),
+        chunk("p3", 40, replicas=()),
+    ]
+    await upload(repo, chunks=chunks)
+    await repo.add_replicas(chunks[3].chunk_id, ["w9"])
+    # A chunk being collected is not scrubbed.
+    doomed = chunk("doomed", 5)
+    await repo.claim_chunks([doomed])
+    await repo.add_replicas(doomed.chunk_id, ["w1"])
+    assert await repo.claim_garbage(future()) == [doomed.chunk_id]
+
+    expected = sorted(
+        (c.chunk_id, w, c.stored_size) for c in chunks for w in (c.replicas or ("w9",))
+    )
+    for limit in (1, 2, 3, 100):
+        seen: list[tuple[str, str, int]] = []
+        cursor = None
+        for _ in range(len(expected) + 2):
+            page = await repo.replica_page(cursor, limit)
+            assert len(page) <= limit
+            if not page:
+                break
+            seen.extend(page)
+            cursor = (page[-1][0], page[-1][1])
+        assert seen == expected, f"limit={limit}"
+    last = expected[-1]
+    assert await repo.replica_page((last[0], last[1]), 10) == []
+
+
+async def test_replica_page_empty(repo: MetadataRepository) -> None:
+    assert await repo.replica_page(None, 10) == []

@@ -1,0 +1,108 @@
+"""The replication queue: durable intents to copy a chunk to a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlalchemy import select
+
+from echofs.core.vocabulary import ReplicationReason
+from echofs.metadata.models import ReplicationTaskRow
+from echofs.metadata.repository import MetadataRepository
+
+from .conftest import chunk, cid, scalar, upload
+
+# -- replication queue --------------------------------------------------------
+
+async def test_enqueue_replication_of_a_collected_chunk_queues_nothing(
+    repo: MetadataRepository,
+) -> None:
+    """A scrub or read that raced the collector asks for a copy of a chunk
+    whose row is gone: nothing is owed, nothing fails."""
+    await repo.enqueue_replication(cid("collected meanwhile"), "w2",
+                                   ReplicationReason.SCRUB_MISSING)
+    depth, _ = await repo.replication_backlog()
+    assert depth == 0
+
+
+async def test_enqueue_replication_is_idempotent(repo: MetadataRepository) -> None:
+    a = chunk("a")
+    await upload(repo, chunks=[a])
+    before = time.time()
+
+    await repo.enqueue_replication(a.chunk_id, "w2", ReplicationReason.HINTED_HANDOFF)
+    await repo.enqueue_replication(a.chunk_id, "w2", ReplicationReason.READ_REPAIR_MISSING)
+
+    [task] = await repo.due_replications()
+    assert task.chunk_id == a.chunk_id
+    assert task.target_worker == "w2"
+    assert task.reason is ReplicationReason.HINTED_HANDOFF
+    assert task.attempts == 0
+    assert before <= task.created_at <= time.time()
+    assert await repo.replication_backlog() == (1, task.created_at)
+
+
+async def test_replication_tasks_per_worker(repo: MetadataRepository) -> None:
+    a, b = chunk("a"), chunk("b")
+    await upload(repo, chunks=[a, b])
+    await repo.enqueue_replication(a.chunk_id, "w2", ReplicationReason.REHOME)
+    await asyncio.sleep(0.01)
+    await repo.enqueue_replication(a.chunk_id, "w3", ReplicationReason.REHOME)
+    await repo.enqueue_replication(b.chunk_id, "w2", ReplicationReason.REHOME)
+
+    due = await repo.due_replications()
+    assert sorted((t.chunk_id, t.target_worker) for t in due) == sorted(
+        [(a.chunk_id, "w2"), (a.chunk_id, "w3"), (b.chunk_id, "w2")]
+    )
+    assert len({t.task_id for t in due}) == 3
+    assert len(await repo.due_replications(limit=2)) == 2
+    depth, oldest = await repo.replication_backlog()
+    assert depth == 3
+    assert oldest == min(t.created_at for t in due)
+    first = next(t for t in due if (t.chunk_id, t.target_worker) == (a.chunk_id, "w2"))
+    assert oldest == first.created_at
+    assert all(oldest < t.created_at for t in due if t is not first)
+
+
+async def test_retry_replication_postpones_and_counts(repo: MetadataRepository) -> None:
+    a = chunk("a")
+    await upload(repo, chunks=[a])
+    await repo.enqueue_replication(a.chunk_id, "w2", ReplicationReason.HINTED_HANDOFF)
+    [task] = await repo.due_replications()
+
+    await repo.retry_replication(task, delay=60)
+
+    assert await repo.due_replications() == []
+    attempts = select(ReplicationTaskRow.attempts).where(ReplicationTaskRow.id == task.task_id)
+    assert await scalar(repo, attempts) == 1
+    due_at = select(ReplicationTaskRow.next_attempt_at).where(ReplicationTaskRow.id == task.task_id)
+    assert await scalar(repo, due_at) >= time.time() + 50
+    # Still queued, still counted, still the oldest.
+    assert await repo.replication_backlog() == (1, task.created_at)
+
+    await repo.retry_replication(task, delay=0)
+    [again] = await repo.due_replications()
+    assert again.task_id == task.task_id
+    assert again.attempts == 2
+    assert again.created_at == task.created_at
+
+
+async def test_complete_replication(repo: MetadataRepository) -> None:
+    a = chunk("a", replicas=("w1",))
+    await upload(repo, chunks=[a])
+    await repo.enqueue_replication(a.chunk_id, "w2", ReplicationReason.UNDER_REPLICATED)
+    [task] = await repo.due_replications()
+
+    await repo.complete_replication(task)
+
+    assert await repo.due_replications() == []
+    assert await repo.replication_backlog() == (0, None)
+    assert await repo.replicas(a.chunk_id) == ("w1", "w2")
+    # Completing twice (a retried call) changes nothing.
+    await repo.complete_replication(task)
+    assert await repo.replicas(a.chunk_id) == ("w1", "w2")
+
+
+async def test_replication_backlog_empty(repo: MetadataRepository) -> None:
+    assert await repo.replication_backlog() == (0, None)
