@@ -14,7 +14,7 @@ from echofs.config import Settings
 from echofs.observability.grpc import instrument_server
 from echofs.observability.http import metrics_middleware, metrics_routes
 from echofs.rpc.cluster_auth import require_cluster_token
-from echofs.rpc.membership import MasterLink
+from echofs.rpc.membership_link import MasterLink
 from echofs.rpc.worker_server import WorkerGrpcService
 from echofs.rpc.worker_transport import ChunkServer
 from echofs.serving.middleware import error_middleware
