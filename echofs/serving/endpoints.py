@@ -29,16 +29,13 @@ from echofs.serving.middleware import error_middleware
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """What :func:`serving` brought up: the HTTP runner (its app, its
-    addresses) and where gRPC listens, if anywhere."""
+    """What :func:`serving` brought up: the HTTP runner (and so its app), the
+    bound HTTP port (the real one when asked for port 0), and where gRPC
+    listens, if anywhere."""
 
     runner: web.AppRunner
+    port: int
     grpc_port: int | None
-
-    @property
-    def port(self) -> int:
-        """The bound HTTP port (the real one when asked for port 0)."""
-        return int(self.runner.addresses[0][1])
 
 
 def role_grpc_server(handlers: Sequence[Any], cluster_token: str | None, *,
@@ -75,7 +72,8 @@ async def serving(app: web.Application, *, host: str, http_port: int,
         await runner.setup()
         stack.push_async_callback(runner.cleanup)  # stop accepting, drain in flight
         await web.TCPSite(runner, host, http_port, reuse_address=True).start()
-        yield Served(runner, grpc_port if grpc is not None else None)
+        yield Served(runner, int(runner.addresses[0][1]),
+                     grpc_port if grpc is not None else None)
 
 
 async def _close_grpc(server: Server) -> None:
