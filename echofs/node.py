@@ -9,7 +9,10 @@
   operators); combined with ``master`` in one process they talk directly.
 
 Start order is storage first (metadata, workers), then the APIs; stop order is
-the reverse, draining in-flight requests first.
+the reverse, draining in-flight requests first. Both come from one place: each
+step of the start pushes its own stop onto the node's exit stack
+(:class:`~echofs.serving.lifecycle.Lifecycle`), and the HTTP app and gRPC
+server of every role are served by :func:`echofs.serving.endpoints.serving`.
 """
 
 from __future__ import annotations
