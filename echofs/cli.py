@@ -113,7 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     context = {"role": settings.role}
-    if settings.worker_id and "worker" in settings.roles:
+    if settings.worker_id and settings.serves_worker:
         context["worker"] = settings.worker_id
     configure_logging(settings.log_level, settings.log_format, **context)
     try:
@@ -157,6 +157,12 @@ def _bench(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _create_user(args: argparse.Namespace) -> int:
+    from echofs.admin import create_user
+
+    return create_user(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -166,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dev(args)
         if args.command == "bench":
             return _bench(args)
+        if args.command == "admin" and args.admin_command == "create-user":
+            # Parsed with the client's admin commands, but it works on the
+            # metadata store itself, not through a server.
+            return _create_user(args)
         if args.command in CLIENT_COMMANDS:
             return run_client_command(args)
         return _db(args)

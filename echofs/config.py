@@ -15,17 +15,21 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from echofs.auth.jwt_secret import check_secret
 from echofs.core.chunking import validate_chunk_size
+from echofs.core.vocabulary import Role
 
 MIB = 1024 * 1024
-ROLES = frozenset({"all", "master", "worker", "controller"})
+ROLES = frozenset(Role)
 
 
 @dataclass(frozen=True)
 class Settings:
     """Every knob EchoFS has. ``env`` names the variable that sets a field."""
 
-    # Roles this process runs: all (embedded), or master and/or worker.
+    # Roles this process runs: all (embedded), or a comma list of master,
+    # worker and controller. Code asks the predicates below (runs_master,
+    # ...), never the string.
     role: str = field(default="all", metadata={"env": "ECHOFS_ROLE"})
     data_dir: Path = field(default=Path("echofs-data"), metadata={"env": "ECHOFS_DATA_DIR"})
     host: str = field(default="127.0.0.1", metadata={"env": "MASTER_HOST"})
@@ -139,21 +143,56 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
-    @property
-    def roles(self) -> frozenset[str]:
+    def _role_names(self) -> frozenset[str]:
         return frozenset(r.strip() for r in self.role.split(",") if r.strip())
 
+    @property
+    def roles(self) -> frozenset[Role]:
+        return frozenset(Role(name) for name in self._role_names())
+
+    # What this process runs. Role ``all`` is the embedded node: master,
+    # controller and in-process workers, so it answers yes to the first two.
+
+    @property
+    def embedded(self) -> bool:
+        return Role.ALL in self.roles
+
+    @property
+    def runs_master(self) -> bool:
+        return bool(self.roles & {Role.ALL, Role.MASTER})
+
+    @property
+    def runs_controller(self) -> bool:
+        return bool(self.roles & {Role.ALL, Role.CONTROLLER})
+
+    @property
+    def serves_controller(self) -> bool:
+        """The controller with network faces of its own (gRPC, REST), not
+        the one an embedded node calls in-process."""
+        return Role.CONTROLLER in self.roles
+
+    @property
+    def serves_worker(self) -> bool:
+        """A worker process serving one store over gRPC (not role ``all``'s
+        in-process workers)."""
+        return Role.WORKER in self.roles
+
+    @property
+    def opens_metadata(self) -> bool:
+        return self.runs_master or self.runs_controller
+
     def validate(self) -> None:
-        unknown = self.roles - ROLES
-        if not self.roles or unknown:
+        names = self._role_names()
+        unknown = names - ROLES
+        if not names or unknown:
             raise ValueError(f"unknown role(s) {', '.join(sorted(unknown)) or '(none)'}; "
                              f"choose from {', '.join(sorted(ROLES))}")
-        if "all" in self.roles and len(self.roles) > 1:
+        if self.embedded and len(names) > 1:
             raise ValueError("role 'all' already includes master and workers; use it alone")
         validate_chunk_size(self.chunk_size)
         if self.workers < 1:
             raise ValueError("at least one worker is needed")
-        if "all" in self.roles and not 1 <= self.replication_factor <= self.workers:
+        if self.embedded and not 1 <= self.replication_factor <= self.workers:
             raise ValueError(
                 f"replication factor {self.replication_factor} needs between 1 and "
                 f"{self.workers} workers"
@@ -170,11 +209,11 @@ class Settings:
             raise ValueError("CONFIRM_SAMPLES must be ≥ 1 and SAMPLE_INTERVAL > 0")
         if self.rate_limit_per_minute < 0:
             raise ValueError("RATE_LIMIT_PER_MINUTE must not be negative (0 = unlimited)")
-        if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:
-            raise ValueError("JWT_SECRET must be at least 32 bytes")
-        if "worker" in self.roles and not self.master_addresses:
+        if self.jwt_secret is not None:
+            check_secret(self.jwt_secret)
+        if self.serves_worker and not self.master_addresses:
             raise ValueError("the worker role needs a master to report to (--master HOST:PORT)")
-        if "worker" in self.roles and not self.worker_id:
+        if self.serves_worker and not self.worker_id:
             raise ValueError("the worker role needs an id (--id or WORKER_ID)")
 
     @property

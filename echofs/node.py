@@ -9,7 +9,10 @@
   operators); combined with ``master`` in one process they talk directly.
 
 Start order is storage first (metadata, workers), then the APIs; stop order is
-the reverse, draining in-flight requests first.
+the reverse, draining in-flight requests first. Both come from one place: each
+step of the start pushes its own stop onto the node's exit stack
+(:class:`~echofs.serving.lifecycle.Lifecycle`), and the HTTP app and gRPC
+server of every role are served by :func:`echofs.serving.endpoints.serving`.
 """
 
 from __future__ import annotations
@@ -20,32 +23,35 @@ import logging
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 
 from aiohttp import web
-from grpclib.server import Server
 
+from echofs.auth.jwt_secret import MIN_SECRET_BYTES
 from echofs.config import Settings
 from echofs.controller.client import ControllerClient, LocalControllerClient
 from echofs.controller.http_api import ControllerAPI
 from echofs.controller.role import ControllerRole, build_controller
 from echofs.controller.service import ControllerService
 from echofs.core.errors import EchoFSError
+from echofs.core.vocabulary import Role
+from echofs.core.worker_status import WorkerStatus
 from echofs.master.membership import WorkerRegistry
 from echofs.master.role import MasterRole
 from echofs.memory import trim_periodically
 from echofs.metadata import database
 from echofs.metadata.ownership import MetadataInUse, SoleMasterLock, sqlite_path
 from echofs.metadata.repository import MetadataRepository
-from echofs.observability.grpc import instrument_server
 from echofs.observability.metrics import untrack
 from echofs.observability.state import track_controller
-from echofs.rpc.cluster_auth import require_cluster_token
 from echofs.rpc.controller import GrpcControllerClient
 from echofs.rpc.membership import MembershipGrpcService
+from echofs.serving.endpoints import role_grpc_server, serving
+from echofs.serving.lifecycle import Lifecycle
 from echofs.worker.client import LocalWorkerClient
 from echofs.worker.heartbeat import Heartbeat
 from echofs.worker.role import WorkerRole
-from echofs.worker.service import WorkerService, WorkerStatus
+from echofs.worker.service import WorkerService
 from echofs.worker.stores.local import LocalChunkStore
 
 log = logging.getLogger("echofs.node")
@@ -59,10 +65,13 @@ class StartupError(Exception):
     """The node refuses to start; the message says why and what to do."""
 
 
-class Node:
+class Node(Lifecycle):
+    """The roles of one process. Each step of :meth:`_start` pushes its own
+    stop onto the node's exit stack, so :meth:`stop` (or a start that fails
+    half-way) unwinds exactly what was started, in reverse."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.roles = settings.roles
         self.workers: list[WorkerService] = []
         self.heartbeats: list[Heartbeat] = []
         self.repo: MetadataRepository | None = None
@@ -70,9 +79,8 @@ class Node:
         self.worker_role: WorkerRole | None = None
         self.controller: ControllerService | None = None
         self.controller_role: ControllerRole | None = None
+        # The master's HTTP runner: tests reach its app through it.
         self._runner: web.AppRunner | None = None
-        self._grpc: Server | None = None
-        self._sole_master: SoleMasterLock | None = None
         self.port: int | None = None
 
     @property
@@ -81,7 +89,7 @@ class Node:
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
-    async def start(self) -> None:
+    async def _start(self, stack: AsyncExitStack) -> None:
         started = time.monotonic()
         settings = self.settings
         check_bind_address(settings)
@@ -89,27 +97,29 @@ class Node:
         # (cores + 4 threads) would queue them behind each other.
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="echofs-io"))
-        if "worker" in self.roles:
-            self.worker_role = WorkerRole(settings)
+        if settings.serves_worker:
+            worker_role = WorkerRole(settings)
             try:
-                await self.worker_role.start()
+                await stack.enter_async_context(worker_role)
             except EchoFSError as exc:  # a store that cannot open (no bucket, ...)
                 raise StartupError(f"worker {settings.worker_id}: {exc.message}") from exc
-        if self.roles & {"all", "master", "controller"}:
-            await self._open_metadata()
-        if self.roles & {"all", "controller"}:
-            await self._start_controller()
-        if self.roles & {"all", "master"}:
-            await self._start_master()
-        log.info("echofs %s ready in %.2fs", ",".join(sorted(self.roles)),
+            self.worker_role = worker_role
+        if settings.opens_metadata:
+            self.repo = await self._open_metadata(stack)
+        if settings.runs_controller:
+            await self._start_controller(stack, self.repo)
+        if settings.runs_master:
+            await self._start_master(stack, self.repo)
+        log.info("echofs %s ready in %.2fs", ",".join(sorted(settings.roles)),
                  time.monotonic() - started)
 
-    async def _open_metadata(self) -> None:
+    async def _open_metadata(self, stack: AsyncExitStack) -> MetadataRepository:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url = settings.metadata_url
         database_file = sqlite_path(url)
-        if database_file is not None and self.roles & {"all", "master"}:
+        sole_master = database_file is not None and settings.runs_master
+        if sole_master:
             # SQLite: this master must be the file's only one, which also
             # lets the repository keep read answers in memory.
             lock = SoleMasterLock(database_file)
@@ -117,24 +127,31 @@ class Node:
                 lock.acquire()
             except MetadataInUse as exc:
                 raise StartupError(str(exc)) from None
-            self._sole_master = lock
-        if settings.database_url is None:
-            await asyncio.to_thread(database.upgrade, url)
-        else:
-            await _require_current_schema(url)
-        self.repo = MetadataRepository(database.create_engine(url))
-        if self._sole_master is not None:
-            self.repo.keep_read_answers()
+            stack.callback(lock.release)
+        try:
+            await asyncio.to_thread(database.prepare_schema, url,
+                                    migrate=settings.database_url is None)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+        repo = MetadataRepository(database.create_engine(url))
+        stack.push_async_callback(repo.close)
+        if sole_master:
+            repo.keep_read_answers()
+        return repo
 
-    async def _start_controller(self) -> None:
-        assert self.repo is not None
-        self.controller = build_controller(self.settings, self.repo)
-        await self.controller.load()
-        self.controller.start()
-        track_controller(self.controller)
-        if "controller" in self.roles:
-            self.controller_role = ControllerRole(self.settings, self.controller)
-            await self.controller_role.start()
+    async def _start_controller(self, stack: AsyncExitStack,
+                                repo: MetadataRepository | None) -> None:
+        assert repo is not None
+        controller = build_controller(self.settings, repo)
+        stack.push_async_callback(controller.stop)  # harmless if it never started
+        await controller.load()
+        controller.start()
+        track_controller(controller)
+        stack.callback(untrack, controller)
+        self.controller = controller
+        if self.settings.serves_controller:
+            self.controller_role = await stack.enter_async_context(
+                ControllerRole(self.settings, controller))
 
     def _controller_client(self) -> ControllerClient | None:
         if self.controller is not None:
@@ -143,108 +160,77 @@ class Node:
             return GrpcControllerClient(self.settings.controller, self.settings.cluster_token)
         return None
 
-    async def _start_master(self) -> None:
+    async def _start_master(self, stack: AsyncExitStack,
+                            repo: MetadataRepository | None) -> None:
         settings = self.settings
-        assert self.repo is not None
+        assert repo is not None
         registry = WorkerRegistry(suspect_after=settings.suspect_after,
                                   dead_after=settings.dead_after)
-        role_name = "all" if "all" in self.roles else "master"
-        if "all" in self.roles:
+        role_name = Role.ALL if settings.embedded else Role.MASTER
+        if settings.embedded:
             for index in range(1, settings.workers + 1):
-                await self._start_local_worker(f"w{index}", registry)
+                await self._start_local_worker(stack, f"w{index}", registry)
         else:
             # Workers that hold data get the usual timeouts to re-register
             # before they are declared dead (this master may have restarted).
-            registry.expect(await self.repo.known_worker_ids())
-        self.master = MasterRole(
-            settings, self.repo, registry, role_name=role_name,
+            registry.expect(await repo.known_worker_ids())
+        stack.push_async_callback(_close_clients, registry)
+        master = MasterRole(
+            settings, repo, registry, role_name=role_name,
             controller=self._controller_client(),
             controller_api=ControllerAPI(self.controller) if self.controller else None)
-        await self.master.start()
-        if role_name == "master":
-            grpc_server = require_cluster_token(instrument_server(Server([MembershipGrpcService(
-                registry, heartbeat_interval=settings.heartbeat_interval,
-                on_worker_up=self.master.replicator.worker_up,
-                cluster_token=settings.cluster_token)])), settings.cluster_token)
-            await grpc_server.start(settings.host, settings.master_grpc_port)
-            self._grpc = grpc_server
-        self._runner = web.AppRunner(self.master.build_app(), access_log=None,
-                                     shutdown_timeout=_SHUTDOWN_GRACE)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, settings.host, settings.port, reuse_address=True)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        grpc = f", gRPC {settings.master_grpc_port}" if self._grpc else ""
+        # Stopped even when its start fails half-way: it stops what it started.
+        stack.push_async_callback(master.stop)
+        self.master = master
+        await master.start()
+        # Remote workers register over gRPC; the embedded node's are in-process.
+        membership = None if settings.embedded else role_grpc_server([MembershipGrpcService(
+            registry, heartbeat_interval=settings.heartbeat_interval,
+            on_worker_up=master.replicator.worker_up,
+            cluster_token=settings.cluster_token)], settings.cluster_token)
+        served = await stack.enter_async_context(serving(
+            master.build_app(), host=settings.host, http_port=settings.port,
+            grpc=membership, grpc_port=settings.master_grpc_port,
+            shutdown_grace=_SHUTDOWN_GRACE))
+        self._runner = served.runner
+        self.port = served.port
+        grpc = f", gRPC {served.grpc_port}" if served.grpc_port is not None else ""
         log.info("master at %s%s (RF=%d, %s, data in %s)", self.url, grpc,
                  settings.replication_factor,
-                 f"{settings.workers} in-process workers" if role_name == "all"
+                 f"{settings.workers} in-process workers" if settings.embedded
                  else "workers register over gRPC", settings.data_dir)
 
-    async def _start_local_worker(self, worker_id: str, registry: WorkerRegistry) -> None:
+    async def _start_local_worker(self, stack: AsyncExitStack, worker_id: str,
+                                  registry: WorkerRegistry) -> None:
         root = self.settings.data_dir / "workers" / worker_id
         service = WorkerService(worker_id, LocalChunkStore(root))
         await service.open()
+        stack.push_async_callback(service.close)
         registry.register(LocalWorkerClient(service))
 
         async def report(status: WorkerStatus) -> None:
             registry.heartbeat(worker_id, status)
 
         heartbeat = Heartbeat(service, report, interval=self.settings.heartbeat_interval)
+        stack.push_async_callback(heartbeat.stop)
         await heartbeat.run_once()  # known and alive before the first request
         heartbeat.start()
         self.workers.append(service)
         self.heartbeats.append(heartbeat)
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()  # stop accepting, drain in-flight requests
-            self._runner = None
-        if self._grpc is not None:
-            self._grpc.close()
-            await self._grpc.wait_closed()
-            self._grpc = None
-        if self.master is not None:
-            await self.master.stop()
-            for client in self.master.registry.clients():
-                await client.close()
-        if self.controller_role is not None:
-            await self.controller_role.stop()
-            self.controller_role = None
-        if self.controller is not None:
-            untrack(self.controller)
-            await self.controller.stop()
-            self.controller = None
-        for heartbeat in self.heartbeats:
-            await heartbeat.stop()
-        for worker in self.workers:
-            await worker.close()
-        if self.repo is not None:
-            await self.repo.close()
-            self.repo = None
-        if self._sole_master is not None:
-            self._sole_master.release()
-            self._sole_master = None
-        if self.worker_role is not None:
-            await self.worker_role.stop()
-            self.worker_role = None
-
-    async def __aenter__(self) -> Node:
-        try:
-            await self.start()
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
 
 class EmbeddedNode(Node):
     """Role ``all``: master + in-process workers on local disk + SQLite."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings.replace(role="all"))
+        super().__init__(settings.replace(role=Role.ALL))
+
+
+async def _close_clients(registry: WorkerRegistry) -> None:
+    """The registry's worker clients (gRPC channels), once the master that
+    used them has stopped."""
+    for client in registry.clients():
+        await client.close()
 
 
 def check_bind_address(settings: Settings) -> None:
@@ -257,18 +243,9 @@ def check_bind_address(settings: Settings) -> None:
         return
     raise StartupError(
         f"refusing to bind {settings.host} without authentication: set JWT_SECRET "
-        "(at least 32 bytes) for accounts, or bind a loopback address (--host 127.0.0.1)"
+        f"(at least {MIN_SECRET_BYTES} bytes) for accounts, or bind a loopback address "
+        "(--host 127.0.0.1)"
     )
-
-
-async def _require_current_schema(url: str) -> None:
-    current = await asyncio.to_thread(database.current, url)
-    head = database.head_revision()
-    if current != head:
-        raise StartupError(
-            f"metadata schema at {current or 'nothing'}, this EchoFS needs {head}: "
-            "run `echofs db upgrade` first"
-        )
 
 
 async def serve(settings: Settings) -> None:

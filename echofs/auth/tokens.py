@@ -1,7 +1,8 @@
 """JWT access tokens: HS256 only, signed with ``JWT_SECRET``.
 
 The algorithm is pinned on decode (no ``alg=none``, no key confusion), and
-``exp``, ``iat``, ``nbf`` and ``sub`` are required and checked.
+``exp``, ``iat``, ``nbf`` and ``sub`` are required and checked. The secret's
+length is checked once, with the settings (:mod:`echofs.auth.jwt_secret`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import jwt
 from echofs.core.errors import Unauthorized
 
 ALGORITHM = "HS256"
-MIN_SECRET_BYTES = 32
 _LEEWAY = 5.0  # seconds of clock skew tolerated between masters
 
 
@@ -27,11 +27,6 @@ class Identity:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
-
-
-def check_secret(secret: str) -> None:
-    if len(secret.encode()) < MIN_SECRET_BYTES:
-        raise ValueError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
 
 
 def issue_token(identity: Identity, secret: str, ttl: float, now: float | None = None) -> str:

@@ -7,9 +7,9 @@ credentials ``echofs login`` saved. Output is for people by default and JSON
 on stdout with ``--json``; errors are one line on stderr with exit code 1
 (2 for bad usage), never a traceback.
 
-``admin create-user`` is the exception: it writes the account straight into
-the metadata store (``--data-dir`` / ``--database-url``), so the first admin
-of a node that refuses open registration can be made without a server.
+``admin create-user`` is parsed with them but is not a client command: it
+writes into the metadata store, with no server, and runs in
+:mod:`echofs.admin`.
 """
 
 from __future__ import annotations
@@ -40,9 +40,6 @@ class UsageError(Exception):
 def run(args: argparse.Namespace) -> int:
     """Run a parsed client command (see :mod:`echofs.client.commands`); the exit code."""
     try:
-        if args.command == "admin" and args.admin_command == "create-user":
-            password = _read_password(args.password_stdin, confirm=True)
-            return asyncio.run(_create_user(args, password))
         if args.command == "login":
             _ask_login(args)
         if args.command == "put":
@@ -314,48 +311,6 @@ async def _admin_workers(client: AsyncClient, args: argparse.Namespace) -> None:
     text = table(["WORKER", "STATE", "CAPACITY", "FREE", "STORED", "CHUNKS", "RTT", "STORE"],
                  rows, right=(2, 3, 4, 5, 6)) if workers else "no workers"
     _emit(args, [w.raw for w in workers], text)
-
-
-async def _create_user(args: argparse.Namespace, password: str) -> int:
-    # Server-side modules: imported here so the client commands never need them.
-    from echofs.auth.http import validate_credentials
-    from echofs.auth.passwords import hash_password
-    from echofs.config import Settings
-    from echofs.core.errors import EchoFSError
-    from echofs.metadata import database
-    from echofs.metadata.repository import MetadataRepository
-    from echofs.metadata.users import UsersRepository
-
-    overrides = {k: v for k, v in (("data_dir", args.data_dir),
-                                   ("database_url", args.database_url)) if v is not None}
-    settings = Settings.load(overrides=overrides)
-    try:
-        username, password = validate_credentials({"username": args.username,
-                                                   "password": password})
-    except EchoFSError as exc:
-        raise UsageError(exc.message) from None
-    url = settings.metadata_url
-    if settings.database_url is None:
-        # The embedded store: create or migrate it, as `echofs serve` would.
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(database.upgrade, url)
-    elif await asyncio.to_thread(database.current, url) != database.head_revision():
-        raise UsageError("the metadata schema is not current: run `echofs db upgrade` first")
-    repo = MetadataRepository(database.create_engine(url))
-    try:
-        password_hash = await asyncio.to_thread(hash_password, password)
-        user = await UsersRepository(repo).create(
-            username, password_hash, role="admin" if args.admin else "user")
-    except EchoFSError as exc:
-        raise EchoFSClientError(exc.status, exc.code, exc.message) from None
-    finally:
-        await repo.close()
-    body = {"id": user.user_id, "username": user.username, "role": user.role}
-    if args.json:
-        print(json.dumps({"user": body}, indent=2, sort_keys=True))
-    else:
-        print(f"created {user.role} {user.username} ({user.user_id})")
-    return 0
 
 
 Handler = Callable[[AsyncClient, argparse.Namespace], Awaitable[None]]

@@ -16,6 +16,7 @@ from aiohttp import web
 from echofs.controller.service import ControllerService, ModeInfo
 from echofs.core.consistency import parse_hint, parse_mode
 from echofs.core.errors import BadRequest
+from echofs.core.vocabulary import Role
 
 _MAX_ID = 64
 _MAX_KEYS = 1000
@@ -143,4 +144,4 @@ class ControllerAPI:
         return web.json_response(self.service.status())
 
     async def get_health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "role": "controller"})
+        return web.json_response({"status": "ok", "role": Role.CONTROLLER})

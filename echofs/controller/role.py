@@ -6,9 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-
-from aiohttp import web
-from grpclib.server import Server
+from contextlib import AsyncExitStack
 
 from echofs.config import Settings
 from echofs.controller.http_api import ControllerAPI
@@ -22,11 +20,9 @@ from echofs.core.consistency import (
 )
 from echofs.metadata.consistency import ConsistencyRepository
 from echofs.metadata.repository import MetadataRepository
-from echofs.observability.grpc import instrument_server
-from echofs.observability.http import metrics_middleware, metrics_routes
-from echofs.rpc.cluster_auth import require_cluster_token
 from echofs.rpc.controller import ControllerGrpcService
-from echofs.serving.middleware import error_middleware
+from echofs.serving.endpoints import role_app, role_grpc_server, serving
+from echofs.serving.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -64,34 +60,20 @@ def build_controller(settings: Settings, repo: MetadataRepository) -> Controller
                              replication_factor=settings.replication_factor)
 
 
-class ControllerRole:
+class ControllerRole(Lifecycle):
     """A controller with its own network faces (role ``controller``)."""
 
     def __init__(self, settings: Settings, service: ControllerService) -> None:
         self.settings = settings
         self.service = service
-        self._grpc: Server | None = None
-        self._http: web.AppRunner | None = None
 
-    async def start(self) -> None:
+    async def _start(self, stack: AsyncExitStack) -> None:
         s = self.settings
-        grpc_server = require_cluster_token(
-            instrument_server(Server([ControllerGrpcService(self.service)])), s.cluster_token)
-        await grpc_server.start(s.host, s.controller_grpc_port)
-        self._grpc = grpc_server
-        app = web.Application(middlewares=[error_middleware, metrics_middleware])
-        app.add_routes(ControllerAPI(self.service).routes("/v1", ""))
-        app.add_routes(metrics_routes())
-        self._http = web.AppRunner(app, access_log=None)
-        await self._http.setup()
-        await web.TCPSite(self._http, s.host, s.controller_http_port, reuse_address=True).start()
+        await stack.enter_async_context(serving(
+            role_app(ControllerAPI(self.service).routes("/v1", "")),
+            host=s.host, http_port=s.controller_http_port,
+            grpc=role_grpc_server([ControllerGrpcService(self.service)], s.cluster_token),
+            grpc_port=s.controller_grpc_port))
         log.info("controller serving gRPC %s:%d and HTTP %s:%d (sample every %.1fs)",
                  s.host, s.controller_grpc_port, s.host, s.controller_http_port,
                  s.sample_interval)
-
-    async def stop(self) -> None:
-        if self._http is not None:
-            await self._http.cleanup()
-        if self._grpc is not None:
-            self._grpc.close()
-            await self._grpc.wait_closed()

@@ -31,6 +31,7 @@ from echofs.core.consistency import (
     partition_risk,
     unhealthiness,
 )
+from echofs.core.vocabulary import Role
 from echofs.daemon import Daemon
 from echofs.metadata.consistency import ConsistencyRepository, Transition, signals_summary
 from echofs.observability import metrics
@@ -292,7 +293,7 @@ class ControllerService(Daemon):
         for info in self._info.values():
             counts[info.mode] = counts.get(info.mode, 0) + 1
         return {
-            "status": "ok", "role": "controller", "uptime_seconds": round(time.time() -
+            "status": "ok", "role": Role.CONTROLLER, "uptime_seconds": round(time.time() -
                                                                           self.started_at, 1),
             "files_tracked": len(self.decider.files), "modes": counts,
             "override": self.controls.override.value if self.controls.override else None,

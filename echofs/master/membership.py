@@ -13,8 +13,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from echofs.core.worker_status import WorkerStatus
 from echofs.worker.client import WorkerClient
-from echofs.worker.service import WorkerStatus
 
 # Smoothing of observed call latency (EWMA weight of the newest sample).
 _RTT_ALPHA = 0.2

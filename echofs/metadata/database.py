@@ -109,3 +109,22 @@ def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def prepare_schema(url: str, *, migrate: bool) -> None:
+    """Make the schema current, or refuse to use the database.
+
+    ``migrate``: the embedded SQLite store, which only this process uses, is
+    created or migrated on the spot. Otherwise (a shared database: other
+    masters may be running on the old schema) it is only checked, and a
+    schema not at head raises ValueError: the operator runs ``echofs db
+    upgrade``. The one rule for ``echofs serve`` and the CLI's local admin
+    commands. Blocking: call from a thread inside an event loop.
+    """
+    if migrate:
+        upgrade(url)
+        return
+    found, head = current(url), head_revision()
+    if found != head:
+        raise ValueError(f"metadata schema at {found or 'nothing'}, this EchoFS needs {head}: "
+                         "run `echofs db upgrade` first")

@@ -16,9 +16,9 @@ from echofs.core.errors import (
     EchoFSError,
     Unavailable,
 )
+from echofs.core.vocabulary import Verdict
+from echofs.core.worker_status import StoreUsage, WorkerStatus
 from echofs.rpc.generated.echofs.v1 import WorkerStatus as WorkerStatusMsg
-from echofs.worker.service import WorkerStatus
-from echofs.worker.stores.base import StoreUsage
 
 
 def status_to_msg(status: WorkerStatus) -> WorkerStatusMsg:
@@ -36,6 +36,12 @@ def status_from_msg(msg: WorkerStatusMsg) -> WorkerStatus:
         usage=StoreUsage(msg.chunk_count, msg.bytes_stored, msg.capacity_bytes, msg.free_bytes),
         inflight=msg.inflight, started_at=msg.started_at,
     )
+
+
+def verdict_from_msg(verdict: str) -> Verdict:
+    """A worker's verify answer; an unknown word fails here, not in a branch
+    of the scrubber that silently never matches."""
+    return Verdict(verdict)
 
 
 _TO_GRPC: list[tuple[type[EchoFSError], Status]] = [

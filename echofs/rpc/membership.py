@@ -1,14 +1,10 @@
-"""Membership over gRPC: the master's service and the worker's link to it.
+"""Membership over gRPC, the master's side: registrations and heartbeats
+become entries in the master's worker registry.
 
 A worker registers (id, where to reach it) and then heartbeats its status
-every interval. A master that restarted answers a heartbeat with
-``known=False`` and the worker registers again, so membership rebuilds itself
-with no state of its own on disk.
-
-Several masters (sharing one PostgreSQL) each keep their own registry: a
-worker is given all of them (``--master a:9080,b:9080``) and keeps one link,
-with its own heartbeat, to each, so every master knows every worker
-first-hand.
+every interval (its side is :mod:`echofs.rpc.membership_link`). A master that
+restarted answers a heartbeat with ``known=False`` and the worker registers
+again, so membership rebuilds itself with no state of its own on disk.
 """
 
 from __future__ import annotations
@@ -16,21 +12,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from grpclib.client import Channel
-
+from echofs.core.vocabulary import Liveness
 from echofs.master.membership import WorkerRegistry
-from echofs.rpc.cluster_auth import send_cluster_token
-from echofs.rpc.convert import status_from_msg, status_to_msg
+from echofs.rpc.convert import status_from_msg
 from echofs.rpc.generated.echofs.v1 import (
     HeartbeatRequest,
     HeartbeatResponse,
     MembershipBase,
-    MembershipStub,
     RegisterRequest,
     RegisterResponse,
 )
 from echofs.rpc.worker_client import GrpcWorkerClient, split_address
-from echofs.worker.service import WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -73,54 +65,8 @@ class MembershipGrpcService(MembershipBase):
         was = self.registry.liveness(message.worker_id)
         if message.status is not None:
             self.registry.heartbeat(message.worker_id, status_from_msg(message.status))
-        if was != "alive" and self.registry.liveness(message.worker_id) == "alive":
+        if (was != Liveness.ALIVE
+                and self.registry.liveness(message.worker_id) == Liveness.ALIVE):
             log.info("worker %s is alive again", message.worker_id)
             await self.on_worker_up(message.worker_id)
         return HeartbeatResponse(known=True)
-
-
-class MasterLink:
-    """Worker side: registers with the master, then reports each heartbeat."""
-
-    def __init__(self, master_address: str, *, worker_id: str, grpc_address: str,
-                 http_address: str, cluster_token: str | None = None) -> None:
-        host, port = split_address(master_address)
-        self.master_address = master_address
-        self._channel = send_cluster_token(Channel(host, port), cluster_token)
-        self._stub = MembershipStub(self._channel)
-        self.worker_id = worker_id
-        self.grpc_address = grpc_address
-        self.http_address = http_address
-        self._registered = False
-        self._reachable = True
-
-    async def report(self, status: WorkerStatus) -> None:
-        msg = status_to_msg(status)
-        try:
-            if not self._registered:
-                await self._stub.register(RegisterRequest(
-                    worker_id=self.worker_id, grpc_address=self.grpc_address,
-                    http_address=self.http_address, status=msg), timeout=5)
-                self._registered = True
-                log.info("registered with master %s", self.master_address)
-            else:
-                reply = await self._stub.heartbeat(
-                    HeartbeatRequest(worker_id=self.worker_id, status=msg), timeout=5)
-                if not reply.known:
-                    self._registered = False
-                    log.info("master %s forgot us (restarted?); registering again",
-                             self.master_address)
-                    await self.report(status)
-                    return
-        except Exception as exc:  # refused, timed out, reset: all mean unreachable
-            self._registered = False
-            if self._reachable:  # say it once, not every second
-                log.warning("master %s unreachable: %s", self.master_address, exc)
-            self._reachable = False
-            return
-        if not self._reachable:
-            log.info("master %s reachable again", self.master_address)
-        self._reachable = True
-
-    def close(self) -> None:
-        self._channel.close()

@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator
 from grpclib import GRPCError
 
 from echofs.core.errors import CorruptChunk
+from echofs.core.vocabulary import Verdict
+from echofs.core.worker_status import WorkerStatus
 from echofs.observability.grpc import propagate_request_id
 from echofs.rpc.cluster_auth import send_cluster_token
-from echofs.rpc.convert import from_grpc_error, status_from_msg
+from echofs.rpc.convert import from_grpc_error, status_from_msg, verdict_from_msg
 from echofs.rpc.generated.echofs.v1 import (
     ChunkRef,
     ListChunksRequest,
@@ -26,7 +28,6 @@ from echofs.rpc.generated.echofs.v1 import (
 )
 from echofs.rpc.worker_transport import ChunkChannel
 from echofs.worker.client import WorkerClient
-from echofs.worker.service import WorkerStatus
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -79,11 +80,12 @@ class GrpcWorkerClient(WorkerClient):
         except GRPCError as exc:
             raise from_grpc_error(exc) from exc
 
-    async def verify_chunk(self, chunk_id: str) -> str:
+    async def verify_chunk(self, chunk_id: str) -> Verdict:
         try:
-            return (await self._stub.verify_chunk(ChunkRef(chunk_id=chunk_id))).verdict
+            reply = await self._stub.verify_chunk(ChunkRef(chunk_id=chunk_id))
         except GRPCError as exc:
             raise from_grpc_error(exc) from exc
+        return verdict_from_msg(reply.verdict)
 
     async def list_chunks(self) -> AsyncIterator[str]:
         try:

@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from echofs.core.vocabulary import Liveness, Role
 from echofs.rpc.worker_client import GrpcWorkerClient
 from echofs.testing.process import ServeProcess, free_port
 
@@ -74,7 +75,7 @@ class ProcessCluster:
             if self.controller is not None else []
         name = "master" if index == 0 else f"master{index + 1}"
         return ServeProcess(
-            self.root / name, "--role=master", "--grpc-port", str(self.master_grpcs[index]),
+            self.root / name, f"--role={Role.MASTER}", "--grpc-port", str(self.master_grpcs[index]),
             "--replication-factor", str(self.replication_factor), *link,
             port=port, env=self.env, name=name, up_statuses=(200, 503),
         )
@@ -82,7 +83,7 @@ class ProcessCluster:
     def _controller_process(self) -> ServeProcess:
         http, grpc = self.controller_ports
         return ServeProcess(
-            self.root / "controller", "--role=controller", "--controller-port", str(http),
+            self.root / "controller", f"--role={Role.CONTROLLER}", "--controller-port", str(http),
             "--controller-grpc-port", str(grpc),
             "--replication-factor", str(self.replication_factor),
             env=self.env, name="controller", health_url=f"http://127.0.0.1:{http}/health",
@@ -99,7 +100,7 @@ class ProcessCluster:
     def _worker_process(self, worker_id: str) -> ServeProcess:
         http = free_port()
         return ServeProcess(
-            self.root / worker_id, "--role=worker", "--id", worker_id,
+            self.root / worker_id, f"--role={Role.WORKER}", "--id", worker_id,
             "--store", self.stores(worker_id),
             "--grpc-port", str(self.worker_grpc[worker_id]), "--http-port", str(http),
             "--master", ",".join(f"127.0.0.1:{port}" for port in self.master_grpcs),
@@ -154,7 +155,7 @@ class ProcessCluster:
                 states = {k: v["state"] for k, v in self.workers_health(master).items()}
             except OSError:
                 states = {}
-            if sum(1 for s in states.values() if s == "alive") >= alive:
+            if sum(1 for s in states.values() if s == Liveness.ALIVE) >= alive:
                 return
             time.sleep(0.05)
         raise TimeoutError(f"expected {alive} alive workers, master {master} sees {states}")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator
 
-from echofs.worker.service import WorkerService, WorkerStatus
+from echofs.core.vocabulary import Verdict
+from echofs.core.worker_status import WorkerStatus
+from echofs.worker.service import WorkerService
 
 
 class WorkerClient(abc.ABC):
@@ -24,7 +26,7 @@ class WorkerClient(abc.ABC):
     async def get_chunk(self, chunk_id: str) -> bytes: ...
 
     @abc.abstractmethod
-    async def verify_chunk(self, chunk_id: str) -> str: ...
+    async def verify_chunk(self, chunk_id: str) -> Verdict: ...
 
     @abc.abstractmethod
     async def delete_chunk(self, chunk_id: str) -> bool: ...
@@ -53,7 +55,7 @@ class LocalWorkerClient(WorkerClient):
     async def get_chunk(self, chunk_id: str) -> bytes:
         return await self._service.get_chunk(chunk_id)
 
-    async def verify_chunk(self, chunk_id: str) -> str:
+    async def verify_chunk(self, chunk_id: str) -> Verdict:
         return await self._service.verify_chunk(chunk_id)
 
     async def delete_chunk(self, chunk_id: str) -> bool:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from echofs.core.worker_status import WorkerStatus
 from echofs.daemon import Daemon
-from echofs.worker.service import WorkerService, WorkerStatus
+from echofs.worker.service import WorkerService
 
 
 class Heartbeat(Daemon):

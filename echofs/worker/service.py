@@ -10,26 +10,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from echofs.core.chunk_codec import verify_frame
 from echofs.core.errors import ChunkMissing, CorruptChunk
+from echofs.core.vocabulary import Verdict
+from echofs.core.worker_status import WorkerStatus
 from echofs.observability.metrics import store_operation, untrack
 from echofs.observability.state import track_worker
-from echofs.worker.stores.base import ChunkStore, StoreUsage
+from echofs.worker.stores.base import ChunkStore
 
 # Frames this small are verified on the event loop: a thread hop would cost
 # more than hashing them.
 _VERIFY_ON_LOOP = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerStatus:
-    worker_id: str
-    store: str
-    usage: StoreUsage
-    inflight: int
-    started_at: float
 
 
 class WorkerService:
@@ -64,19 +56,19 @@ class WorkerService:
         finally:
             self._inflight -= 1
 
-    async def verify_chunk(self, chunk_id: str) -> str:
-        """Re-read and check a stored copy here, where the bytes are: 'ok',
-        'missing' or 'corrupt'. Only the verdict crosses the network."""
+    async def verify_chunk(self, chunk_id: str) -> Verdict:
+        """Re-read and check a stored copy here, where the bytes are. Only the
+        verdict crosses the network."""
         try:
             with store_operation(self.worker_id, "verify"):
                 frame = await self.store.get(chunk_id)
         except ChunkMissing:
-            return "missing"
+            return Verdict.MISSING
         try:
             await _verify(frame, chunk_id)
         except CorruptChunk:
-            return "corrupt"
-        return "ok"
+            return Verdict.CORRUPT
+        return Verdict.OK
 
     async def delete_chunk(self, chunk_id: str) -> bool:
         with store_operation(self.worker_id, "delete"):

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from echofs.auth.jwt_secret import MIN_SECRET_BYTES, check_secret
 from echofs.config import Settings, parse_size
+from echofs.core.vocabulary import Role
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,3 +75,35 @@ def test_redis_from_url_or_the_seeds_address():
 def test_a_worker_may_report_to_several_masters():
     settings = Settings.load({"MASTER_ADDRESS": "10.0.0.1:9080, 10.0.0.2:9080"})
     assert settings.master_addresses == ["10.0.0.1:9080", "10.0.0.2:9080"]
+
+
+@pytest.mark.parametrize(("role", "predicates"), [
+    ("all", {"embedded", "runs_master", "runs_controller", "opens_metadata"}),
+    ("master", {"runs_master", "opens_metadata"}),
+    ("controller", {"runs_controller", "serves_controller", "opens_metadata"}),
+    ("master,controller", {"runs_master", "runs_controller", "serves_controller",
+                           "opens_metadata"}),
+    ("worker", {"serves_worker"}),
+])
+def test_roles_answer_what_the_process_runs(role, predicates):
+    settings = Settings.load({}, overrides={"role": role, "worker_id": "w1"})
+    names = ("embedded", "runs_master", "runs_controller", "serves_controller",
+             "serves_worker", "opens_metadata")
+    assert {name for name in names if getattr(settings, name)} == predicates
+    assert settings.roles == {Role(r) for r in role.split(",")}
+
+
+@pytest.mark.parametrize("role", ["", "bogus", "master,bogus", "all,worker"])
+def test_unknown_or_mixed_roles_are_refused(role):
+    with pytest.raises(ValueError):
+        Settings.load({}, overrides={"role": role, "worker_id": "w1"})
+
+
+def test_one_rule_for_the_jwt_secret():
+    check_secret("x" * MIN_SECRET_BYTES)
+    check_secret("é" * (MIN_SECRET_BYTES // 2))  # bytes, not characters
+    with pytest.raises(ValueError, match=f"at least {MIN_SECRET_BYTES} bytes"):
+        check_secret("x" * (MIN_SECRET_BYTES - 1))
+    with pytest.raises(ValueError, match=f"at least {MIN_SECRET_BYTES} bytes"):
+        Settings.load({"JWT_SECRET": "x" * (MIN_SECRET_BYTES - 1)})
+    assert Settings.load({"JWT_SECRET": "x" * MIN_SECRET_BYTES}).jwt_secret

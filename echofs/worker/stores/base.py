@@ -16,18 +16,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True, slots=True)
-class StoreUsage:
-    """What a store holds. ``capacity_bytes`` 0 means the store has no fixed
-    size to report (object stores); ``free_bytes`` is then 0 too."""
-
-    chunk_count: int
-    bytes_stored: int
-    capacity_bytes: int
-    free_bytes: int
+from echofs.core.worker_status import StoreUsage
 
 
 class ChunkStore(abc.ABC):

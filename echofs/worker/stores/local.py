@@ -20,7 +20,8 @@ from pathlib import Path
 
 from echofs.core.chunk_codec import is_chunk_id
 from echofs.core.errors import ChunkMissing
-from echofs.worker.stores.base import ChunkStore, StoreUsage
+from echofs.core.worker_status import StoreUsage
+from echofs.worker.stores.base import ChunkStore
 
 
 class LocalChunkStore(ChunkStore):

@@ -53,7 +53,8 @@ from echofs.core.errors import (
     StoreMisconfigured,
     StoreUnavailable,
 )
-from echofs.worker.stores.base import ChunkStore, StoreUsage
+from echofs.core.worker_status import StoreUsage
+from echofs.worker.stores.base import ChunkStore
 
 DEFAULT_REGION = "us-east-1"
 # Pieces a GET body is read in.

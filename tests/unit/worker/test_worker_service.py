@@ -10,7 +10,8 @@ import pytest
 
 from echofs.core.chunk_codec import encode_chunk
 from echofs.core.errors import ChunkMissing, CorruptChunk
-from echofs.worker.service import WorkerService, WorkerStatus
+from echofs.core.worker_status import WorkerStatus
+from echofs.worker.service import WorkerService
 from echofs.worker.stores.local import LocalChunkStore
 
 

@@ -17,7 +17,8 @@ import pytest
 
 from echofs.core.chunk_codec import EncodedChunk, encode_chunk
 from echofs.core.errors import ChunkMissing
-from echofs.worker.stores.base import ChunkStore, StoreUsage
+from echofs.core.worker_status import StoreUsage
+from echofs.worker.stores.base import ChunkStore
 from echofs.worker.stores.local import LocalChunkStore
 
 
