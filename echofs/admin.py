@@ -20,7 +20,7 @@ import sys
 
 from echofs.auth.http import validate_credentials
 from echofs.auth.passwords import hash_password
-from echofs.client.actions import UsageError, _read_password
+from echofs.client.actions import UsageError, read_password
 from echofs.config import Settings
 from echofs.core.errors import EchoFSError
 from echofs.metadata import database
@@ -32,7 +32,7 @@ def create_user(args: argparse.Namespace) -> int:
     """Run ``admin create-user``; the exit code. Errors are one line on
     stderr, as for the client commands: 2 for bad usage, 1 otherwise."""
     try:
-        password = _read_password(args.password_stdin, confirm=True)
+        password = read_password(args.password_stdin, confirm=True)
         return asyncio.run(_create_user(args, password))
     except UsageError as exc:
         print(f"echofs: error: {exc}", file=sys.stderr)

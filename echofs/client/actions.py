@@ -196,7 +196,7 @@ async def _versions(client: AsyncClient, args: argparse.Namespace) -> None:
     _emit(args, listing.raw, text)
 
 
-def _read_password(from_stdin: bool, *, confirm: bool = False) -> str:
+def read_password(from_stdin: bool, *, confirm: bool = False) -> str:
     if from_stdin:
         line = sys.stdin.readline()
         password = line.rstrip("\r\n")
@@ -217,7 +217,7 @@ def _ask_login(args: argparse.Namespace) -> None:
         if not sys.stdin.isatty() or args.password_stdin:
             raise UsageError("give --username (there is no terminal to ask)")
         args.username = input("Username: ").strip()
-    args.password = _read_password(args.password_stdin, confirm=args.register)
+    args.password = read_password(args.password_stdin, confirm=args.register)
 
 
 async def _login(client: AsyncClient, args: argparse.Namespace) -> None:

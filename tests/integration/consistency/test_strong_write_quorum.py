@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
+from echofs.core.worker_status import WorkerStatus
 from echofs.testing.http import download
 from echofs.testing.node import chunk_files, drain_replication, running_node
 from echofs.worker.client import WorkerClient
-from echofs.worker.service import WorkerStatus
 
 CHUNK = 64 * 1024
 WRITE_TIMEOUT = 5.0
