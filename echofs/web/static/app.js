@@ -474,9 +474,10 @@
     empty.hidden = folders.length + files.length > 0;
     empty.textContent = filter ? `No file names here start with “${filter}”.`
       : state.folder ? "Nothing in this folder any more." : "No files yet. Drop one above.";
-    $("files-count").textContent = plural(files.length, "file")
-      + (folders.length ? ` · ${plural(folders.length, "folder")}` : "")
-      + (state.cursor ? " (more available)" : "");
+    const counts = [];
+    if (files.length || !folders.length) counts.push(plural(files.length, "file"));
+    if (folders.length) counts.push(plural(folders.length, "folder"));
+    $("files-count").textContent = counts.join(" · ") + (state.cursor ? " (more available)" : "");
     $("more").hidden = !state.cursor;
     $("files-truncated").hidden = !state.cursor;
     $("files-truncated").textContent = `Showing the first ${state.listing.length} files below `
