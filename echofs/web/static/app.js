@@ -406,7 +406,8 @@
     const by = SORTS[state.sort.key];
     const sign = state.sort.dir === "asc" ? 1 : -1;
     return [...entries].sort((a, b) => sign * (by(a, b)
-      || collator.compare(nameOf(a), nameOf(b)) || (nameOf(a) < nameOf(b) ? -1 : 1)));
+      || collator.compare(nameOf(a), nameOf(b))
+      || (nameOf(a) < nameOf(b) ? -1 : nameOf(a) > nameOf(b) ? 1 : 0)));
   }
 
   function setSort(key) {
@@ -554,6 +555,9 @@
     if (targets.length > shown.length) shown.push(`… and ${targets.length - shown.length} more`);
     if (!window.confirm(`Delete ${plural(targets.length, "file")} and all their versions?\n\n`
                         + shown.join("\n"))) return;
+    const button = $("delete-selected");
+    button.disabled = true; // one bulk delete at a time
+    button.textContent = `Deleting ${plural(targets.length, "file")}…`;
     const queue = [...targets];
     const failures = [];
     // A few deletes at a time: a long selection goes quickly without
@@ -583,6 +587,7 @@
     result.hidden = false;
     result.classList.toggle("failed", failures.length > 0);
     await refreshFiles();
+    updateSelection(); // also when the refresh failed and left the old rows
   }
 
   async function toggleVersions(file, forceOpen) {
