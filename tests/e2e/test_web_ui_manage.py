@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -102,6 +103,11 @@ def test_storage_summary_counts_files_replicas_and_one_shared_disk(page, ui, web
                                                                    viewport):
     web_api.upload(os.urandom(1000), "one.bin")
     web_api.upload(os.urandom(3000), "deeper/two.bin")
+    # A write returns at quorum (2 of 3); wait for the third copies, so every
+    # worker holds these chunks when the page reads its numbers.
+    deadline = time.monotonic() + 10
+    while web_api.health()["replication_queue"]["depth"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     page.goto("/")
     expect(page.locator("#storage-line")).to_have_text(
         "2 files · 3.91 KiB · 3 replicas · 3 of 3 workers alive")
