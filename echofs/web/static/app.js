@@ -8,7 +8,14 @@
   const API = "/api/v1";
   const TOKEN_KEY = "echofs.token";
   const POLL_MS = 2000;
-  const PAGE_SIZE = 100;
+  // Listing walks pages of the API's largest size, at most this many per load.
+  const LIST_PAGE = 1000;
+  const LIST_PAGES_PER_LOAD = 10;
+  const SORT_KEY = "echofs.sort";
+  const DELETE_PARALLEL = 4;
+  // Free space on one disk drifts between workers' reports by what was
+  // written meanwhile; more than this share of the disk means separate disks.
+  const SAME_DISK_SLACK = 0.01;
   // Per-file mode look-ups on the consistency page are one request each.
   const MODE_FILES = 50;
 
@@ -18,8 +25,14 @@
     token: localStorage.getItem(TOKEN_KEY),
     page: null,
     pollTimer: null,
-    cursor: null,
-    files: new Map(), // id -> file, as last listed
+    folder: "", // the folder shown: "" (top level) or a path ending in "/"
+    listing: [], // every file below the folder (and filter) fetched so far
+    cursor: null, // where the listing continues, when it stopped at the page bound
+    listGeneration: 0,
+    storageGeneration: 0,
+    sort: null, // {key: "name" | "size" | "modified", dir: "asc" | "desc"}
+    files: new Map(), // id -> file, for the files shown at this level
+    selected: new Set(), // file ids ticked for a bulk delete
     expanded: new Set(), // file ids whose versions are shown
   };
 
@@ -226,7 +239,8 @@
       showPage("login");
       return;
     }
-    const name = (window.location.hash.replace(/^#\/?/, "") || "files").split("?")[0];
+    const hash = window.location.hash.replace(/^#\/?/, "");
+    const name = hash.split(/[/?]/)[0] || "files";
     if (name === "workers" || name === "consistency") {
       if (!isAdmin()) {
         showPage("forbidden");
@@ -236,7 +250,23 @@
       startPolling(name === "workers" ? refreshWorkers : refreshConsistency);
       return;
     }
+    const folder = name === "files" ? folderFromHash(hash.slice("files".length)) : "";
+    if (folder !== state.folder) {
+      // A new folder: the filter, sub-folder and selection belonged to the old one.
+      state.folder = folder;
+      state.selected.clear();
+      $("prefix").value = "";
+      $("upload-folder").value = "";
+      $("bulk-result").hidden = true;
+      // Until the new listing arrives, show nothing rather than the old folder's files.
+      state.listing = [];
+      state.cursor = null;
+      clear($("files-body"));
+      $("files-empty").hidden = true;
+      $("files-count").textContent = "Loading…";
+    }
     showPage("files");
+    renderCrumbs();
     refreshFiles();
   }
 
@@ -260,56 +290,228 @@
   }
 
   // -- files ----------------------------------------------------------------------------
+  //
+  // Folders are the '/'-separated parts of file paths; the API lists by path
+  // prefix without grouping, so a folder's view is built here from every
+  // file below it (fetched page by page, up to LIST_PAGES_PER_LOAD pages).
 
-  function listQuery(cursor) {
-    return {
-      prefix: $("prefix").value.trim(),
-      limit: PAGE_SIZE,
-      cursor,
-      all: state.auth === "jwt" && isAdmin() && $("all-users").checked ? "true" : undefined,
-    };
+  function folderHash(folder) {
+    return `#/files/${filePath(folder)}`;
+  }
+
+  function folderFromHash(rest) {
+    const decoded = rest.split("/").map((part) => {
+      try {
+        return decodeURIComponent(part);
+      } catch (_) {
+        return part; // a hand-typed stray '%': take the text as it is
+      }
+    }).filter(Boolean).join("/");
+    return decoded ? `${decoded}/` : "";
+  }
+
+  function filterText() {
+    return $("prefix").value.trim();
+  }
+
+  function allUsers() {
+    return state.auth === "jwt" && isAdmin() && $("all-users").checked ? "true" : undefined;
+  }
+
+  async function listBelow(prefix, cursor) {
+    const files = [];
+    let next = cursor;
+    for (let page = 0; page < LIST_PAGES_PER_LOAD; page += 1) {
+      const body = await api("GET", "/files", {
+        query: { prefix, limit: LIST_PAGE, cursor: next, all: allUsers() },
+      });
+      files.push(...body.files);
+      next = body.next_cursor;
+      if (!next) break;
+    }
+    return { files, cursor: next };
   }
 
   async function refreshFiles() {
+    const generation = ++state.listGeneration;
     try {
-      const body = await api("GET", "/files", { query: listQuery(null) });
-      state.files = new Map();
-      clear($("files-body"));
-      appendFiles(body);
+      const { files, cursor } = await listBelow(state.folder + filterText(), null);
+      // A newer refresh (typing, an upload finishing) started meanwhile: its answer wins.
+      if (generation !== state.listGeneration) return;
+      state.listing = files;
+      state.cursor = cursor;
+      renderFiles();
     } catch (error) {
       showError(`Cannot list files: ${error.message}`);
     }
+    refreshStorage();
   }
 
   async function loadMore() {
+    const generation = state.listGeneration;
     try {
-      appendFiles(await api("GET", "/files", { query: listQuery(state.cursor) }));
+      const { files, cursor } = await listBelow(state.folder + filterText(), state.cursor);
+      if (generation !== state.listGeneration) return;
+      state.listing.push(...files);
+      state.cursor = cursor;
+      renderFiles();
     } catch (error) {
       showError(`Cannot list files: ${error.message}`);
     }
   }
 
-  function appendFiles(body) {
-    const showOwner = state.auth === "open" || $("all-users").checked;
-    for (const file of body.files) {
-      state.files.set(file.file_id, file);
-      $("files-body").append(fileRow(file, showOwner));
-      if (state.expanded.has(file.file_id)) toggleVersions(file, true);
+  function groupByFolder(listing, folder) {
+    const folders = new Map();
+    const files = [];
+    for (const file of listing) {
+      const rest = file.path.slice(folder.length);
+      const slash = rest.indexOf("/");
+      if (slash < 0) {
+        files.push(file);
+        continue;
+      }
+      const name = rest.slice(0, slash);
+      let entry = folders.get(name);
+      if (!entry) {
+        entry = { name, path: `${folder}${name}/`, count: 0, size: 0, updated_at: null };
+        folders.set(name, entry);
+      }
+      entry.count += 1;
+      entry.size += file.size;
+      if (!entry.updated_at || Date.parse(file.updated_at) > Date.parse(entry.updated_at)) {
+        entry.updated_at = file.updated_at;
+      }
     }
-    state.cursor = body.next_cursor;
-    $("more").hidden = !body.next_cursor;
-    $("files-empty").hidden = state.files.size > 0;
-    $("files-count").textContent = `${state.files.size} file${state.files.size === 1 ? "" : "s"}`
-      + (body.next_cursor ? " (more available)" : "");
+    return { folders: [...folders.values()], files };
+  }
+
+  const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+  const SORTS = {
+    name: () => 0, // the name tie-break below is the whole order
+    size: (a, b) => a.size - b.size,
+    modified: (a, b) => Date.parse(a.updated_at) - Date.parse(b.updated_at),
+  };
+
+  function loadSort() {
+    try {
+      const saved = JSON.parse(localStorage.getItem(SORT_KEY));
+      if (saved && saved.key in SORTS && (saved.dir === "asc" || saved.dir === "desc")) {
+        return saved;
+      }
+    } catch (_) { /* unreadable: start from the default */ }
+    return { key: "name", dir: "asc" };
+  }
+
+  function sortEntries(entries, nameOf) {
+    const by = SORTS[state.sort.key];
+    const sign = state.sort.dir === "asc" ? 1 : -1;
+    return [...entries].sort((a, b) => sign * (by(a, b)
+      || collator.compare(nameOf(a), nameOf(b))
+      || (nameOf(a) < nameOf(b) ? -1 : nameOf(a) > nameOf(b) ? 1 : 0)));
+  }
+
+  function setSort(key) {
+    const dir = state.sort.key === key && state.sort.dir === "asc" ? "desc" : "asc";
+    state.sort = { key, dir };
+    localStorage.setItem(SORT_KEY, JSON.stringify(state.sort));
+    renderFiles();
+  }
+
+  function renderSortMarks() {
+    for (const th of document.querySelectorAll("#files-table th.sortable")) {
+      const on = th.dataset.sort === state.sort.key;
+      th.setAttribute("aria-sort",
+        !on ? "none" : state.sort.dir === "asc" ? "ascending" : "descending");
+    }
+  }
+
+  function renderCrumbs() {
+    const list = $("crumbs");
+    clear(list);
+    const parts = state.folder ? state.folder.slice(0, -1).split("/") : [];
+    const trail = [{ label: "All files", folder: "" }, ...parts.map((part, i) => ({
+      label: part, folder: `${parts.slice(0, i + 1).join("/")}/` }))];
+    trail.forEach((crumb, i) => {
+      const here = i === trail.length - 1;
+      list.append(el("li", {}, here
+        ? el("span", { "aria-current": "page" }, crumb.label)
+        : el("a", { href: folderHash(crumb.folder) }, crumb.label)));
+    });
+    $("upload-where").textContent = state.folder || "the top level";
+  }
+
+  // Long names get break opportunities after their separators, so a narrow
+  // screen wraps "q4_report-final.pdf" at its parts rather than letter by letter.
+  function breakable(text) {
+    return text.split(/(?<=[/_.-])/).flatMap((part, i) => (i ? [el("wbr"), part] : [part]));
+  }
+
+  function plural(n, word) {
+    return `${n} ${word}${n === 1 ? "" : "s"}`;
+  }
+
+  function renderFiles() {
+    const filter = filterText();
+    // A filter shows every match below this folder, flat: that is what a search is for.
+    const { folders, files } = filter
+      ? { folders: [], files: state.listing } : groupByFolder(state.listing, state.folder);
+    state.files = new Map(files.map((f) => [f.file_id, f]));
+    for (const id of state.selected) if (!state.files.has(id)) state.selected.delete(id);
+    const showOwner = state.auth === "open" || $("all-users").checked;
+    const relative = (file) => file.path.slice(state.folder.length);
+    const body = $("files-body");
+    clear(body);
+    for (const folder of sortEntries(folders, (f) => f.name)) {
+      body.append(folderRow(folder, showOwner));
+    }
+    for (const file of sortEntries(files, relative)) {
+      body.append(fileRow(file, relative(file), showOwner));
+    }
+    for (const id of state.expanded) {
+      const file = state.files.get(id);
+      if (file) toggleVersions(file, true);
+    }
+    const empty = $("files-empty");
+    empty.hidden = folders.length + files.length > 0;
+    empty.textContent = filter ? `No file names here start with “${filter}”.`
+      : state.folder ? "Nothing in this folder any more." : "No files yet. Drop one above.";
+    const counts = [];
+    if (files.length || !folders.length) counts.push(plural(files.length, "file"));
+    if (folders.length) counts.push(plural(folders.length, "folder"));
+    $("files-count").textContent = counts.join(" · ") + (state.cursor ? " (more available)" : "");
+    $("more").hidden = !state.cursor;
+    $("files-truncated").hidden = !state.cursor;
+    $("files-truncated").textContent = `Showing the first ${state.listing.length} files below `
+      + "this folder; folders and sorting cover those. Load more to see the rest.";
+    renderSortMarks();
+    updateSelection();
     renderChrome();
   }
 
-  function fileRow(file, showOwner) {
+  function folderRow(folder, showOwner) {
+    return el("tr", { class: "folder-row", dataset: { folder: folder.path } },
+      el("td", { class: "pick" }),
+      el("td", { class: "name" },
+        el("a", { href: folderHash(folder.path), class: "folder-link" },
+          el("span", { class: "folder-icon", "aria-hidden": "true" }),
+          breakable(`${folder.name}/`))),
+      el("td", { class: "num size" }, formatBytes(folder.size)),
+      el("td", { class: "count muted small", colspan: 2 }, plural(folder.count, "file")),
+      el("td", { class: "when" }, formatWhen(folder.updated_at)),
+      el("td", { class: "owner-col", hidden: !showOwner }),
+      el("td", { class: "row-actions" }));
+  }
+
+  function fileRow(file, name, showOwner) {
     return el("tr", { class: "file-row", dataset: { fileId: file.file_id, path: file.path } },
-      el("td", { class: "name", title: file.path }, file.path),
+      el("td", { class: "pick" },
+        el("input", { type: "checkbox", class: "select", "aria-label": `Select ${file.path}`,
+                      checked: state.selected.has(file.file_id),
+                      onchange: (event) => select(file.file_id, event.target.checked) })),
+      el("td", { class: "name", title: file.path }, breakable(name)),
       el("td", { class: "num size" }, formatBytes(file.size)),
       el("td", { class: "mode" }, modeBadge(file.mode)),
-      el("td", { class: "num" },
+      el("td", { class: "num version" },
         el("button", { type: "button", class: "link versions-toggle",
                        title: "Show versions", onclick: () => toggleVersions(file) },
           `v${file.version}`)),
@@ -320,6 +522,72 @@
           "Download"),
         el("button", { type: "button", class: "danger delete", onclick: () => remove(file) },
           "Delete")));
+  }
+
+  function select(id, on) {
+    if (on) state.selected.add(id);
+    else state.selected.delete(id);
+    updateSelection();
+  }
+
+  function selectAll(on) {
+    for (const id of state.files.keys()) select(id, on);
+    for (const box of $("files-body").querySelectorAll("tr.file-row input.select")) {
+      box.checked = on;
+    }
+  }
+
+  function updateSelection() {
+    const n = state.selected.size;
+    const button = $("delete-selected");
+    button.disabled = n === 0;
+    button.textContent = n ? `Delete selected (${n})` : "Delete selected";
+    const all = $("select-all");
+    all.checked = n > 0 && n === state.files.size;
+    all.indeterminate = n > 0 && n < state.files.size;
+    all.disabled = state.files.size === 0;
+  }
+
+  async function deleteSelected() {
+    const targets = [...state.selected].map((id) => state.files.get(id)).filter(Boolean);
+    if (!targets.length) return;
+    const shown = targets.slice(0, 10).map((f) => f.path);
+    if (targets.length > shown.length) shown.push(`… and ${targets.length - shown.length} more`);
+    if (!window.confirm(`Delete ${plural(targets.length, "file")} and all their versions?\n\n`
+                        + shown.join("\n"))) return;
+    const button = $("delete-selected");
+    button.disabled = true; // one bulk delete at a time
+    button.textContent = `Deleting ${plural(targets.length, "file")}…`;
+    const queue = [...targets];
+    const failures = [];
+    // A few deletes at a time: a long selection goes quickly without
+    // queueing hundreds of requests on the master at once.
+    const deleter = async () => {
+      for (let file = queue.shift(); file; file = queue.shift()) {
+        try {
+          await api("DELETE", `/files/${file.file_id}`);
+          state.selected.delete(file.file_id);
+          state.expanded.delete(file.file_id);
+        } catch (error) {
+          failures.push({ file, error });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DELETE_PARALLEL, queue.length) }, deleter));
+    const deleted = targets.length - failures.length;
+    $("bulk-summary").textContent = `Deleted ${deleted} of ${plural(targets.length, "file")}.`
+      + (failures.length ? ` ${failures.length} could not be deleted:` : "");
+    const list = $("bulk-errors");
+    clear(list);
+    for (const { file, error } of failures) {
+      list.append(el("li", { dataset: { path: file.path } },
+        el("strong", {}, file.path), `: ${error.message}`));
+    }
+    const result = $("bulk-result");
+    result.hidden = false;
+    result.classList.toggle("failed", failures.length > 0);
+    await refreshFiles();
+    updateSelection(); // also when the refresh failed and left the old rows
   }
 
   async function toggleVersions(file, forceOpen) {
@@ -383,17 +651,103 @@
     try {
       await api("DELETE", `/files/${file.file_id}`);
       state.expanded.delete(file.file_id);
+      state.selected.delete(file.file_id);
       await refreshFiles();
     } catch (error) {
       showError(`Delete of ${file.path} failed: ${error.message}`);
     }
   }
 
+  // -- storage summary --------------------------------------------------------------------
+
+  async function fetchHealth() {
+    const response = await fetch(`${API}/health`, { headers: authHeaders() });
+    // 503 means too few workers to take a write; the body still describes the node.
+    if (response.status !== 200 && response.status !== 503) throw await errorOf(response);
+    return response.json();
+  }
+
+  // The embedded node's workers are directories on one disk, so each reports
+  // the same capacity and (give or take the writes between their reports)
+  // the same free space: counting it once per worker would invent disks.
+  function sharedDisk(workers) {
+    const sized = workers.filter((w) => w.capacity_bytes !== null && w.free_bytes !== null);
+    if (sized.length < 2 || sized.length !== workers.length) return null;
+    const capacity = sized[0].capacity_bytes;
+    if (!sized.every((w) => w.capacity_bytes === capacity)) return null;
+    const free = sized.map((w) => w.free_bytes);
+    if (Math.max(...free) - Math.min(...free) > capacity * SAME_DISK_SLACK) return null;
+    return { capacity, free: Math.min(...free) };
+  }
+
+  function showSharedDisk(workers, table, line) {
+    const shared = sharedDisk(workers);
+    table.classList.toggle("shared-disk", !!shared);
+    line.hidden = !shared;
+    if (shared) {
+      line.textContent = `All ${workers.length} workers store on one disk: `
+        + `${formatBytes(shared.capacity)} capacity, ${formatBytes(shared.free)} free (shared).`;
+    }
+  }
+
+  function fact(term, ...value) {
+    return [el("dt", {}, term), el("dd", {}, ...value)];
+  }
+
+  async function refreshStorage() {
+    const generation = ++state.storageGeneration;
+    try {
+      const whole = state.folder === "" && !filterText()
+        ? { files: state.listing, cursor: state.cursor } : await listBelow("", null);
+      const [health, workers] = await Promise.all([
+        fetchHealth(),
+        isAdmin() ? api("GET", "/workers/health") : null,
+      ]);
+      if (generation !== state.storageGeneration) return;
+      const count = `${whole.files.length}${whole.cursor ? "+" : ""}`;
+      const bytes = formatBytes(whole.files.reduce((sum, f) => sum + f.size, 0));
+      const alive = `${health.workers.alive} of ${health.workers.total}`;
+      const queue = health.replication_queue || {};
+      $("storage-line").textContent = `${count} files · ${bytes} · `
+        + `${health.replication_factor} replicas · ${alive} workers alive`;
+      const facts = $("storage-facts");
+      clear(facts);
+      facts.append(
+        ...fact("Files", `${count}${allUsers() || state.auth === "open" ? "" : " of yours"}`),
+        ...fact("Size", `${bytes} (current versions, before replication)`),
+        ...fact("Replicas", `${health.replication_factor} copies of every chunk; `
+          + `a write is acknowledged once ${health.write_quorum} have it`),
+        ...fact("Copies owed", `${queue.depth ?? 0} waiting for a worker`),
+        ...fact("Workers", `${alive} alive`));
+      renderWorkersStorage(workers ? workers.workers : null);
+    } catch (error) {
+      showError(`Cannot read the storage summary: ${error.message}`);
+    }
+  }
+
+  function renderWorkersStorage(workers) {
+    $("storage-workers-box").hidden = !workers || workers.length === 0;
+    $("storage-disk").hidden = true;
+    if (!workers) return;
+    showSharedDisk(workers, $("storage-workers"), $("storage-disk"));
+    const tbody = $("storage-workers-body");
+    clear(tbody);
+    for (const w of workers) {
+      tbody.append(el("tr", { dataset: { workerId: w.id, state: w.state } },
+        el("td", {}, w.id),
+        el("td", {}, el("span", { class: `badge state-${w.state}` }, w.state)),
+        el("td", { class: "num chunks" }, w.chunk_count ?? "–"),
+        el("td", { class: "num stored" }, formatBytes(w.bytes_stored)),
+        el("td", { class: "num disk-col" }, formatBytes(w.capacity_bytes)),
+        el("td", { class: "num disk-col" }, formatBytes(w.free_bytes))));
+    }
+  }
+
   // -- uploads ----------------------------------------------------------------------------
 
   function uploadTarget(file) {
-    const folder = $("upload-folder").value.trim().replace(/^\/+|\/+$/g, "");
-    return folder ? `${folder}/${file.name}` : file.name;
+    const sub = $("upload-folder").value.trim().replace(/^\/+|\/+$/g, "");
+    return `${state.folder}${sub ? `${sub}/` : ""}${file.name}`;
   }
 
   function uploadFiles(fileList) {
@@ -480,8 +834,8 @@
       tbody.append(el("tr", { dataset: { workerId: w.id, state: w.state } },
         el("td", {}, w.id),
         el("td", {}, el("span", { class: `badge state-${w.state}` }, w.state)),
-        el("td", { class: "num" }, formatBytes(w.capacity_bytes)),
-        el("td", { class: "num" }, formatBytes(w.free_bytes)),
+        el("td", { class: "num disk-col" }, formatBytes(w.capacity_bytes)),
+        el("td", { class: "num disk-col" }, formatBytes(w.free_bytes)),
         el("td", { class: "num" }, formatBytes(w.bytes_stored)),
         el("td", { class: "num" }, w.chunk_count ?? "–"),
         el("td", { class: "num rtt" }, w.rtt_ms === null ? "–" : `${w.rtt_ms.toFixed(1)} ms`),
@@ -489,24 +843,48 @@
         el("td", { class: "num" }, `${w.calls ?? 0} / ${w.failures ?? 0}`),
         el("td", { class: "small muted" }, w.store || "–")));
     }
+    showSharedDisk(body.workers, $("workers-table"), $("workers-disk"));
     $("workers-summary").textContent = `${body.alive} of ${body.total} alive`;
     $("workers-updated").textContent = `Last update ${new Date().toLocaleTimeString()}.`;
   }
 
   // -- consistency ----------------------------------------------------------------------------
 
+  function showController(connected, consistency) {
+    $("no-controller").hidden = connected;
+    $("consistency-live").hidden = !connected;
+    if (!connected) $("no-controller-mode").textContent = consistency.default_mode || "strong";
+    $("consistency-updated").textContent = `Last update ${new Date().toLocaleTimeString()}.`;
+  }
+
   async function refreshConsistency() {
+    // Health says whether a controller is linked; a master without one has
+    // no consistency API at all (404), which means the same thing.
+    const consistency = (await fetchHealth()).consistency || {};
+    if (consistency.controller_connected === false) {
+      if (state.page === "consistency") showController(false, consistency);
+      return;
+    }
     const filesQuery = { limit: MODE_FILES, all: state.auth === "jwt" ? "true" : undefined };
-    const [status, critical, transitions, listing] = await Promise.all([
-      api("GET", "/consistency/status"),
-      api("GET", "/consistency/critical-keys"),
-      api("GET", "/consistency/transitions", { query: { limit: 50 } }),
-      api("GET", "/files", { query: filesQuery }),
-    ]);
+    let answers;
+    try {
+      answers = await Promise.all([
+        api("GET", "/consistency/status"),
+        api("GET", "/consistency/critical-keys"),
+        api("GET", "/consistency/transitions", { query: { limit: 50 } }),
+        api("GET", "/files", { query: filesQuery }),
+      ]);
+    } catch (error) {
+      if (error.status !== 404) throw error;
+      if (state.page === "consistency") showController(false, consistency);
+      return;
+    }
+    const [status, critical, transitions, listing] = answers;
     const modes = await Promise.all(listing.files.map(
       (f) => api("GET", "/consistency/mode", { query: { object_id: f.file_id } })
         .catch(() => null)));
     if (state.page !== "consistency") return;
+    showController(true, consistency);
 
     $("override-current").textContent = status.override || "none";
     $("override-current").dataset.override = status.override || "";
@@ -565,7 +943,6 @@
         el("td", { class: "num" }, t.score === null ? "–" : t.score.toFixed(2))));
     }
     $("transitions-empty").hidden = transitions.transitions.length > 0;
-    $("consistency-updated").textContent = `Last update ${new Date().toLocaleTimeString()}.`;
   }
 
   function hintSelect(file) {
@@ -618,6 +995,11 @@
     });
     $("logout").addEventListener("click", loggedOut);
     $("refresh").addEventListener("click", refreshFiles);
+    $("delete-selected").addEventListener("click", deleteSelected);
+    $("select-all").addEventListener("change", (event) => selectAll(event.target.checked));
+    for (const button of document.querySelectorAll("#files-table button.sort")) {
+      button.addEventListener("click", () => setSort(button.dataset.sort));
+    }
     $("more").addEventListener("click", loadMore);
     $("all-users").addEventListener("change", refreshFiles);
     let filterTimer = null;
@@ -640,6 +1022,7 @@
   }
 
   async function start() {
+    state.sort = loadSort();
     wire();
     try {
       await identify();
