@@ -37,7 +37,7 @@ OPEN_IDENTITY = Identity("local", "local", "admin")
 _PUBLIC = {
     ("POST", "/api/v1/auth/register"), ("POST", "/api/v1/auth/login"),
     ("GET", "/api/v1/health"), ("GET", "/api/v1/openapi.json"), ("GET", "/"),
-    ("GET", "/metrics"),
+    ("GET", "/favicon.ico"), ("GET", "/metrics"),
 }
 _PUBLIC_PREFIXES = ("/static/",)
 ADMIN_PREFIXES = ("/api/v1/consistency", "/api/v1/workers")

@@ -1,7 +1,7 @@
 """The web UI: static files shipped in this package, served by the master.
 
-``/`` is the single page (``static/index.html``) and ``/static/NAME`` its
-assets. Plain HTML, CSS and JavaScript: nothing to build, so ``echofs serve``
+``/`` is the single page (``static/index.html``), ``/static/NAME`` its
+assets and ``/favicon.ico`` the icon browsers ask for on their own. Plain HTML, CSS and JavaScript: nothing to build, so ``echofs serve``
 is all a person needs. The UI talks only to the public REST API.
 
 Only files that exist in ``static/`` when the app is built are served — the
@@ -58,4 +58,10 @@ def routes() -> list[web.RouteDef]:
             raise web.HTTPNotFound(text=f"no UI asset named {request.match_info['name']!r}")
         return _serve(path)
 
-    return [web.get("/", page), web.get("/static/{name}", asset)]
+    async def favicon(request: web.Request) -> web.StreamResponse:
+        # Browsers ask for /favicon.ico on any page of the origin (an API
+        # document opened directly too), whatever the page links.
+        return _serve(assets["favicon.ico"])
+
+    return [web.get("/", page), web.get("/static/{name}", asset),
+            web.get("/favicon.ico", favicon)]

@@ -99,6 +99,8 @@ async def test_token_matrix(http):
         assert resp.status == 200
     async with http.get("/api/v1/health") as resp:  # public
         assert resp.status in (200, 503)
+    async with http.get("/favicon.ico") as resp:  # browsers ask with no token
+        assert resp.status == 200 and resp.content_type.startswith("image/")
 
 
 async def test_isolation_between_two_users_over_every_endpoint(http):
