@@ -21,6 +21,9 @@ from echofs.core.vocabulary import Role
 _MAX_ID = 64
 _MAX_KEYS = 1000
 
+# Row ids are 64-bit signed integers in both databases.
+_MAX_ROW_ID = 2**63 - 1
+
 
 def _iso(ts: float | None) -> str | None:
     if ts is None:
@@ -132,6 +135,9 @@ class ControllerAPI:
             raise BadRequest("limit and before must be integers") from None
         if not 1 <= limit <= 1000:
             raise BadRequest("limit must be between 1 and 1000")
+        if before is not None and not -_MAX_ROW_ID - 1 <= before <= _MAX_ROW_ID:
+            # Beyond a 64-bit row id the database driver overflows (a 500).
+            raise BadRequest("before must be a 64-bit integer")
         rows = await self.service.store.transitions(object_id=object_id, limit=limit,
                                                     before_id=before)
         return web.json_response({"transitions": [

@@ -1,7 +1,8 @@
 """The web UI: static files shipped in this package, served by the master.
 
 ``/`` is the single page (``static/index.html``), ``/static/NAME`` its
-assets and ``/favicon.ico`` the icon browsers ask for on their own. Plain HTML, CSS and JavaScript: nothing to build, so ``echofs serve``
+assets and ``/favicon.ico`` the icon browsers ask for on their own.
+Plain HTML, CSS and JavaScript: nothing to build, so ``echofs serve``
 is all a person needs. The UI talks only to the public REST API.
 
 Only files that exist in ``static/`` when the app is built are served — the
