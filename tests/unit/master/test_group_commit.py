@@ -67,11 +67,16 @@ async def test_batches_are_bounded():
 
 
 async def test_an_item_exception_reaches_only_its_waiter():
-    group: GroupCommit[int, int] = GroupCommit(Recorder(), max_batch=100)
-    results = await asyncio.gather(*(group.submit(i) for i in (0, 1, 2)),
-                                   return_exceptions=True)
-    assert results[0] == 0 and results[2] == 20
-    assert isinstance(results[1], ValueError) and str(results[1]) == "odd 1"
+    run = Recorder(gated=True)
+    group: GroupCommit[int, int] = GroupCommit(run, max_batch=100)
+    first, odd, third = (asyncio.create_task(group.submit(i)) for i in (0, 1, 2))
+    await _settle()
+    run.gate.set()
+    assert await first == 0
+    with pytest.raises(ValueError, match="odd 1"):
+        await odd
+    assert await third == 20
+    assert run.batches == [[0, 1, 2]]
 
 
 async def test_a_failed_run_reaches_every_waiter_and_the_next_run_goes_on():
