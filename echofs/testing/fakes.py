@@ -216,11 +216,12 @@ class FakeClock:
         self.now += seconds
 
     async def tick(self, seconds: float = 0.0) -> None:
-        """Advance, then let everything now due run (timers, and the tasks
-        they wake)."""
+        """Let what is ready run first (a task just created sets its timers
+        from the time before the advance), advance, then let everything now
+        due run: timers, and the tasks they wake."""
+        await _settle()
         self.advance(seconds)
-        for _ in range(_SETTLE_ROUNDS):
-            await asyncio.sleep(0)
+        await _settle()
 
     @classmethod
     @contextlib.contextmanager
@@ -233,6 +234,11 @@ class FakeClock:
             yield clock
         finally:
             del loop.time
+
+
+async def _settle() -> None:
+    for _ in range(_SETTLE_ROUNDS):
+        await asyncio.sleep(0)
 
 
 class PinnedRegistry(WorkerRegistry):
