@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -33,11 +35,23 @@ class Recorder:
         return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in items]
 
 
+def bounded(test: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """A group commit that loses a waiter fails the test instead of hanging it."""
+
+    @functools.wraps(test)
+    async def run(*args: object, **kwargs: object) -> None:
+        async with asyncio.timeout(5):
+            await test(*args, **kwargs)
+
+    return run
+
+
 async def _settle() -> None:
     for _ in range(10):
         await asyncio.sleep(0)
 
 
+@bounded
 async def test_concurrent_submits_share_one_run():
     run = Recorder()
     group: GroupCommit[int, int] = GroupCommit(run, max_batch=100)
@@ -45,6 +59,7 @@ async def test_concurrent_submits_share_one_run():
     assert run.batches == [[0, 2, 4, 6]]
 
 
+@bounded
 async def test_submits_during_a_run_go_together_in_the_next():
     run = Recorder(gated=True)
     group: GroupCommit[int, int] = GroupCommit(run, max_batch=100)
@@ -59,6 +74,7 @@ async def test_submits_during_a_run_go_together_in_the_next():
     assert run.batches == [[0], [2, 4, 6]]
 
 
+@bounded
 async def test_batches_are_bounded():
     run = Recorder()
     group: GroupCommit[int, int] = GroupCommit(run, max_batch=2)
@@ -66,6 +82,7 @@ async def test_batches_are_bounded():
     assert run.batches == [[0, 2], [4, 6], [8]]
 
 
+@bounded
 async def test_an_item_exception_reaches_only_its_waiter():
     run = Recorder(gated=True)
     group: GroupCommit[int, int] = GroupCommit(run, max_batch=100)
@@ -79,6 +96,7 @@ async def test_an_item_exception_reaches_only_its_waiter():
     assert run.batches == [[0, 1, 2]]
 
 
+@bounded
 async def test_a_failed_run_reaches_every_waiter_and_the_next_run_goes_on():
     run = Recorder(gated=True)
     group: GroupCommit[int, int] = GroupCommit(run, max_batch=100)
@@ -100,6 +118,7 @@ async def test_a_failed_run_reaches_every_waiter_and_the_next_run_goes_on():
     assert run.batches == [[0, 2], [4], [6]]
 
 
+@bounded
 async def test_a_waiter_that_went_away_does_not_disturb_the_others():
     run = Recorder(gated=True)
     group: GroupCommit[int, int] = GroupCommit(run, max_batch=100)
@@ -111,6 +130,7 @@ async def test_a_waiter_that_went_away_does_not_disturb_the_others():
     assert gone.cancelled()
 
 
+@bounded
 async def test_close_waits_for_submitted_batches():
     run = Recorder(gated=True)
     group: GroupCommit[int, int] = GroupCommit(run, max_batch=100)
@@ -125,6 +145,7 @@ async def test_close_waits_for_submitted_batches():
     assert pending.done() and pending.result() == 20
 
 
+@bounded
 async def test_close_after_a_failed_run_does_not_raise():
     run = Recorder()
     run.fail_with = OSError("database away")
@@ -138,6 +159,7 @@ def _chunk(chunk_id: str) -> NewChunk:
     return NewChunk(chunk_id, size=4, stored_size=16, compressed=False, replicas=())
 
 
+@bounded
 async def test_claims_share_a_transaction_and_each_gets_its_own_claim():
     repo = FakeRepository()
     repo.add_chunk("b", ["w1"], state=ChunkState.DELETING)
@@ -167,6 +189,7 @@ def _request(path: str) -> CommitRequest:
                          mode="strong", replicas_acked=2, versions_kept=0)
 
 
+@bounded
 async def test_commits_share_a_transaction_and_a_conflict_reaches_only_its_upload():
     store = CommitStore()
     commits = CommitBatcher(store)  # type: ignore[arg-type]
