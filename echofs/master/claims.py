@@ -2,7 +2,7 @@
 
 Every chunk is claimed in the metadata store before its bytes go to workers
 (see ``MetadataRepository.claim_chunks``), and every finished upload becomes
-a version with ``commit_versions``. Both go through ``GroupCommit``: the
+a version with ``commit_versions``. Both are a :class:`GroupCommit`: the
 chunks of one upload in flight and of every other upload share claim
 transactions, and uploads finishing together share a commit transaction.
 """
@@ -21,43 +21,27 @@ _MAX_CLAIMS = 256
 _MAX_COMMITS = 64
 
 
-class ClaimBatcher:
+class ClaimBatcher(GroupCommit[NewChunk, ChunkClaim]):
     def __init__(self, repo: MetadataRepository) -> None:
+        super().__init__(self._claim_all, max_batch=_MAX_CLAIMS)
         self.repo = repo
-        self._group: GroupCommit[NewChunk, ChunkClaim] = GroupCommit(
-            self._claim_all, max_batch=_MAX_CLAIMS)
-
-    @property
-    def transactions(self) -> int:
-        return self._group.transactions
 
     async def claim(self, chunk: NewChunk) -> ChunkClaim:
-        return await self._group.submit(chunk)
+        return await self.submit(chunk)
 
     async def _claim_all(self, chunks: list[NewChunk]) -> list[ChunkClaim]:
         claims = await self.repo.claim_chunks(chunks)
         return [claims[chunk.chunk_id] for chunk in chunks]
 
-    async def close(self) -> None:
-        await self._group.close()
 
-
-class CommitBatcher:
+class CommitBatcher(GroupCommit[CommitRequest, tuple[FileRecord, VersionRecord]]):
     def __init__(self, repo: MetadataRepository) -> None:
+        super().__init__(self._commit_all, max_batch=_MAX_COMMITS)
         self.repo = repo
-        self._group: GroupCommit[CommitRequest, tuple[FileRecord, VersionRecord]] = GroupCommit(
-            self._commit_all, max_batch=_MAX_COMMITS)
-
-    @property
-    def transactions(self) -> int:
-        return self._group.transactions
 
     async def commit(self, request: CommitRequest) -> tuple[FileRecord, VersionRecord]:
-        return await self._group.submit(request)
+        return await self.submit(request)
 
     async def _commit_all(self, requests: list[CommitRequest]
                           ) -> Sequence[tuple[FileRecord, VersionRecord] | Conflict]:
         return await self.repo.commit_versions(requests)
-
-    async def close(self) -> None:
-        await self._group.close()

@@ -23,6 +23,7 @@ from echofs.core.chunk_codec import decode_chunk
 from echofs.core.errors import ChunkMissing, ChunkUnavailable, CorruptChunk
 from echofs.core.manifest import ChunkRef, VersionRecord
 from echofs.core.ranges import ByteRange
+from echofs.core.vocabulary import ReplicationReason, Verdict
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.membership import WorkerRegistry
 from echofs.metadata.repository import MetadataRepository
@@ -45,7 +46,7 @@ class ChunkReader:
     async def read(self, ref: ChunkRef) -> bytes:
         """The raw bytes of one chunk, verified; repairs bad copies it meets."""
         failures: list[str] = []
-        bad: list[tuple[str, str]] = []
+        bad: list[tuple[str, Verdict]] = []
         try:
             for worker_id in self.registry.read_order(ref.replicas):
                 try:
@@ -54,11 +55,11 @@ class ChunkReader:
                         return decode_chunk(frame, ref.chunk_id)
                     return await asyncio.to_thread(decode_chunk, frame, ref.chunk_id)
                 except ChunkMissing:
-                    bad.append((worker_id, "missing"))
-                    failures.append(f"{worker_id}: missing")
+                    bad.append((worker_id, Verdict.MISSING))
+                    failures.append(f"{worker_id}: {Verdict.MISSING}")
                 except CorruptChunk:
-                    bad.append((worker_id, "corrupt"))
-                    failures.append(f"{worker_id}: corrupt")
+                    bad.append((worker_id, Verdict.CORRUPT))
+                    failures.append(f"{worker_id}: {Verdict.CORRUPT}")
                 except Exception as exc:  # unreachable, timed out, I/O error
                     failures.append(f"{worker_id}: {type(exc).__name__}")
         finally:
@@ -67,11 +68,12 @@ class ChunkReader:
         detail = ", ".join(failures) or "no replica recorded"
         raise ChunkUnavailable(f"no readable replica of chunk {ref.seq} ({detail})")
 
-    async def _queue_repair(self, chunk_id: str, worker_id: str, why: str) -> None:
+    async def _queue_repair(self, chunk_id: str, worker_id: str, why: Verdict) -> None:
         log.warning("read found a %s copy of chunk %s on %s; repair queued",
                     why, chunk_id[:12], worker_id)
         try:
-            await self.repo.enqueue_replication(chunk_id, worker_id, f"read_repair_{why}")
+            await self.repo.enqueue_replication(
+                chunk_id, worker_id, ReplicationReason.read_repair(why))
             self.repairs_queued += 1
         except Exception:  # the read itself must not fail because of this
             log.exception("could not queue repair of chunk %s on %s", chunk_id, worker_id)

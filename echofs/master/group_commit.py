@@ -30,8 +30,6 @@ class GroupCommit(Generic[_Item, _Result]):
         self.max_batch = max_batch
         self._pending: list[tuple[_Item, asyncio.Future[_Result]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self.transactions = 0
-        self.items = 0
 
     async def submit(self, item: _Item) -> _Result:
         future: asyncio.Future[_Result] = asyncio.get_running_loop().create_future()
@@ -51,8 +49,6 @@ class GroupCommit(Generic[_Item, _Result]):
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            self.transactions += 1
-            self.items += len(batch)
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():  # its caller went away
                     continue
@@ -62,6 +58,8 @@ class GroupCommit(Generic[_Item, _Result]):
                     future.set_result(outcome)
 
     async def close(self) -> None:
+        """Wait for the batches already submitted to finish (shutdown); a
+        failed run was already handed to its waiters."""
         if self._flusher is not None:
             with contextlib.suppress(Exception):
                 await self._flusher

@@ -7,50 +7,15 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 
-from echofs.core.worker_status import WorkerStatus
+from echofs.testing.fakes import FakeWorkerClient
 from echofs.testing.http import download
 from echofs.testing.node import chunk_files, drain_replication, running_node
-from echofs.worker.client import WorkerClient
 
 CHUNK = 64 * 1024
 WRITE_TIMEOUT = 5.0
-
-
-class HangingPuts(WorkerClient):
-    """A worker whose puts do not return until released; the rest goes through."""
-
-    def __init__(self, inner: WorkerClient) -> None:
-        self.worker_id = inner.worker_id
-        self.inner = inner
-        self.released = asyncio.Event()
-        self.puts = 0
-
-    async def put_chunk(self, chunk_id: str, frame: bytes) -> None:
-        self.puts += 1
-        await self.released.wait()
-        await self.inner.put_chunk(chunk_id, frame)
-
-    async def get_chunk(self, chunk_id: str) -> bytes:
-        return await self.inner.get_chunk(chunk_id)
-
-    async def verify_chunk(self, chunk_id: str) -> str:
-        return await self.inner.verify_chunk(chunk_id)
-
-    async def delete_chunk(self, chunk_id: str) -> bool:
-        return await self.inner.delete_chunk(chunk_id)
-
-    async def has_chunk(self, chunk_id: str) -> bool:
-        return await self.inner.has_chunk(chunk_id)
-
-    def list_chunks(self) -> AsyncIterator[str]:
-        return self.inner.list_chunks()
-
-    async def status(self) -> WorkerStatus:
-        return await self.inner.status()
 
 
 async def _chunks(http: aiohttp.ClientSession, file_id: str) -> list[dict]:
@@ -76,7 +41,9 @@ async def test_strong_write_is_acknowledged_at_quorum_when_a_target_hangs(tmp_pa
         victim = sorted(w.worker_id for w in node.workers)[-1]
         healthy = registry.client(victim)
         assert healthy is not None
-        hanging = HangingPuts(healthy)
+        # Its puts do not return until released; the rest goes through.
+        hanging = FakeWorkerClient.wrapping(healthy)
+        hanging.put.hang()
         registry.register(hanging)
 
         data = os.urandom(6 * CHUNK)
@@ -87,7 +54,7 @@ async def test_strong_write_is_acknowledged_at_quorum_when_a_target_hangs(tmp_pa
             assert resp.status == 201, body
         assert time.monotonic() - started < WRITE_TIMEOUT / 3
         assert body["mode"] == "strong" and body["replicas_acked"] == 2
-        assert hanging.puts == 6
+        assert hanging.put.calls == 6
 
         # Only acknowledged copies are recorded; every missing one has an intent.
         chunks = await _chunks(http, body["file_id"])
@@ -101,7 +68,7 @@ async def test_strong_write_is_acknowledged_at_quorum_when_a_target_hangs(tmp_pa
         # The partition heals: the two puts still running land and record
         # their copies; the replicator restores the four that were given up.
         registry.register(healthy)
-        hanging.released.set()
+        hanging.put.release()
         await _eventually(lambda: stragglers.landed == 2)
         await drain_replication(node)
         held = set(chunk_files(node, victim))
@@ -111,12 +78,6 @@ async def test_strong_write_is_acknowledged_at_quorum_when_a_target_hangs(tmp_pa
         assert await download(http, body["file_id"]) == data
 
 
-class RefusingPuts(HangingPuts):
-    async def put_chunk(self, chunk_id: str, frame: bytes) -> None:
-        self.puts += 1
-        raise ConnectionResetError("refused")
-
-
 async def test_strong_write_fails_at_once_when_quorum_is_out_of_reach(tmp_path):
     async with running_node(tmp_path / "d", write_timeout=WRITE_TIMEOUT,
                             chunk_size=CHUNK) as node, \
@@ -124,9 +85,11 @@ async def test_strong_write_fails_at_once_when_quorum_is_out_of_reach(tmp_path):
         registry = node.master.registry
         first, second, third = (registry.client(w)
                                 for w in sorted(w.worker_id for w in node.workers))
-        registry.register(RefusingPuts(first))
-        registry.register(RefusingPuts(second))
-        hanging = HangingPuts(third)
+        for refusing in (FakeWorkerClient.wrapping(first), FakeWorkerClient.wrapping(second)):
+            refusing.put.fail(ConnectionResetError("refused"))
+            registry.register(refusing)
+        hanging = FakeWorkerClient.wrapping(third)
+        hanging.put.hang()
         registry.register(hanging)
         started = time.monotonic()
         async with http.put("/api/v1/files/content/f.bin", data=os.urandom(CHUNK),
@@ -137,5 +100,5 @@ async def test_strong_write_fails_at_once_when_quorum_is_out_of_reach(tmp_path):
         # Two of three refused: whatever the hung put does, no quorum. The write
         # says so at once rather than after the write timeout.
         assert time.monotonic() - started < WRITE_TIMEOUT / 3
-        assert hanging.puts == 1
+        assert hanging.put.calls == 1
         assert node.master.uploads.stragglers.running == 0

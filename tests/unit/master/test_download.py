@@ -1,0 +1,194 @@
+"""The download pipeline: replica fallback in ``ChunkReader`` and range
+slicing and read-ahead in ``stream_version``, over fake workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from echofs.core.chunk_codec import encode_chunk
+from echofs.core.errors import ChunkUnavailable
+from echofs.core.manifest import ChunkRef, VersionRecord
+from echofs.core.ranges import ByteRange
+from echofs.core.vocabulary import ReplicationReason
+from echofs.master.chunk_io import ChunkIO
+from echofs.master.download import ChunkReader, stream_version
+from echofs.testing.fakes import FakeRepository, FakeWorkerClient, PinnedRegistry
+
+
+class Cluster:
+    """Fake workers behind the real registry and chunk I/O, and a reader."""
+
+    def __init__(self, *worker_ids: str) -> None:
+        self.workers = {w: FakeWorkerClient(w) for w in worker_ids}
+        self.registry = PinnedRegistry(self.workers.values())
+        self.repo = FakeRepository()
+        # Timeouts no test reaches: a hung fake call stays hung.
+        chunk_io = ChunkIO(self.registry, write_timeout=60.0, read_timeout=60.0)
+        self.reader = ChunkReader(self.repo, self.registry, chunk_io)
+
+    def store(self, raw: bytes, seq: int, offset: int, *on: str) -> ChunkRef:
+        encoded = encode_chunk(raw)
+        for worker_id in on:
+            self.workers[worker_id].frames[encoded.chunk_id] = encoded.frame
+        self.repo.add_chunk(encoded.chunk_id, on)
+        return ChunkRef(seq, encoded.chunk_id, offset, len(raw), encoded.compressed, on)
+
+
+# -- replica fallback -----------------------------------------------------------------
+
+# Both sides of the size above which frames are verified off the event loop.
+SIZES = [1000, 100 * 1024]
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_a_healthy_first_replica_is_all_it_takes(size):
+    cluster = Cluster("w1", "w2", "w3")
+    raw = os.urandom(size)
+    ref = cluster.store(raw, 0, 0, "w1", "w2", "w3")
+    assert await cluster.reader.read(ref) == raw
+    assert [cluster.workers[w].get.calls for w in ("w1", "w2", "w3")] == [1, 0, 0]
+    assert cluster.repo.queue == {}
+
+
+async def test_an_unreachable_replica_falls_back_without_a_repair():
+    cluster = Cluster("w1", "w2", "w3")
+    raw = os.urandom(1000)
+    ref = cluster.store(raw, 0, 0, "w1", "w2", "w3")
+    cluster.workers["w1"].get.fail()
+    assert await cluster.reader.read(ref) == raw
+    assert cluster.workers["w2"].get.calls == 1
+    # Unreachable is not a bad copy: nothing to repair.
+    assert (cluster.repo.queue, cluster.reader.repairs_queued) == ({}, 0)
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_a_corrupt_replica_falls_back_and_is_repaired(size):
+    cluster = Cluster("w1", "w2", "w3")
+    raw = os.urandom(size)
+    ref = cluster.store(raw, 0, 0, "w1", "w2", "w3")
+    cluster.workers["w1"].get.corrupt()
+    assert await cluster.reader.read(ref) == raw
+    assert cluster.repo.targets(ref.chunk_id) == {"w1": ReplicationReason.READ_REPAIR_CORRUPT}
+    assert cluster.reader.repairs_queued == 1
+
+
+async def test_a_missing_replica_falls_back_and_is_repaired():
+    cluster = Cluster("w1", "w2", "w3")
+    raw = os.urandom(1000)
+    ref = cluster.store(raw, 0, 0, "w2", "w3")
+    ref = ChunkRef(ref.seq, ref.chunk_id, ref.offset, ref.size, ref.compressed,
+                   ("w1", "w2", "w3"))  # w1 is recorded but lost its copy
+    assert await cluster.reader.read(ref) == raw
+    assert cluster.repo.targets(ref.chunk_id) == {"w1": ReplicationReason.READ_REPAIR_MISSING}
+
+
+async def test_no_good_replica_fails_and_never_returns_wrong_bytes():
+    cluster = Cluster("w1", "w2", "w3")
+    ref = cluster.store(os.urandom(1000), 3, 0, "w1", "w2", "w3")
+    cluster.workers["w1"].get.corrupt()
+    del cluster.workers["w2"].frames[ref.chunk_id]
+    cluster.workers["w3"].get.fail()
+    with pytest.raises(ChunkUnavailable) as failed:
+        await cluster.reader.read(ref)
+    assert "chunk 3" in str(failed.value)
+    assert "w1: corrupt" in str(failed.value) and "w2: missing" in str(failed.value)
+    assert cluster.repo.targets(ref.chunk_id) == {
+        "w1": ReplicationReason.READ_REPAIR_CORRUPT, "w2": ReplicationReason.READ_REPAIR_MISSING}
+
+
+async def test_a_chunk_without_replicas_is_unavailable():
+    cluster = Cluster("w1")
+    with pytest.raises(ChunkUnavailable, match="no replica recorded"):
+        await cluster.reader.read(ChunkRef(0, "0" * 64, 0, 10))
+
+
+async def test_a_repair_that_cannot_be_queued_does_not_fail_the_read():
+    cluster = Cluster("w1", "w2")
+    raw = os.urandom(1000)
+    ref = cluster.store(raw, 0, 0, "w1", "w2")
+    cluster.workers["w1"].get.corrupt()
+    cluster.repo.unavailable = ConnectionError("database away")
+    assert await cluster.reader.read(ref) == raw
+    assert cluster.reader.repairs_queued == 0
+
+
+# -- ranges and read-ahead --------------------------------------------------------------
+
+SIZES_OF_CHUNKS = (10, 10, 10, 5)
+DATA = bytes(range(sum(SIZES_OF_CHUNKS)))
+
+
+def _version(cluster: Cluster) -> VersionRecord:
+    """Chunks of DATA, each on a worker of its own (w0..w3)."""
+    refs, offset = [], 0
+    for seq, size in enumerate(SIZES_OF_CHUNKS):
+        refs.append(cluster.store(DATA[offset:offset + size], seq, offset, f"w{seq}"))
+        offset += size
+    return VersionRecord("f", 1, len(DATA), "0" * 64, len(refs), "strong", 1, 0.0, tuple(refs))
+
+
+async def _collect(cluster: Cluster, byte_range: ByteRange | None, read_ahead: int) -> bytes:
+    pieces = [piece async for piece in
+              stream_version(cluster.reader, _version(cluster), byte_range, read_ahead)]
+    return b"".join(pieces)
+
+
+@pytest.mark.parametrize("read_ahead", [0, 1, 3, 10])
+@pytest.mark.parametrize(
+    ("start", "end", "chunks_read"),
+    [
+        (0, 34, 4),  # everything
+        (0, 0, 1),  # first byte
+        (34, 34, 1),  # last byte
+        (3, 7, 1),  # inside one chunk
+        (10, 19, 1),  # exactly one chunk
+        (9, 10, 2),  # the two bytes either side of a boundary
+        (8, 12, 2),  # across a boundary
+        (5, 31, 4),  # across several
+        (20, 34, 2),  # the tail
+    ],
+)
+async def test_a_range_yields_exactly_its_bytes(start, end, chunks_read, read_ahead):
+    cluster = Cluster("w0", "w1", "w2", "w3")
+    assert await _collect(cluster, ByteRange(start, end), read_ahead) == DATA[start:end + 1]
+    assert sum(w.get.calls for w in cluster.workers.values()) == chunks_read
+
+
+async def test_no_range_yields_the_whole_version():
+    cluster = Cluster("w0", "w1", "w2", "w3")
+    assert await _collect(cluster, None, 2) == DATA
+
+
+async def test_read_ahead_overlaps_reads_and_keeps_the_order():
+    cluster = Cluster("w0", "w1", "w2", "w3")
+    cluster.workers["w0"].get.hang()
+    pieces: list[bytes] = []
+
+    async def consume() -> None:
+        async for piece in stream_version(cluster.reader, _version(cluster), None, 3):
+            pieces.append(piece)
+
+    consuming = asyncio.create_task(consume())
+    for _ in range(10):
+        await asyncio.sleep(0)
+    # Three reads in flight, the first one stuck: nothing sent out of order,
+    # and no fourth read until a slot frees.
+    assert [cluster.workers[f"w{i}"].get.calls for i in range(4)] == [1, 1, 1, 0]
+    assert pieces == []
+    cluster.workers["w0"].get.release()
+    await consuming
+    assert pieces == [DATA[0:10], DATA[10:20], DATA[20:30], DATA[30:35]]
+
+
+async def test_a_stream_abandoned_midway_cancels_its_reads_ahead():
+    cluster = Cluster("w0", "w1", "w2", "w3")
+    cluster.workers["w1"].get.hang()
+    cluster.workers["w2"].get.hang()
+    stream = stream_version(cluster.reader, _version(cluster), None, 3)
+    assert await anext(stream) == DATA[0:10]
+    async with asyncio.timeout(1):  # far below the read timeout
+        await stream.aclose()
+    assert (cluster.workers["w1"].get.waiting, cluster.workers["w2"].get.waiting) == (0, 0)
