@@ -26,6 +26,8 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from echofs.core.vocabulary import Liveness
+
 
 class Mode(enum.StrEnum):
     STRONG = "strong"
@@ -37,6 +39,19 @@ class Hint(enum.StrEnum):
     AUTO = "auto"
     STRONG = "strong"
     AVAILABLE = "available"
+
+
+class ModeReason(enum.StrEnum):
+    """Why a file has its mode: which rule above decided it (a closed set; it
+    travels to the masters with the mode and is shown in the controller's API)."""
+
+    CRITICAL = "critical"
+    OVERRIDE = "override"
+    HINT = "hint"
+    EMERGENCY = "emergency"
+    POLICY = "policy"
+    HOLD = "hold"  # no change this sample
+    DEFAULT = "default"  # no decision for the file: the table's default applies
 
 
 def parse_mode(value: str) -> Mode:
@@ -61,7 +76,7 @@ class WorkerHealth:
     """What masters observed of one worker during the last interval."""
 
     worker_id: str
-    liveness: str  # alive | suspect | dead | unknown
+    liveness: Liveness
     rtt_ms: float = 0.0
     error_rate: float = 0.0  # failed / attempted calls, 0..1
 
@@ -73,7 +88,7 @@ def unhealthiness(health: WorkerHealth, *, slow_rtt_ms: float = 200.0) -> float:
     latency beyond ``slow_rtt_ms`` (what makes quorum writes stall) counts up
     to a half.
     """
-    if health.liveness != "alive":
+    if health.liveness != Liveness.ALIVE:
         return 1.0
     slowness = min(max(health.rtt_ms - slow_rtt_ms, 0.0) / slow_rtt_ms, 1.0) * 0.5
     return min(1.0, max(health.error_rate, slowness))
@@ -173,7 +188,7 @@ class DefaultPolicy(Policy):
 @dataclass(frozen=True, slots=True)
 class Decision:
     mode: Mode
-    reason: str  # policy | emergency | hint | override | critical | default | hold
+    reason: ModeReason
     score: float
     changed: bool
     previous: Mode
@@ -231,11 +246,11 @@ class ModeDecider:
             return self._apply(state, mode, reason, score, now)
         if sample.partition_risk > self.config.emergency_risk and state.mode != Mode.AVAILABLE:
             state.candidate, state.streak = None, 0
-            return self._apply(state, Mode.AVAILABLE, "emergency", score, now)
+            return self._apply(state, Mode.AVAILABLE, ModeReason.EMERGENCY, score, now)
         wanted = self.policy.mode_for(score)
         if wanted == state.mode:
             state.candidate, state.streak = None, 0
-            return Decision(state.mode, "hold", score, False, state.mode)
+            return Decision(state.mode, ModeReason.HOLD, score, False, state.mode)
         if wanted == state.candidate:
             state.streak += 1
         else:
@@ -243,17 +258,18 @@ class ModeDecider:
         cooled = since is None or since >= self.config.cooldown
         if state.streak >= self.config.confirm_samples and cooled:
             state.candidate, state.streak = None, 0
-            return self._apply(state, wanted, "policy", score, now)
-        return Decision(state.mode, "hold", score, False, state.mode)
+            return self._apply(state, wanted, ModeReason.POLICY, score, now)
+        return Decision(state.mode, ModeReason.HOLD, score, False, state.mode)
 
-    def forced_lever(self, object_id: str, controls: Controls) -> tuple[Mode, str] | None:
+    def forced_lever(self, object_id: str,
+                     controls: Controls) -> tuple[Mode, ModeReason] | None:
         if object_id in controls.critical:
-            return Mode.STRONG, "critical"
+            return Mode.STRONG, ModeReason.CRITICAL
         if controls.override is not None:
-            return controls.override, "override"
+            return controls.override, ModeReason.OVERRIDE
         hint = controls.hints.get(object_id, Hint.AUTO)
         if hint is not Hint.AUTO:
-            return Mode(hint.value), "hint"
+            return Mode(hint.value), ModeReason.HINT
         return None
 
     def force(self, object_id: str, controls: Controls, now: float) -> Decision | None:
@@ -265,10 +281,11 @@ class ModeDecider:
         return self._apply(state, forced[0], forced[1], float("nan"), now)
 
     @staticmethod
-    def _apply(state: FileState, mode: Mode, reason: str, score: float, now: float) -> Decision:
+    def _apply(state: FileState, mode: Mode, reason: ModeReason, score: float,
+               now: float) -> Decision:
         previous = state.mode
         if mode == previous:
-            return Decision(mode, "hold", score, False, previous)
+            return Decision(mode, ModeReason.HOLD, score, False, previous)
         state.mode = mode
         state.changed_at = now
         return Decision(mode, reason, score, True, previous)

@@ -1,78 +1,47 @@
 """REST handlers for files: upload, list, stat, versions, download, delete.
 
-Handlers translate HTTP to pipeline calls and back; they hold no storage logic.
+Handlers do HTTP only — parse the request, conditional requests, ranges,
+streaming the body — and ask the file service (:mod:`echofs.master.files`)
+for everything else: which mode a write uses, committing it and its effects,
+which version a read gets.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import mimetypes
 import urllib.parse
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-from aiohttp import BodyPartReader, MultipartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import web
 
 from echofs.auth.http import identity, is_open
-from echofs.core.consistency import Hint, Mode, parse_hint
+from echofs.config import Settings
+from echofs.core.consistency import Hint, parse_hint
 from echofs.core.errors import BadRequest, EchoFSError, Forbidden, PayloadTooLarge
 from echofs.core.manifest import FileRecord, VersionRecord
 from echofs.core.names import basename, normalize_name
-from echofs.core.ranges import parse_range
-from echofs.master.download import stream_version
+from echofs.core.ranges import ByteRange, parse_range
+from echofs.master.file_json import (
+    decode_cursor,
+    encode_cursor,
+    file_json,
+    upload_json,
+    version_json,
+)
+from echofs.master.files import FileRead, FileService
 from echofs.master.upload import Upload, UploadResult
+from echofs.master.upload_body import (
+    MAX_FIELD_BYTES,
+    READ_PIECE,
+    body_pieces,
+    field_text,
+    next_part,
+    part_pieces,
+)
 from echofs.observability import metrics
 from echofs.serving.middleware import facts
 
-if TYPE_CHECKING:
-    from echofs.master.role import MasterRole
-
-# Upload bodies are read in pieces of this size (a chunk is assembled from several).
-_READ_PIECE = 256 * 1024
-_MAX_FIELD_BYTES = 64 * 1024
 _DEFAULT_OWNER = "local"
 _MAX_PAGE = 1000
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
-def file_json(record: FileRecord) -> dict[str, object]:
-    return {
-        "id": record.file_id, "file_id": record.file_id, "path": record.path,
-        "name": basename(record.path), "owner": record.owner, "size": record.size,
-        "blake3": record.blake3, "etag": f'"{record.blake3}"', "version": record.current_version,
-        "mode": record.mode, "created_at": iso(record.created_at),
-        "updated_at": iso(record.updated_at),
-    }
-
-
-def version_json(version: VersionRecord, current: int | None = None) -> dict[str, object]:
-    body: dict[str, object] = {
-        "version": version.version, "size": version.size, "blake3": version.blake3,
-        "etag": version.etag, "chunks": version.chunk_count, "mode": version.mode,
-        "replicas_acked": version.replicas_acked, "created_at": iso(version.created_at),
-    }
-    if current is not None:
-        body["current"] = version.version == current
-    return body
-
-
-def upload_json(result: UploadResult) -> dict[str, object]:
-    return {
-        **file_json(result.file),
-        "version": result.version.version, "size": result.version.size,
-        "chunks": result.version.chunk_count, "blake3": result.version.blake3,
-        "etag": result.version.etag, "mode": result.version.mode,
-        "replicas_acked": result.version.replicas_acked,
-        "chunks_deduplicated": result.chunks_deduplicated,
-        "bytes_deduplicated": result.bytes_deduplicated,
-    }
 
 
 def _int_param(request: web.Request, name: str, default: int | None, *, lo: int,
@@ -90,22 +59,6 @@ def _int_param(request: web.Request, name: str, default: int | None, *, lo: int,
     return value
 
 
-def _encode_cursor(record: FileRecord) -> str:
-    raw = json.dumps([record.path, record.owner]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        path, owner = json.loads(base64.urlsafe_b64decode(padded))
-        if not isinstance(path, str) or not isinstance(owner, str):
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error):
-        raise BadRequest("invalid pagination cursor") from None
-    return path, owner
-
-
 def content_disposition(path: str) -> str:
     """``attachment`` with a safe ASCII fallback and the exact UTF-8 name
     (RFC 6266 / 8187); quotes, backslashes and control characters never reach
@@ -117,9 +70,9 @@ def content_disposition(path: str) -> str:
 
 
 class FilesAPI:
-    def __init__(self, master: MasterRole) -> None:
-        self.master = master
-        self.settings = master.settings
+    def __init__(self, files: FileService, settings: Settings) -> None:
+        self.files = files
+        self.settings = settings
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -164,7 +117,7 @@ class FilesAPI:
 
     def _check_declared_size(self, request: web.Request) -> None:
         length = request.content_length
-        if length is not None and length > self.settings.max_upload_size + _MAX_FIELD_BYTES:
+        if length is not None and length > self.settings.max_upload_size + MAX_FIELD_BYTES:
             raise PayloadTooLarge(
                 f"body of {length} bytes exceeds the {self.settings.max_upload_size}-byte limit"
             )
@@ -177,17 +130,16 @@ class FilesAPI:
                 f"body of {length} bytes exceeds the {self.settings.max_upload_size}-byte limit"
             )
         owner = self._owner(request)
-        mode = await self.master.write_mode(owner, path, _request_hint(request))
-        upload = self.master.uploads.begin(mode)
+        upload = await self.files.begin(owner, path, _request_hint(request))
         try:
-            async for piece in _body_pieces(request.content.iter_chunked(_READ_PIECE)):
+            async for piece in body_pieces(request.content.iter_chunked(READ_PIECE)):
                 metrics.UPLOAD_BYTES.inc(len(piece))
                 await upload.write(piece)
-            result = await upload.commit(owner=owner, path=path)
+            result = await self.files.commit(upload, owner=owner, path=path)
         except BaseException:
             await upload.abort()
             raise
-        return await self._uploaded(request, result, upload)
+        return _uploaded(request, result)
 
     async def upload_multipart(self, request: web.Request) -> web.Response:
         if request.content_type != "multipart/form-data":
@@ -203,7 +155,7 @@ class FilesAPI:
         upload: Upload | None = None
         filename: str | None = None
         try:
-            while (part := await _next_part(reader)) is not None:
+            while (part := await next_part(reader)) is not None:
                 if part.name == "file":
                     if upload is not None:
                         raise BadRequest("only one 'file' field per upload")
@@ -214,41 +166,27 @@ class FilesAPI:
                     # after the file part cannot change it.
                     hint = _request_hint(request, fields.get("consistency"))
                     early_path = fields.get("path") or filename
-                    mode = await self.master.write_mode(
+                    upload = await self.files.begin(
                         self._owner(request, fields.get("user_id")),
                         normalize_name(early_path) if early_path else None, hint)
-                    upload = self.master.uploads.begin(mode)
-                    async for piece in _part_pieces(part):
+                    async for piece in part_pieces(part):
                         metrics.UPLOAD_BYTES.inc(len(piece))
                         await upload.write(piece)
                 elif part.name in ("path", "user_id", "consistency"):
-                    fields[part.name] = await _field_text(part)
+                    fields[part.name] = await field_text(part)
                 else:
-                    async for _ in _part_pieces(part):  # unknown field: skip it
+                    async for _ in part_pieces(part):  # unknown field: skip it
                         pass
             if upload is None:
                 raise BadRequest("multipart body has no 'file' field", code="missing_file")
             path = normalize_name(fields.get("path") or filename or "")
-            result = await upload.commit(owner=self._owner(request, fields.get("user_id")),
-                                         path=path)
+            result = await self.files.commit(
+                upload, owner=self._owner(request, fields.get("user_id")), path=path)
         except BaseException:
             if upload is not None:
                 await upload.abort()
             raise
-        return await self._uploaded(request, result, upload)
-
-    async def _uploaded(self, request: web.Request, result: UploadResult,
-                        upload: Upload) -> web.Response:
-        await self.master.manifests.invalidate(result.file.file_id)
-        self.master.note_write(result.file.file_id, upload)
-        info = facts(request)
-        info.file_id, info.mode, info.bytes = (result.file.file_id, result.version.mode,
-                                               result.version.size)
-        metrics.DEDUP_CHUNKS.inc(result.chunks_deduplicated)
-        metrics.DEDUP_BYTES.inc(result.bytes_deduplicated)
-        return web.json_response(upload_json(result), status=201,
-                                 headers={"ETag": result.version.etag,
-                                          "X-EchoFS-Mode": result.version.mode})
+        return _uploaded(request, result)
 
     # -- reads -----------------------------------------------------------------------
 
@@ -259,23 +197,23 @@ class FilesAPI:
         if len(prefix) > 1024 or "\x00" in prefix:
             raise BadRequest("prefix must be at most 1024 characters without NUL")
         cursor = request.query.get("cursor")
-        after = _decode_cursor(cursor) if cursor else None
-        records = await self.master.repo.list_files(
+        after = decode_cursor(cursor) if cursor else None
+        records = await self.files.list_files(
             owner=self._reader_scope(request), prefix=prefix, after=after, limit=limit + 1
         )
         page, more = records[:limit], len(records) > limit
         return web.json_response({
             "files": [file_json(r) for r in page],
             "count": len(page),
-            "next_cursor": _encode_cursor(page[-1]) if more else None,
+            "next_cursor": encode_cursor(page[-1]) if more else None,
         })
 
     async def stat(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
         version_no = _int_param(request, "version", None, lo=1)
-        record = await self.master.repo.get_file(file_id, self._reader_scope(request))
-        version = await self.master.manifests.version(record, version_no)
-        facts(request).mode = self.master.modes.lookup(file_id)[0].value
+        record = await self.files.get(file_id, self._reader_scope(request))
+        version = await self.files.version(record, version_no)
+        facts(request).mode = self.files.mode_of(file_id).value
         body = file_json(record)
         body.update(version_json(version, record.current_version))
         body["current_version"] = record.current_version
@@ -289,9 +227,9 @@ class FilesAPI:
 
     async def versions(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
-        record = await self.master.repo.get_file(file_id, self._reader_scope(request))
-        versions = await self.master.repo.list_versions(file_id, record.owner)
-        facts(request).mode = self.master.modes.lookup(file_id)[0].value
+        record = await self.files.get(file_id, self._reader_scope(request))
+        versions = await self.files.versions(record)
+        facts(request).mode = self.files.mode_of(file_id).value
         return web.json_response({
             "file_id": file_id, "path": record.path, "current_version": record.current_version,
             "versions": [version_json(v, record.current_version) for v in versions],
@@ -299,54 +237,26 @@ class FilesAPI:
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         file_id = request.match_info["file_id"]
-        record = await self.master.repo.get_file(file_id, self._reader_scope(request))
+        record = await self.files.get(file_id, self._reader_scope(request))
         return await self._send(request, record)
 
     async def download_by_path(self, request: web.Request) -> web.StreamResponse:
         path = normalize_name(request.match_info["path"])
-        record = await self.master.repo.find_file(self._owner(request), path)
+        record = await self.files.find(self._owner(request), path)
         return await self._send(request, record)
 
     async def _send(self, request: web.Request, record: FileRecord) -> web.StreamResponse:
-        version_no = _int_param(request, "version", None, lo=1)
-        mode, _ = self.master.modes.lookup(record.file_id)
-        stale = False
-        if version_no is None and mode is Mode.AVAILABLE:
-            # Available reads serve the newest version that can be assembled
-            # from live replicas, and say so when it is not the latest.
-            version, stale = await self.master.newest_readable_version(record)
-        else:
-            version = await self.master.manifests.version(record, version_no)
+        read = await self.files.read(record, _int_param(request, "version", None, lo=1))
+        version = read.version
         info = facts(request)
-        info.file_id, info.mode = record.file_id, mode.value
-        headers = {
-            "ETag": version.etag,
-            "Accept-Ranges": "bytes",
-            "Content-Disposition": content_disposition(record.path),
-            "X-EchoFS-Version": str(version.version),
-            "X-EchoFS-Mode": mode.value,
-        }
-        if stale:
-            headers["X-EchoFS-Stale"] = "true"
-            self.master.stale_reads += 1
+        info.file_id, info.mode = record.file_id, read.mode.value
+        headers = _download_headers(record, read)
         if _etag_matches(request.headers.get("If-None-Match"), version.etag):
             return web.Response(status=304, headers=headers)
-        byte_range = None
-        if_range = request.headers.get("If-Range")
-        if if_range is None or if_range.strip() == version.etag:
-            byte_range = parse_range(request.headers.get("Range"), version.size)
+        byte_range = _requested_range(request, version)
         content_type = mimetypes.guess_type(record.path)[0] or "application/octet-stream"
         if byte_range is None and len(version.chunks) == 1 and request.method == "GET":
-            # One chunk (most small files): read and verified before any
-            # header goes out, then sent in one piece.
-            stream = stream_version(self.master.reader, version, None, 1)
-            try:
-                body = await anext(stream)
-            finally:
-                await stream.aclose()
-            info.bytes = len(body)
-            metrics.DOWNLOAD_BYTES.inc(len(body))
-            return web.Response(body=body, headers=headers, content_type=content_type)
+            return await self._send_whole(request, version, headers, content_type)
         response = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
         response.content_type = content_type
         if byte_range:
@@ -357,8 +267,26 @@ class FilesAPI:
         if request.method == "HEAD":
             await response.prepare(request)
             return response
-        stream = stream_version(self.master.reader, version, byte_range,
-                                self.settings.read_ahead)
+        return await self._stream(request, response, version, byte_range)
+
+    async def _send_whole(self, request: web.Request, version: VersionRecord,
+                          headers: dict[str, str], content_type: str) -> web.Response:
+        """One chunk (most small files): read and verified before any header
+        goes out, then sent in one piece."""
+        stream = self.files.stream(version, None, 1)
+        try:
+            body = await anext(stream)
+        finally:
+            await stream.aclose()
+        facts(request).bytes = len(body)
+        metrics.DOWNLOAD_BYTES.inc(len(body))
+        return web.Response(body=body, headers=headers, content_type=content_type)
+
+    async def _stream(self, request: web.Request, response: web.StreamResponse,
+                      version: VersionRecord, byte_range: ByteRange | None
+                      ) -> web.StreamResponse:
+        info = facts(request)
+        stream = self.files.stream(version, byte_range, self.settings.read_ahead)
         # Read the first chunk before sending headers, so the common failure
         # (no readable replica) is a clean 503 rather than a cut connection.
         first = await anext(stream, None)
@@ -389,11 +317,38 @@ class FilesAPI:
     async def delete(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
         version_no = _int_param(request, "version", None, lo=1)
-        deleted = await self.master.repo.delete_file(file_id, self._reader_scope(request),
-                                                     version_no)
-        await self.master.manifests.invalidate(file_id)
-        self.master.collector.wake()
+        deleted = await self.files.delete(file_id, self._reader_scope(request), version_no)
         return web.json_response({"file_id": file_id, "deleted_versions": deleted})
+
+
+def _uploaded(request: web.Request, result: UploadResult) -> web.Response:
+    info = facts(request)
+    info.file_id, info.mode, info.bytes = (result.file.file_id, result.version.mode,
+                                           result.version.size)
+    return web.json_response(upload_json(result), status=201,
+                             headers={"ETag": result.version.etag,
+                                      "X-EchoFS-Mode": result.version.mode})
+
+
+def _download_headers(record: FileRecord, read: FileRead) -> dict[str, str]:
+    headers = {
+        "ETag": read.version.etag,
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": content_disposition(record.path),
+        "X-EchoFS-Version": str(read.version.version),
+        "X-EchoFS-Mode": read.mode.value,
+    }
+    if read.stale:
+        headers["X-EchoFS-Stale"] = "true"
+    return headers
+
+
+def _requested_range(request: web.Request, version: VersionRecord) -> ByteRange | None:
+    """The Range asked for, unless an If-Range names another version."""
+    if_range = request.headers.get("If-Range")
+    if if_range is None or if_range.strip() == version.etag:
+        return parse_range(request.headers.get("Range"), version.size)
+    return None
 
 
 def _request_hint(request: web.Request, field: str | None = None) -> Hint | None:
@@ -414,46 +369,3 @@ def _etag_matches(header: str | None, etag: str) -> bool:
         return False
     tags = [t.strip().removeprefix("W/") for t in header.split(",")]
     return "*" in tags or etag in tags
-
-
-async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
-    try:
-        part = await reader.next()
-    except (ValueError, AssertionError, KeyError, HttpProcessingError) as exc:
-        raise BadRequest(f"malformed multipart body: {exc}", code="malformed_multipart") from None
-    if part is not None and not isinstance(part, BodyPartReader):
-        raise BadRequest("nested multipart bodies are not supported", code="malformed_multipart")
-    return part
-
-
-async def _part_pieces(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while True:
-        try:
-            piece = await part.read_chunk(_READ_PIECE)
-        except (ValueError, AssertionError, HttpProcessingError) as exc:
-            raise BadRequest(f"malformed multipart body: {exc}",
-                             code="malformed_multipart") from None
-        if not piece:
-            return
-        yield piece
-
-
-async def _field_text(part: BodyPartReader) -> str:
-    data = bytearray()
-    async for piece in _part_pieces(part):
-        data += piece
-        if len(data) > _MAX_FIELD_BYTES:
-            raise BadRequest(f"form field {part.name!r} is too long")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest(f"form field {part.name!r} is not UTF-8") from None
-
-
-async def _body_pieces(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    try:
-        async for piece in pieces:
-            yield piece
-    except HttpProcessingError as exc:
-        raise BadRequest(f"request body ended early or is malformed: {exc.message}",
-                         code="incomplete_body") from None

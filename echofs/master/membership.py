@@ -3,7 +3,8 @@
 Workers report in with heartbeats (status: capacity, load, chunk count). A
 worker is ``alive`` while heartbeats arrive, ``suspect`` after
 ``suspect_after`` seconds of silence or repeated failed calls, and ``dead``
-after ``dead_after``. New placements use only live workers; reads try live
+after ``dead_after`` (:class:`~echofs.core.vocabulary.Liveness`). Which of them
+own placements is decided in :mod:`echofs.master.placement`; reads try live
 replicas first, fastest (lowest smoothed RTT) first.
 """
 
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from echofs.core.vocabulary import Liveness
 from echofs.core.worker_status import WorkerStatus
 from echofs.worker.client import WorkerClient
 
@@ -23,6 +25,8 @@ _RTT_ALPHA = 0.2
 # the last one is recent (within ``suspect_after``): nothing calls a suspect
 # worker, so without this a healed worker would stay suspect for good.
 _FAILURES_SUSPECT = 3
+# Reads try replicas in this order of their holder's liveness.
+_READ_RANK = {Liveness.ALIVE: 0, Liveness.SUSPECT: 1, Liveness.DEAD: 2, Liveness.UNKNOWN: 3}
 
 
 @dataclass
@@ -80,36 +84,36 @@ class WorkerRegistry:
         state = self._workers.get(worker_id)
         return state.client if state else None
 
-    def liveness(self, worker_id: str, now: float | None = None) -> str:
+    def liveness(self, worker_id: str, now: float | None = None) -> Liveness:
         state = self._workers.get(worker_id)
         if state is None:
-            return "unknown"
+            return Liveness.UNKNOWN
         now = time.monotonic() if now is None else now
         silence = now - state.last_heartbeat
         if silence >= self.dead_after:
-            return "dead"
+            return Liveness.DEAD
         failing = (state.consecutive_failures >= _FAILURES_SUSPECT
                    and now - state.last_failure < self.suspect_after)
         if state.client is None or silence >= self.suspect_after or failing:
-            return "suspect"
-        return "alive"
+            return Liveness.SUSPECT
+        return Liveness.ALIVE
 
     def all_ids(self) -> list[str]:
         return sorted(self._workers)
 
     def live_ids(self) -> list[str]:
         now = time.monotonic()
-        return [w for w in sorted(self._workers) if self.liveness(w, now) == "alive"]
+        return [w for w in sorted(self._workers) if self.liveness(w, now) is Liveness.ALIVE]
 
     def placeable_ids(self) -> list[str]:
         """Workers that still own their placements: alive or suspect. A dead
         worker's chunks get new homes (and are re-replicated there)."""
         now = time.monotonic()
-        return [w for w in sorted(self._workers) if self.liveness(w, now) != "dead"]
+        return [w for w in sorted(self._workers) if self.liveness(w, now) is not Liveness.DEAD]
 
     def dead_ids(self) -> list[str]:
         now = time.monotonic()
-        return [w for w in sorted(self._workers) if self.liveness(w, now) == "dead"]
+        return [w for w in sorted(self._workers) if self.liveness(w, now) is Liveness.DEAD]
 
     def clients(self) -> list[WorkerClient]:
         return [s.client for s in self._workers.values() if s.client is not None]
@@ -136,12 +140,11 @@ class WorkerRegistry:
     def read_order(self, replicas: Iterable[str]) -> list[str]:
         """Replicas to try for a read: live ones by RTT, then the others."""
         now = time.monotonic()
-        rank = {"alive": 0, "suspect": 1, "dead": 2, "unknown": 3}
 
         def key(worker_id: str) -> tuple[int, float, str]:
             state = self._workers.get(worker_id)
             rtt = state.rtt if state and state.rtt is not None else 0.0
-            return rank[self.liveness(worker_id, now)], rtt, worker_id
+            return _READ_RANK[self.liveness(worker_id, now)], rtt, worker_id
 
         return sorted(replicas, key=key)
 

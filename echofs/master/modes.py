@@ -22,7 +22,8 @@ from collections.abc import Iterable
 
 from echofs.controller.client import ControllerClient
 from echofs.controller.signals import FileActivity, MasterReport, ModeUpdate
-from echofs.core.consistency import Hint, Mode, WorkerHealth
+from echofs.core.consistency import Hint, Mode, ModeReason, WorkerHealth
+from echofs.core.vocabulary import Liveness
 from echofs.daemon import Daemon
 from echofs.master.membership import WorkerRegistry
 from echofs.metadata.repository import MetadataRepository
@@ -38,21 +39,21 @@ class ModeTable:
     def __init__(self, default_mode: Mode) -> None:
         self.configured_default = default_mode
         self.default_mode = default_mode
-        self._modes: dict[str, tuple[Mode, str]] = {}
+        self._modes: dict[str, tuple[Mode, ModeReason]] = {}
         self.synced_at: float | None = None
 
     def apply(self, update: ModeUpdate) -> None:
         if update.snapshot:
             self._modes.clear()
         for object_id, (mode, reason) in update.modes.items():
-            self._modes[object_id] = (Mode(mode), reason)
+            self._modes[object_id] = (Mode(mode), ModeReason(reason))
         self.default_mode = Mode(update.default_mode)
         self.synced_at = time.time()
 
-    def lookup(self, object_id: str | None) -> tuple[Mode, str]:
+    def lookup(self, object_id: str | None) -> tuple[Mode, ModeReason]:
         if object_id is not None and object_id in self._modes:
             return self._modes[object_id]
-        return self.default_mode, "default"
+        return self.default_mode, ModeReason.DEFAULT
 
     def has_file_modes(self) -> bool:
         return bool(self._modes)
@@ -61,7 +62,7 @@ class ModeTable:
         """The mode one write uses: the request's hint, unless the file is a
         critical key (always strong); else the controller's decision."""
         mode, reason = self.lookup(object_id)
-        if reason == "critical":
+        if reason is ModeReason.CRITICAL:
             return Mode.STRONG
         if hint is not None and hint is not Hint.AUTO:
             return Mode(hint.value)
@@ -140,7 +141,7 @@ class ControllerLink(Daemon):
             self._calls[worker_id] = (calls, failures)
             attempted = calls - prev_calls
             error_rate = (failures - prev_failures) / attempted if attempted > 0 else 0.0
-            signals.append(WorkerHealth(worker_id, str(row["state"]),
+            signals.append(WorkerHealth(worker_id, Liveness(row["state"]),
                                         float(row["rtt_ms"] or 0.0), error_rate))
         return tuple(signals)
 

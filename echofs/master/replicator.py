@@ -10,7 +10,8 @@ crashes resumes them on restart.
 When a worker is declared dead its chunks get new homes: for each chunk it
 held, the placement over the remaining workers names who is missing a copy,
 and a task is queued for each. Tasks aimed at a dead worker are re-aimed the
-same way.
+same way. That placement is :meth:`echofs.master.placement.Placement.homes`,
+the object uploads ask for their write targets too.
 
 Convergence time — from the moment a fault heals (a worker comes back) or a
 backlog appears, until the queue is empty again — is measured here.
@@ -25,10 +26,11 @@ import time
 from echofs.core.chunk_codec import decode_chunk
 from echofs.core.errors import ChunkUnavailable
 from echofs.core.manifest import ReplicationTask
-from echofs.core.placement import place
+from echofs.core.vocabulary import ReplicationReason
 from echofs.daemon import Daemon
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.membership import WorkerRegistry
+from echofs.master.placement import Placement
 from echofs.metadata.repository import MetadataRepository
 from echofs.observability import metrics
 
@@ -49,6 +51,7 @@ class Replicator(Daemon):
         self.registry = registry
         self.chunk_io = chunk_io
         self.replication_factor = replication_factor
+        self.placement = Placement(registry, replication_factor)
         self.completed = 0
         # Copies in flight at once: enough to overlap worker latency, few
         # enough to leave bandwidth for clients.
@@ -128,12 +131,10 @@ class Replicator(Daemon):
             await self._queue_new_homes(chunk_id, replicas)
 
     async def _queue_new_homes(self, chunk_id: str, replicas: tuple[str, ...]) -> int:
-        placeable = self.registry.placeable_ids()
-        holders = {w for w in replicas if w in placeable}
         queued = 0
-        for target in place(chunk_id, placeable, self.replication_factor):
-            if target not in holders:
-                await self.repo.enqueue_replication(chunk_id, target, "rehome")
+        for target in self.placement.homes(chunk_id):
+            if target not in replicas:
+                await self.repo.enqueue_replication(chunk_id, target, ReplicationReason.REHOME)
                 queued += 1
         return queued
 

@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from echofs.core.vocabulary import Liveness, ReplicationReason, Verdict
 from echofs.daemon import Daemon
 from echofs.master.membership import WorkerRegistry
 from echofs.metadata.repository import MetadataRepository
@@ -53,21 +54,22 @@ class Scrubber(Daemon):
         for chunk_id, worker_id, size in page:
             self._cursor = (chunk_id, worker_id)
             client = self.registry.client(worker_id)
-            if client is None or self.registry.liveness(worker_id) != "alive":
+            if client is None or self.registry.liveness(worker_id) is not Liveness.ALIVE:
                 skipped += 1  # a dead worker's copies are re-replicated, not scrubbed
                 continue
             try:
-                verdict = await client.verify_chunk(chunk_id)
+                verdict = Verdict(await client.verify_chunk(chunk_id))
             except Exception as exc:
                 log.debug("scrub of %s on %s failed: %s", chunk_id[:12], worker_id, exc)
                 skipped += 1
                 continue
             checked += 1
-            if verdict != "ok":
+            if verdict is not Verdict.OK:
                 bad += 1
                 log.warning("scrubber found a %s copy of chunk %s on %s; repair queued",
                             verdict, chunk_id[:12], worker_id)
-                await self.repo.enqueue_replication(chunk_id, worker_id, f"scrub_{verdict}")
+                await self.repo.enqueue_replication(chunk_id, worker_id,
+                                                   ReplicationReason.scrub(verdict))
             budget += size
             if self.rate > 0:
                 ahead = budget / self.rate - (time.monotonic() - started)

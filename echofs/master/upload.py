@@ -9,10 +9,13 @@ chunk waits for a free slot before it is encoded. Nothing is visible until the
 final commit; if the upload fails or the client goes away, the chunks already
 stored stay unreferenced and the collector removes them after its grace period.
 
-A strong write acknowledges a chunk once a majority of its targets stored it;
-it does not wait out a target that hangs. Copies still in flight then get a
-short grace; each one still missing gets a durable replication intent before
-the chunk counts as placed, and goes on in the background (:class:`Stragglers`).
+Where a chunk goes is :meth:`Placement.write_targets
+<echofs.master.placement.Placement.write_targets>`; how it is made durable is
+the mode's write policy (:mod:`echofs.master.write_policies`). A strong write
+acknowledges a chunk once a majority of its targets stored it; it does not
+wait out a target that hangs. Copies still in flight then get a short grace;
+each one still missing gets a durable replication intent before the chunk
+counts as placed, and goes on in the background (:class:`Stragglers`).
 """
 
 from __future__ import annotations
@@ -28,13 +31,14 @@ import blake3
 from echofs.core.chunk_codec import EncodedChunk, encode_chunk
 from echofs.core.chunking import ChunkSplitter
 from echofs.core.consistency import Mode
-from echofs.core.errors import PayloadTooLarge, QuorumNotReached, Unavailable
+from echofs.core.errors import PayloadTooLarge, Unavailable
 from echofs.core.manifest import FileRecord, NewChunk, VersionRecord
-from echofs.core.placement import place, write_quorum
+from echofs.core.vocabulary import ChunkState
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.claims import ClaimBatcher, CommitBatcher
-from echofs.master.membership import WorkerRegistry
-from echofs.master.quorum import Stragglers, until_quorum
+from echofs.master.placement import Placement
+from echofs.master.quorum import Stragglers
+from echofs.master.write_policies import WRITE_POLICIES, ChunkWrite, WriteTools
 from echofs.metadata.repository import CommitRequest, MetadataRepository
 
 log = logging.getLogger(__name__)
@@ -65,7 +69,6 @@ class UploadResult:
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     chunk_size: int
-    replication_factor: int
     pipeline_depth: int
     versions_kept: int
     max_upload_size: int
@@ -75,18 +78,23 @@ class PipelineSettings:
 
 
 class UploadPipeline:
-    def __init__(self, repo: MetadataRepository, registry: WorkerRegistry, chunk_io: ChunkIO,
+    def __init__(self, repo: MetadataRepository, placement: Placement, chunk_io: ChunkIO,
                  settings: PipelineSettings) -> None:
         self.repo = repo
-        self.registry = registry
-        self.chunk_io = chunk_io
+        self.placement = placement
         self.settings = settings
         self.claims = ClaimBatcher(repo)
         self.commits = CommitBatcher(repo)
         self.stragglers = Stragglers(repo, limit=settings.pipeline_depth)
+        self.tools = WriteTools(repo, chunk_io, placement, self.stragglers)
 
     def begin(self, mode: Mode = Mode.STRONG) -> Upload:
         return Upload(self, mode)
+
+    async def close(self) -> None:
+        """Finish the batches of claims and commits already queued."""
+        await self.claims.close()
+        await self.commits.close()
 
 
 class Upload:
@@ -96,6 +104,7 @@ class Upload:
     def __init__(self, pipeline: UploadPipeline, mode: Mode) -> None:
         self._p = pipeline
         self.mode = mode
+        self._policy = WRITE_POLICIES[mode]
         # Workers this upload placed chunks on (the controller's per-file signal).
         self._targets: set[str] = set()
         # True once a chunk was acknowledged with copies still owed (wake the
@@ -168,115 +177,29 @@ class Upload:
 
     async def _place(self, encoded: EncodedChunk) -> NewChunk:
         p = self._p
-        rf = p.settings.replication_factor
         new = NewChunk(encoded.chunk_id, encoded.raw_size, encoded.stored_size,
                        encoded.compressed, ())
         claim = await p.claims.claim(new)
-        if claim.state != "live":
+        if claim.state != ChunkState.LIVE:
             claim = await self._wait_for_collection(new)
         self._chunk_ids[encoded.chunk_id] = None
-        # New placements go to live workers. If fewer than RF are live, the
-        # missing homes are taken among suspect workers (likely back soon)
-        # and their copies queued durably rather than forgotten.
-        live_ids = p.registry.live_ids()
-        live = set(live_ids)
-        targets = place(encoded.chunk_id, live_ids, rf)
-        if len(targets) < rf:
-            absent = [w for w in p.registry.placeable_ids() if w not in live]
-            targets += place(encoded.chunk_id, absent, rf - len(targets))
-        self._targets.update(targets)
-        held = [w for w in claim.replicas if w in live]
-        needed = write_quorum(rf) if self.mode is Mode.STRONG else 1
-        if len(held) >= needed:
+        where = p.placement.write_targets(encoded.chunk_id)
+        self._targets.update(where.targets)
+        held = [w for w in claim.replicas if w in where.live]
+        if len(held) >= self._policy.copies_needed(p.placement.replication_factor):
             # Deduplicated: enough live copies exist already.
             self._dedup_chunks += 1
             self._dedup_bytes += encoded.raw_size
             self._note_acks(len(held))
             return NewChunk(new.chunk_id, new.size, new.stored_size, new.compressed,
                             tuple(claim.replicas))
-        if self.mode is Mode.STRONG:
-            return await self._place_strong(encoded, new, claim.replicas, held, targets, live)
-        return await self._place_one(encoded, new, claim.replicas, held, targets, live)
-
-    async def _place_strong(self, encoded: EncodedChunk, new: NewChunk,
-                            recorded: tuple[str, ...], held: list[str], targets: list[str],
-                            live: set[str]) -> NewChunk:
-        """Strict quorum: a majority of the placement targets must store it."""
-        p = self._p
-        rf = p.settings.replication_factor
-        quorum = write_quorum(rf)
-        reachable = [w for w in targets if w in live and w not in held]
-        away = [w for w in targets if w not in live and w not in recorded]
-        if len(held) + len(reachable) < quorum:
-            raise QuorumNotReached(
-                f"{len(held) + len(reachable)} of {rf} placement targets reachable; "
-                f"a strong write needs {quorum}"
-            )
-        puts = {asyncio.create_task(p.chunk_io.put(w, encoded.chunk_id, encoded.frame)): w
-                for w in reachable}
-        try:
-            acked, errors, late = await until_quorum(puts, quorum - len(held))
-        except BaseException:
-            for task in puts:
-                task.cancel()
-            raise
-        copies = len(held) + len(acked)
-        if copies < quorum:
-            for task in late:
-                task.cancel()
-            detail = "; ".join(f"{w}: {e!r}" for w, e in errors.items())
-            raise QuorumNotReached(
-                f"chunk {encoded.chunk_id[:12]} reached {copies} of {quorum} required "
-                f"replicas ({detail})"
-            )
-        # Quorum, but not RF yet: the copies still in flight go on in the
-        # background and record themselves when they land.
-        p.stragglers.adopt(encoded.chunk_id, late)
-        for worker_id in [*errors, *late.values(), *away]:
-            # A durable intent restores each copy not confirmed now, whatever
-            # becomes of the put or of this master.
-            await p.repo.enqueue_replication(encoded.chunk_id, worker_id, "under_replicated")
-        self._stored_bytes += encoded.stored_size * len(acked)
-        self._note_acks(copies)
+        stored = await self._policy.store(ChunkWrite(encoded, claim.replicas, held, where),
+                                          p.tools)
+        self._stored_bytes += stored.stored_bytes
+        self._note_acks(stored.copies)
+        self._deferred = self._deferred or stored.deferred
         return NewChunk(new.chunk_id, new.size, new.stored_size, new.compressed,
-                        tuple(dict.fromkeys([*held, *acked])))
-
-    async def _place_one(self, encoded: EncodedChunk, new: NewChunk,
-                         recorded: tuple[str, ...], held: list[str], targets: list[str],
-                         live: set[str]) -> NewChunk:
-        """Hybrid and available: one durable copy now, the rest queued.
-
-        Hybrid writes that copy on a placement target; available may fall
-        back to any live worker (sloppy quorum) and the copies owed to the
-        targets are hinted handoffs the replicator delivers later.
-        """
-        p = self._p
-        candidates = [w for w in targets if w in live]
-        if self.mode is Mode.AVAILABLE:
-            candidates += [w for w in p.registry.read_order(live) if w not in candidates]
-        errors: list[str] = []
-        for worker_id in candidates:
-            try:
-                await p.chunk_io.put(worker_id, encoded.chunk_id, encoded.frame)
-            except Exception as exc:
-                errors.append(f"{worker_id}: {exc!r}")
-                continue
-            owed = [w for w in targets if w != worker_id and w not in recorded]
-            reason = "hinted_handoff" if worker_id not in targets else "deferred_copy"
-            # The copy and the intents for the others commit together, so the
-            # replicator has a source the moment it sees the tasks.
-            await p.repo.record_partial_write(encoded.chunk_id, worker_id, owed, reason)
-            self._stored_bytes += encoded.stored_size
-            self._note_acks(1)
-            self._deferred = True
-            return NewChunk(new.chunk_id, new.size, new.stored_size, new.compressed,
-                            tuple(dict.fromkeys([*recorded, worker_id])))
-        where = "live worker" if self.mode is Mode.AVAILABLE else "placement target"
-        raise QuorumNotReached(
-            f"chunk {encoded.chunk_id[:12]}: no {where} could store a copy "
-            f"({'; '.join(errors) or 'none reachable'})",
-            code="no_replica_stored",
-        )
+                        stored.replicas)
 
     async def _keep_chunks_alive(self) -> None:
         period = max(self._p.settings.gc_grace / 4, 0.05)
@@ -294,7 +217,7 @@ class Upload:
         while loop.time() < deadline:
             await asyncio.sleep(0.1)
             claim = await self._p.claims.claim(new)
-            if claim.state == "live":
+            if claim.state == ChunkState.LIVE:
                 return claim
         raise Unavailable("a chunk of this upload is being garbage-collected; retry shortly")
 

@@ -9,21 +9,48 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from echofs.core.vocabulary import Liveness
 from echofs.observability import metrics
 from echofs.observability.metrics import Sample
 
 if TYPE_CHECKING:
     from echofs.controller.service import ControllerService
-    from echofs.master.role import MasterRole
     from echofs.worker.service import WorkerService
 
 # Every liveness state the registry reports, so a count of 0 is a sample too.
-_LIVENESS = ("alive", "suspect", "dead")
+_LIVENESS = (Liveness.ALIVE, Liveness.SUSPECT, Liveness.DEAD)
 
 
-async def master_samples(master: MasterRole) -> list[Sample]:
+# What a master's samples are read from, named by what is read, so that
+# observability does not depend on the master's modules (the master role
+# satisfies this as it is).
+class _Backlog(Protocol):
+    async def replication_backlog(self) -> tuple[int, float | None]: ...
+
+
+class _Convergence(Protocol):
+    @property
+    def last_convergence(self) -> float | None: ...
+
+
+class _Workers(Protocol):
+    def snapshot(self) -> list[dict[str, object]]: ...
+
+
+class MasterState(Protocol):
+    @property
+    def repo(self) -> _Backlog: ...
+
+    @property
+    def replicator(self) -> _Convergence: ...
+
+    @property
+    def registry(self) -> _Workers: ...
+
+
+async def master_samples(master: MasterState) -> list[Sample]:
     depth, oldest = await master.repo.replication_backlog()
     samples: list[Sample] = [
         ("echofs_replication_queue_depth", (), float(depth)),
@@ -39,7 +66,8 @@ async def master_samples(master: MasterRole) -> list[Sample]:
                 for state in _LIVENESS]
     for row in rows:
         worker = (str(row["id"]),)
-        samples.append(("echofs_worker_up", worker, 1.0 if row["state"] == "alive" else 0.0))
+        up = row["state"] == Liveness.ALIVE
+        samples.append(("echofs_worker_up", worker, 1.0 if up else 0.0))
         samples.append(("echofs_worker_heartbeat_age_seconds", worker,
                         float(row["seconds_since_heartbeat"])))  # type: ignore[arg-type]
         for family, key in (("echofs_worker_capacity_bytes", "capacity_bytes"),
@@ -74,7 +102,7 @@ async def controller_samples(controller: ControllerService) -> list[Sample]:
     return samples
 
 
-def track_master(master: MasterRole) -> None:
+def track_master(master: MasterState) -> None:
     metrics.track(master, master_samples)
 
 

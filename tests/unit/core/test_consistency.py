@@ -14,6 +14,7 @@ from echofs.core.consistency import (
     HysteresisConfig,
     Mode,
     ModeDecider,
+    ModeReason,
     Sample,
     WorkerHealth,
     parse_hint,
@@ -21,6 +22,7 @@ from echofs.core.consistency import (
     partition_risk,
     unhealthiness,
 )
+from echofs.core.vocabulary import Liveness
 
 
 def test_score_is_the_original_formula():
@@ -51,11 +53,13 @@ def test_partition_risk_spends_the_failure_budget():
 
 
 def test_unhealthiness():
-    assert unhealthiness(WorkerHealth("w", "dead")) == 1.0
-    assert unhealthiness(WorkerHealth("w", "suspect")) == 1.0
-    assert unhealthiness(WorkerHealth("w", "alive", rtt_ms=1, error_rate=0.25)) == 0.25
-    assert unhealthiness(WorkerHealth("w", "alive", rtt_ms=400)) == 0.5
-    assert unhealthiness(WorkerHealth("w", "alive", rtt_ms=5)) == 0.0
+    assert unhealthiness(WorkerHealth("w", Liveness.DEAD)) == 1.0
+    assert unhealthiness(WorkerHealth("w", Liveness.SUSPECT)) == 1.0
+    assert unhealthiness(WorkerHealth("w", Liveness.ALIVE, rtt_ms=1, error_rate=0.25)) == 0.25
+    assert unhealthiness(WorkerHealth("w", Liveness.ALIVE, rtt_ms=400)) == 0.5
+    assert unhealthiness(WorkerHealth("w", Liveness.ALIVE, rtt_ms=5)) == 0.0
+    # Over gRPC the liveness arrives as its plain string: the same answer.
+    assert unhealthiness(WorkerHealth("w", "alive", rtt_ms=5)) == 0.0  # type: ignore[arg-type]
 
 
 def _decider(**kw) -> ModeDecider:
@@ -70,7 +74,7 @@ def test_change_needs_confirm_samples():
     decider, controls = _decider(), Controls()
     decisions = [decider.decide("f", HIGH, controls, now=100 + i) for i in range(3)]
     assert [d.changed for d in decisions] == [False, False, True]
-    assert decisions[-1].mode is Mode.AVAILABLE and decisions[-1].reason == "policy"
+    assert decisions[-1].mode is Mode.AVAILABLE and decisions[-1].reason is ModeReason.POLICY
 
 
 def test_oscillating_signal_causes_no_flapping():
@@ -99,7 +103,7 @@ def test_emergency_bypasses_hysteresis_one_way_only():
     decider, controls = _decider(), Controls()
     storm = Sample(partition_risk=0.9, replication_lag=0, write_rate=0)
     first = decider.decide("f", storm, controls, now=0.0)
-    assert first.changed and first.mode is Mode.AVAILABLE and first.reason == "emergency"
+    assert first.changed and first.mode is Mode.AVAILABLE and first.reason is ModeReason.EMERGENCY
     # Recovery goes through hysteresis: not on the first calm sample.
     back = [decider.decide("f", LOW, controls, now=10.0 + i) for i in range(5)]
     assert [d.changed for d in back].index(True) >= 2
@@ -112,13 +116,13 @@ def test_critical_keys_win_over_override_emergency_and_hints():
     storm = Sample(partition_risk=1.0, replication_lag=10, write_rate=1000)
     decision = decider.decide("f", storm, controls, now=0.0)
     assert decision.mode is Mode.STRONG and not decision.changed  # strong is the default
-    assert decider.decide("g", storm, controls, now=0.0).reason == "override"
+    assert decider.decide("g", storm, controls, now=0.0).reason is ModeReason.OVERRIDE
 
 
 def test_override_forces_and_clearing_returns_to_policy():
     decider = _decider()
     controls = Controls(override=Mode.AVAILABLE)
-    assert decider.decide("f", LOW, controls, now=0.0).reason == "override"
+    assert decider.decide("f", LOW, controls, now=0.0).reason is ModeReason.OVERRIDE
     assert decider.current("f") is Mode.AVAILABLE
     controls.override = None
     modes = [decider.decide("f", LOW, controls, now=10.0 + i).mode for i in range(4)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from echofs.core.vocabulary import Liveness
 from echofs.master.membership import WorkerRegistry
 from echofs.worker.client import LocalWorkerClient
 from echofs.worker.service import WorkerService
@@ -18,10 +19,10 @@ def test_liveness_follows_heartbeat_silence(tmp_path):
     registry = WorkerRegistry(suspect_after=3, dead_after=10)
     registry.register(_client("w1", tmp_path))
     now = time.monotonic()
-    assert registry.liveness("w1", now) == "alive"
-    assert registry.liveness("w1", now + 4) == "suspect"
-    assert registry.liveness("w1", now + 11) == "dead"
-    assert registry.liveness("nobody") == "unknown"
+    assert registry.liveness("w1", now) is Liveness.ALIVE
+    assert registry.liveness("w1", now + 4) is Liveness.SUSPECT
+    assert registry.liveness("w1", now + 11) is Liveness.DEAD
+    assert registry.liveness("nobody") is Liveness.UNKNOWN
 
 
 def test_failed_calls_make_a_heartbeating_worker_suspect(tmp_path):

@@ -1,0 +1,96 @@
+"""``GET /api/v1/health`` and ``GET /api/v1/workers/health``.
+
+Health is ``ok`` while at least RF workers are alive, ``degraded`` while a
+strong write can still reach its quorum, and ``unavailable`` (HTTP 503)
+below that. The body gathers what an operator looks at first: the replication
+backlog and convergence, the scrubber, caches, and the consistency modes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from echofs import __version__
+from echofs.cache.base import Cache
+from echofs.core.placement import write_quorum
+from echofs.core.vocabulary import Liveness
+from echofs.master.download import ChunkReader
+from echofs.master.files import FileService
+from echofs.master.manifests import ManifestReader
+from echofs.master.membership import WorkerRegistry
+from echofs.master.modes import ControllerLink, ModeTable
+from echofs.master.replicator import Replicator
+from echofs.master.scrubber import Scrubber
+from echofs.metadata.repository import MetadataRepository
+
+
+@dataclass(frozen=True, slots=True)
+class HealthAPI:
+    role_name: str
+    replication_factor: int
+    repo: MetadataRepository
+    registry: WorkerRegistry
+    replicator: Replicator
+    scrubber: Scrubber
+    reader: ChunkReader
+    cache: Cache
+    manifests: ManifestReader
+    modes: ModeTable
+    files: FileService
+    controller_link: ControllerLink | None
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/api/v1/health", self.health),
+            web.get("/api/v1/workers/health", self.workers_health),
+        ]
+
+    async def health(self, request: web.Request) -> web.Response:
+        alive = len(self.registry.live_ids())
+        total = len(self.registry.all_ids())
+        rf = self.replication_factor
+        quorum = write_quorum(rf)
+        status = "ok" if alive >= rf else ("degraded" if alive >= quorum else "unavailable")
+        depth, oldest = await self.repo.replication_backlog()
+        convergence = self.replicator.last_convergence
+        body = {
+            "status": status, "role": self.role_name, "version": __version__,
+            "workers": {"alive": alive, "total": total},
+            "replication_factor": rf, "write_quorum": quorum,
+            "replication_queue": {
+                "depth": depth,
+                "oldest_age_seconds": round(time.time() - oldest, 3) if oldest else None,
+                "last_convergence_seconds": round(convergence, 3) if convergence else None,
+                "copies_made": self.replicator.completed,
+            },
+            "scrubber": {"cycles": self.scrubber.cycles,
+                         "bad_copies_found": self.scrubber.bad_found},
+            "read_repairs_queued": self.reader.repairs_queued,
+            "cache": {"backend": self.cache.description,
+                      "available": self.cache.available,
+                      "manifest_hits": self.manifests.hits,
+                      "manifest_misses": self.manifests.misses,
+                      # Sole master of an SQLite store: read answers in memory.
+                      "read_memo": None if self.repo.memo is None else {
+                          "entries": len(self.repo.memo), "hits": self.repo.memo.hits,
+                          "misses": self.repo.memo.misses}},
+            "consistency": {
+                "default_mode": self.modes.default_mode.value,
+                "modes": self.modes.counts(),
+                "controller_connected": bool(self.controller_link and
+                                             self.controller_link.connected),
+                "stale_reads": self.files.stale_reads,
+            },
+        }
+        return web.json_response(body, status=200 if status != "unavailable" else 503)
+
+    async def workers_health(self, request: web.Request) -> web.Response:
+        workers = self.registry.snapshot()
+        return web.json_response({
+            "workers": workers,
+            "alive": sum(1 for w in workers if w["state"] == Liveness.ALIVE),
+            "total": len(workers),
+        })

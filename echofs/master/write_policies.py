@@ -1,0 +1,188 @@
+"""How one chunk of a write is made durable, per consistency mode.
+
+The upload pipeline (:mod:`echofs.master.upload`) claims a chunk, asks the
+placement for its targets and skips the write if enough live copies exist
+already (:meth:`WritePolicy.copies_needed`). Everything after that depends on
+the mode and lives here, one policy per mode, looked up in
+:data:`WRITE_POLICIES`:
+
+- ``strong`` — a strict majority of the placement targets must store the
+  chunk. It is acknowledged at quorum; copies still in flight go on in the
+  background (:class:`~echofs.master.quorum.Stragglers`), and each copy not
+  confirmed now gets a durable ``under_replicated`` intent first.
+- ``hybrid`` — one durable copy on a placement target now; the copies owed to
+  the other targets are ``deferred_copy`` intents in the same transaction.
+- ``available`` — like hybrid, but the one copy may land on any live worker
+  (sloppy quorum); a copy stored off its targets makes the owed ones
+  ``hinted_handoff`` intents the replicator delivers later.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from dataclasses import dataclass
+
+from echofs.core.chunk_codec import EncodedChunk
+from echofs.core.consistency import Mode
+from echofs.core.errors import QuorumNotReached
+from echofs.core.placement import write_quorum
+from echofs.core.vocabulary import ReplicationReason
+from echofs.master.chunk_io import ChunkIO
+from echofs.master.placement import Placement, WriteTargets
+from echofs.master.policy_router import ModeRouter
+from echofs.master.quorum import Stragglers, until_quorum
+from echofs.metadata.repository import MetadataRepository
+
+
+@dataclass(frozen=True, slots=True)
+class WriteTools:
+    """What a policy writes with: the pipeline's shared parts."""
+
+    repo: MetadataRepository
+    chunk_io: ChunkIO
+    placement: Placement
+    stragglers: Stragglers
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkWrite:
+    """One encoded chunk to store, and what is known of its copies."""
+
+    chunk: EncodedChunk
+    recorded: tuple[str, ...]  # replicas the metadata lists already
+    held: list[str]  # of those, the ones on live workers
+    where: WriteTargets
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A chunk acknowledged: its replicas, how many copies were confirmed now,
+    the bytes this write put on workers, and whether copies are still owed
+    (the replicator is woken for them after commit)."""
+
+    replicas: tuple[str, ...]
+    copies: int
+    stored_bytes: int
+    deferred: bool
+
+
+class WritePolicy(abc.ABC):
+    @abc.abstractmethod
+    def copies_needed(self, replication_factor: int) -> int:
+        """Live copies that make a chunk as durable as this mode's write would:
+        with that many already held, the chunk is deduplicated."""
+
+    @abc.abstractmethod
+    async def store(self, write: ChunkWrite, tools: WriteTools) -> Stored:
+        """Store the chunk as the mode requires, or raise QuorumNotReached."""
+
+
+WRITE_POLICIES: ModeRouter[WritePolicy] = ModeRouter("write")
+
+
+@WRITE_POLICIES.register(Mode.STRONG)
+class QuorumWrite(WritePolicy):
+    """Strict quorum: a majority of the placement targets must store it."""
+
+    def copies_needed(self, replication_factor: int) -> int:
+        return write_quorum(replication_factor)
+
+    async def store(self, write: ChunkWrite, tools: WriteTools) -> Stored:
+        rf = tools.placement.replication_factor
+        quorum = write_quorum(rf)
+        chunk, held, live = write.chunk, write.held, write.where.live
+        reachable = [w for w in write.where.targets if w in live and w not in held]
+        away = [w for w in write.where.targets if w not in live and w not in write.recorded]
+        if len(held) + len(reachable) < quorum:
+            raise QuorumNotReached(
+                f"{len(held) + len(reachable)} of {rf} placement targets reachable; "
+                f"a strong write needs {quorum}"
+            )
+        puts = {asyncio.create_task(tools.chunk_io.put(w, chunk.chunk_id, chunk.frame)): w
+                for w in reachable}
+        try:
+            acked, errors, late = await until_quorum(puts, quorum - len(held))
+        except BaseException:
+            for task in puts:
+                task.cancel()
+            raise
+        copies = len(held) + len(acked)
+        if copies < quorum:
+            for task in late:
+                task.cancel()
+            detail = "; ".join(f"{w}: {e!r}" for w, e in errors.items())
+            raise QuorumNotReached(
+                f"chunk {chunk.chunk_id[:12]} reached {copies} of {quorum} required "
+                f"replicas ({detail})"
+            )
+        # Quorum, but not RF yet: the copies still in flight go on in the
+        # background and record themselves when they land.
+        tools.stragglers.adopt(chunk.chunk_id, late)
+        for worker_id in [*errors, *late.values(), *away]:
+            # A durable intent restores each copy not confirmed now, whatever
+            # becomes of the put or of this master.
+            await tools.repo.enqueue_replication(chunk.chunk_id, worker_id,
+                                                 ReplicationReason.UNDER_REPLICATED)
+        return Stored(tuple(dict.fromkeys([*held, *acked])), copies,
+                      chunk.stored_size * len(acked), deferred=False)
+
+
+class OneCopyWrite(WritePolicy):
+    """One durable copy now, the rest queued: the first candidate that stores
+    it wins, and the copies owed to the targets commit with it, so the
+    replicator has a source the moment it sees the tasks."""
+
+    # Where the copy may go, for the error when none could take it.
+    where: str
+
+    def copies_needed(self, replication_factor: int) -> int:
+        return 1
+
+    @abc.abstractmethod
+    def candidates(self, where: WriteTargets, placement: Placement) -> list[str]:
+        """Workers to try, in order."""
+
+    async def store(self, write: ChunkWrite, tools: WriteTools) -> Stored:
+        chunk, targets = write.chunk, write.where.targets
+        errors: list[str] = []
+        for worker_id in self.candidates(write.where, tools.placement):
+            try:
+                await tools.chunk_io.put(worker_id, chunk.chunk_id, chunk.frame)
+            except Exception as exc:
+                errors.append(f"{worker_id}: {exc!r}")
+                continue
+            owed = [w for w in targets if w != worker_id and w not in write.recorded]
+            reason = (ReplicationReason.HINTED_HANDOFF if worker_id not in targets
+                      else ReplicationReason.DEFERRED_COPY)
+            await tools.repo.record_partial_write(chunk.chunk_id, worker_id, owed, reason)
+            return Stored(tuple(dict.fromkeys([*write.recorded, worker_id])), 1,
+                          chunk.stored_size, deferred=True)
+        raise QuorumNotReached(
+            f"chunk {chunk.chunk_id[:12]}: no {self.where} could store a copy "
+            f"({'; '.join(errors) or 'none reachable'})",
+            code="no_replica_stored",
+        )
+
+
+@WRITE_POLICIES.register(Mode.HYBRID)
+class TargetCopyWrite(OneCopyWrite):
+    """Hybrid: the one copy goes on a live placement target."""
+
+    where = "placement target"
+
+    def candidates(self, where: WriteTargets, placement: Placement) -> list[str]:
+        return [w for w in where.targets if w in where.live]
+
+
+@WRITE_POLICIES.register(Mode.AVAILABLE)
+class SloppyWrite(OneCopyWrite):
+    """Available: a live placement target first, else any live worker, fastest
+    first (a sloppy quorum; the targets get hinted handoffs)."""
+
+    where = "live worker"
+
+    def candidates(self, where: WriteTargets, placement: Placement) -> list[str]:
+        candidates = [w for w in where.targets if w in where.live]
+        return candidates + [w for w in placement.fastest_first(where.live)
+                             if w not in candidates]
