@@ -26,7 +26,7 @@ import time
 from echofs.core.chunk_codec import decode_chunk
 from echofs.core.errors import ChunkUnavailable
 from echofs.core.manifest import ReplicationTask
-from echofs.core.vocabulary import ReplicationReason
+from echofs.core.vocabulary import ChunkState, Liveness, ReplicationReason
 from echofs.daemon import Daemon
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.membership import WorkerRegistry
@@ -139,16 +139,16 @@ class Replicator(Daemon):
         return queued
 
     async def _replicate(self, task: ReplicationTask) -> None:
-        if await self.repo.chunk_state(task.chunk_id) != "live":
+        if await self.repo.chunk_state(task.chunk_id) != ChunkState.LIVE:
             # Collected meanwhile: nothing to restore.
             await self.repo.drop_replication(task)
             return
-        if self.registry.liveness(task.target_worker) == "dead":
+        if self.registry.liveness(task.target_worker) == Liveness.DEAD:
             # Nobody to give the copy to: aim it at the chunk's new home instead.
             await self.repo.drop_replication(task)
             await self._queue_new_homes(task.chunk_id, await self.repo.replicas(task.chunk_id))
             return
-        if self.registry.liveness(task.target_worker) != "alive":
+        if self.registry.liveness(task.target_worker) != Liveness.ALIVE:
             raise ChunkUnavailable(f"target {task.target_worker} is not alive")
         sources = [w for w in await self.repo.replicas(task.chunk_id) if w != task.target_worker]
         for source in self.registry.read_order(sources):

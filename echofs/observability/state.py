@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping
+from typing import Protocol
 
 from echofs.core.vocabulary import Liveness
+from echofs.core.worker_status import WorkerStatus
 from echofs.observability import metrics
 from echofs.observability.metrics import Sample
-
-if TYPE_CHECKING:
-    from echofs.controller.service import ControllerService
-    from echofs.worker.service import WorkerService
 
 # Every liveness state the registry reports, so a count of 0 is a sample too.
 _LIVENESS = (Liveness.ALIVE, Liveness.SUSPECT, Liveness.DEAD)
@@ -80,7 +78,23 @@ async def master_samples(master: MasterState) -> list[Sample]:
     return samples
 
 
-async def worker_samples(service: WorkerService) -> list[Sample]:
+# What a worker's and the controller's samples are read from (the worker
+# service and the controller service satisfy these as they are).
+class WorkerState(Protocol):
+    @property
+    def worker_id(self) -> str: ...
+
+    async def status(self) -> WorkerStatus: ...
+
+
+class ControllerState(Protocol):
+    @property
+    def last_signals(self) -> Mapping[str, object]: ...
+
+    def status(self) -> Mapping[str, object]: ...
+
+
+async def worker_samples(service: WorkerState) -> list[Sample]:
     status = await service.status()
     worker = (service.worker_id,)
     return [
@@ -90,7 +104,7 @@ async def worker_samples(service: WorkerService) -> list[Sample]:
     ]
 
 
-async def controller_samples(controller: ControllerService) -> list[Sample]:
+async def controller_samples(controller: ControllerState) -> list[Sample]:
     # Counts per mode (never per file): the status the controller reports.
     modes = controller.status()["modes"]
     assert isinstance(modes, dict)
@@ -98,7 +112,7 @@ async def controller_samples(controller: ControllerService) -> list[Sample]:
                              for mode, count in sorted(modes.items())]
     risk = controller.last_signals.get("cluster_partition_risk")
     if risk is not None:  # unknown until the first sample
-        samples.append(("echofs_partition_risk", (), float(risk)))
+        samples.append(("echofs_partition_risk", (), float(risk)))  # type: ignore[arg-type]
     return samples
 
 
@@ -106,9 +120,9 @@ def track_master(master: MasterState) -> None:
     metrics.track(master, master_samples)
 
 
-def track_worker(service: WorkerService) -> None:
+def track_worker(service: WorkerState) -> None:
     metrics.track(service, worker_samples)
 
 
-def track_controller(controller: ControllerService) -> None:
+def track_controller(controller: ControllerState) -> None:
     metrics.track_controller(controller, controller_samples)

@@ -12,6 +12,7 @@ from echofs.controller.service import ControllerService
 from echofs.controller.signals import FileActivity, MasterReport, ModeUpdate
 from echofs.core.consistency import WorkerHealth
 from echofs.core.errors import Unavailable
+from echofs.core.vocabulary import Liveness
 from echofs.rpc.cluster_auth import send_cluster_token
 from echofs.rpc.generated.echofs.v1 import (
     ControllerBase,
@@ -40,11 +41,20 @@ def report_to_msg(report: MasterReport) -> SignalReport:
     )
 
 
+def _liveness(value: str) -> Liveness:
+    # A state this controller does not know (a newer master's) counts as not
+    # alive, as any string other than "alive" did before it was typed.
+    try:
+        return Liveness(value)
+    except ValueError:
+        return Liveness.UNKNOWN
+
+
 def report_from_msg(msg: SignalReport) -> MasterReport:
     return MasterReport(
         master_id=msg.master_id, interval=msg.interval_seconds,
         replication_factor=msg.replication_factor or 3,
-        workers=tuple(WorkerHealth(w.worker_id, w.liveness, w.rtt_ms, w.error_rate)
+        workers=tuple(WorkerHealth(w.worker_id, _liveness(w.liveness), w.rtt_ms, w.error_rate)
                       for w in msg.workers),
         queue_depth=msg.replication_queue_depth, oldest_age=msg.replication_oldest_age_seconds,
         files=tuple(FileActivity(f.object_id, f.write_rate, tuple(f.workers))
