@@ -40,7 +40,7 @@ def sqlite_url_for(path: Path) -> str:
 
 def create_engine(url: str, *, relaxed: bool = False) -> AsyncEngine:
     """An engine for ``url``. ``relaxed`` (SQLite): its commits do not wait
-    for the disk; see MetadataRepository for the only writes that use it."""
+    for the disk; see Transactions._write in transactions.py for the only writes that use it."""
     url = async_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
