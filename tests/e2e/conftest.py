@@ -27,7 +27,10 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running
+# on this thread while it is open, and every asyncio test after it would then
+# fail to start its own. Each browser test module opens and closes its own.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     assert CHROMIUM.exists(), ("the browser tests need Chromium at /usr/bin/chromium "
                                "(apt-get install chromium; .ci/run does)")
@@ -38,14 +41,14 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def web_server(tmp_path_factory) -> Iterator[ServeProcess]:
     """The embedded node (master, controller, three workers) in open mode."""
     with ServeProcess(tmp_path_factory.mktemp("web") / "data") as process:
         yield process
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def web_api(web_server) -> Iterator[Client]:
     with Client(web_server.url) as client:
         yield client
