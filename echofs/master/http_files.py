@@ -44,6 +44,11 @@ _DEFAULT_OWNER = "local"
 _MAX_PAGE = 1000
 
 
+# Version numbers are 64-bit integers in the database; a larger one in a query
+# would overflow the driver (a 500) instead of naming a version that cannot exist.
+MAX_VERSION = 2**63 - 1
+
+
 def _int_param(request: web.Request, name: str, default: int | None, *, lo: int,
                hi: int | None = None) -> int | None:
     raw = request.query.get(name)
@@ -210,7 +215,7 @@ class FilesAPI:
 
     async def stat(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
-        version_no = _int_param(request, "version", None, lo=1)
+        version_no = _int_param(request, "version", None, lo=1, hi=MAX_VERSION)
         record = await self.files.get(file_id, self._reader_scope(request))
         version = await self.files.version(record, version_no)
         facts(request).mode = self.files.mode_of(file_id).value
@@ -246,7 +251,8 @@ class FilesAPI:
         return await self._send(request, record)
 
     async def _send(self, request: web.Request, record: FileRecord) -> web.StreamResponse:
-        read = await self.files.read(record, _int_param(request, "version", None, lo=1))
+        version_no = _int_param(request, "version", None, lo=1, hi=MAX_VERSION)
+        read = await self.files.read(record, version_no)
         version = read.version
         info = facts(request)
         info.file_id, info.mode = record.file_id, read.mode.value
@@ -316,7 +322,7 @@ class FilesAPI:
 
     async def delete(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
-        version_no = _int_param(request, "version", None, lo=1)
+        version_no = _int_param(request, "version", None, lo=1, hi=MAX_VERSION)
         deleted = await self.files.delete(file_id, self._reader_scope(request), version_no)
         return web.json_response({"file_id": file_id, "deleted_versions": deleted})
 

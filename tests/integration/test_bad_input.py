@@ -104,8 +104,15 @@ async def test_unknown_ids_and_bad_parameters(http):
     async with http.delete("/api/v1/files/nope") as resp:
         assert resp.status == 404
     body = await upload(http, "p.txt", b"x")
-    for params in [{"version": "abc"}, {"version": "0"}, {"version": "-1"}]:
-        async with http.get(f"/api/v1/files/{body['file_id']}/download", params=params) as resp:
+    big = str(2**63)  # past a 64-bit version number (found by the API fuzzer)
+    for params in [{"version": "abc"}, {"version": "0"}, {"version": "-1"}, {"version": big},
+                   {"version": "613918369214483660800"}]:
+        for path in [f"/api/v1/files/{body['file_id']}/download",
+                     f"/api/v1/files/{body['file_id']}", "/api/v1/files/content/p.txt"]:
+            async with http.get(path, params=params) as resp:
+                assert resp.status == 400, (path, params)
+                await error_of(resp)
+        async with http.delete(f"/api/v1/files/{body['file_id']}", params=params) as resp:
             assert resp.status == 400, params
             await error_of(resp)
     for params in [{"limit": "0"}, {"limit": "100000"}, {"limit": "x"}, {"cursor": "!!!"}]:
