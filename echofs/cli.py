@@ -11,10 +11,39 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from echofs import __version__
 from echofs.client.commands import CLIENT_COMMANDS, add_client_parsers, run_client_command
 from echofs.config import Settings, parse_size
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default. argparse's own
+    ArgumentDefaultsHelpFormatter would also print "(default: None)" for
+    options whose default is "not set" and "(default: False)" for switches
+    (a --no-X switch would even show "True"); those, and helps that already
+    explain their default, are left alone."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or isinstance(default, bool)
+                or default == argparse.SUPPRESS
+                or isinstance(action, argparse._SubParsersAction)
+                or not (action.option_strings or action.nargs in ("?", "*"))):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default
+        return f"{text} (default: {shown})"
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser of ``echofs`` and, through add_subparsers (which builds
+    subcommands with the parent's class), of every subcommand."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -61,7 +90,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 def _db_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     db = sub.add_parser("db", help="metadata schema migrations (Alembic)")
-    db.add_argument("action", choices=("upgrade", "downgrade", "current"))
+    db.add_argument("action", choices=("upgrade", "downgrade", "current"),
+                    help="migrate up or down, or show the current revision")
     db.add_argument("revision", nargs="?", help="target revision (default: head / -1)")
     db.add_argument("--database-url", help="metadata store URL (env DATABASE_URL)")
     db.add_argument("--data-dir", type=Path, help="embedded data folder (for its SQLite)")
@@ -70,13 +100,26 @@ def _db_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def _dev_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     dev = sub.add_parser("dev", help="developer tools")
     dev_sub = dev.add_subparsers(dest="dev_command", required=True, metavar="TOOL")
-    cluster = dev_sub.add_parser("cluster", help="master + N workers as processes on loopback")
-    cluster.add_argument("--workers", type=int, default=3)
-    cluster.add_argument("--replication-factor", type=int, default=3)
-    cluster.add_argument("--port", type=int, default=8080, help="master HTTP port")
+    cluster = dev_sub.add_parser(
+        "cluster", help="controller + master + N workers as processes on loopback",
+        description="A controller, a master and N workers, each an `echofs serve` child "
+        "process on 127.0.0.1, their logs interleaved here; Ctrl-C stops them all.")
+    cluster.add_argument("--workers", type=int, default=3, help="worker processes")
+    cluster.add_argument("--replication-factor", type=int, default=3,
+                         help="copies of each chunk (at most --workers)")
+    cluster.add_argument("--port", type=int, default=8080,
+                         help="master HTTP port (API, web UI, metrics); worker i serves "
+                         "/health on this + 10 + i")
     cluster.add_argument("--grpc-port", type=int, default=9080,
                          help="master gRPC port; worker i uses this + i")
-    cluster.add_argument("--data-dir", type=Path, default=Path("echofs-cluster"))
+    cluster.add_argument("--data-dir", type=Path, default=Path("echofs-cluster"),
+                         help="one folder per member below this")
+    cluster.add_argument("--no-controller", dest="controller", action="store_false",
+                         help="start no consistency controller: files keep the default mode")
+    cluster.add_argument("--controller-port", type=int,
+                         help="controller HTTP port (default: --port + 2)")
+    cluster.add_argument("--controller-grpc-port", type=int,
+                         help="controller gRPC port (default: --grpc-port + 100)")
 
 
 def _bench_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -86,7 +129,7 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="echofs",
+    parser = Parser(prog="echofs",
                                      description="EchoFS: a file store with adaptive consistency")
     parser.add_argument("--version", action="version", version=f"echofs {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -148,7 +191,9 @@ def _dev(args: argparse.Namespace) -> int:
 
     return asyncio.run(run_cluster(
         data_dir=args.data_dir, workers=args.workers, port=args.port,
-        grpc_port=args.grpc_port, replication_factor=args.replication_factor))
+        grpc_port=args.grpc_port, replication_factor=args.replication_factor,
+        controller=args.controller, controller_port=args.controller_port,
+        controller_grpc_port=args.controller_grpc_port))
 
 
 def _bench(args: argparse.Namespace) -> int:

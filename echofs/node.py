@@ -27,6 +27,7 @@ from contextlib import AsyncExitStack
 
 from aiohttp import web
 
+from echofs import __version__
 from echofs.auth.jwt_secret import MIN_SECRET_BYTES
 from echofs.config import Settings
 from echofs.controller.client import ControllerClient, LocalControllerClient
@@ -36,6 +37,7 @@ from echofs.controller.service import ControllerService
 from echofs.core.errors import EchoFSError
 from echofs.core.vocabulary import Role
 from echofs.core.worker_status import WorkerStatus
+from echofs.master.http_health import StorageLayout
 from echofs.master.membership import WorkerRegistry
 from echofs.master.role import MasterRole
 from echofs.memory import trim_periodically
@@ -82,12 +84,11 @@ class Node(Lifecycle):
         # The master's HTTP runner: tests reach its app through it.
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        self.grpc_port: int | None = None  # the master's membership service
 
     @property
     def url(self) -> str:
-        host = self.settings.host
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}"
+        return f"http://{_host(self.settings.host)}:{self.port}"
 
     async def _start(self, stack: AsyncExitStack) -> None:
         started = time.monotonic()
@@ -112,6 +113,67 @@ class Node(Lifecycle):
             await self._start_master(stack, self.repo)
         log.info("echofs %s ready in %.2fs", ",".join(sorted(settings.roles)),
                  time.monotonic() - started)
+        # One record per line: readable in the console format, one object
+        # per line in JSON logs, and grep-able either way.
+        for line in self.banner():
+            log.info("%s", line)
+
+    def banner(self) -> list[str]:
+        """What a person needs once the node is up: where to point a browser
+        or a client, where the data is, how safe the copies are, how to stop."""
+        s = self.settings
+        lines = [f"EchoFS {__version__} is ready ({', '.join(sorted(s.roles))})"]
+        if self.master is not None:
+            lines += [f"  API         {self.url}/api/v1  (OpenAPI: /api/v1/openapi.json)",
+                      f"  Web UI      {self.url}/",
+                      f"  Metrics     {self.url}/metrics"]
+            if self.grpc_port is not None:
+                lines.append(f"  Membership  gRPC {_host(s.host)}:{self.grpc_port}  "
+                             "(remote workers register here)")
+        if self.controller_role is not None:
+            lines.append(f"  Controller  http://{_host(s.host)}:{s.controller_http_port}, "
+                         f"gRPC {_host(s.host)}:{s.controller_grpc_port}")
+        elif self.master is not None:
+            lines.append(self._controller_line())
+        if self.worker_role is not None:
+            lines.append(f"  Worker      {s.worker_id}: gRPC {_host(s.host)}:"
+                         f"{s.worker_grpc_port}, health http://{_host(s.host)}:{s.http_port}"
+                         f"/health, store {self.worker_role.service.store.description}, "
+                         f"master {s.master}")
+        if s.opens_metadata:
+            lines.append(f"  Data        {s.data_dir.resolve()}" if s.database_url is None
+                         else f"  Metadata    {_redacted(s.database_url)}")
+        if self.master is not None:
+            lines += self._storage_lines()
+            lines.append("  Users       " + (
+                "single-user: no accounts, no sign-in (loopback only); set JWT_SECRET "
+                "for accounts" if s.jwt_secret is None else
+                "accounts: register or `echofs login` (the first account is admin)"))
+        lines.append("  Stop        Ctrl-C (or SIGTERM): requests in flight finish first")
+        return lines
+
+    def _controller_line(self) -> str:
+        s = self.settings
+        if self.controller is not None:
+            return "  Controller  in this process (REST under /api/v1/consistency)"
+        if s.controller:
+            return (f"  Controller  reports to {s.controller} (REST via /api/v1/consistency "
+                    f"from {s.controller_rest_url})")
+        return (f"  Controller  none: every file uses the default mode, {s.default_mode}; "
+                "`echofs admin` consistency tools need one (--controller)")
+
+    def _storage_lines(self) -> list[str]:
+        s = self.settings
+        if s.embedded:
+            note = StorageLayout(shared_disk=True, local_workers=s.workers).note()
+            where = f"{s.replication_factor} copies of each chunk; {note}"
+        else:
+            where = (f"{s.replication_factor} copies of each chunk, on workers that register "
+                     "over gRPC")
+        grace = s.gc_grace / 60
+        return [f"  Replicas    {where}",
+                f"  Deleting    frees the space {grace:.0f} min after a file is deleted "
+                "(GC_GRACE_SECONDS; /api/v1/health shows what waits)"]
 
     async def _open_metadata(self, stack: AsyncExitStack) -> MetadataRepository:
         settings = self.settings
@@ -194,6 +256,7 @@ class Node(Lifecycle):
             shutdown_grace=_SHUTDOWN_GRACE))
         self._runner = served.runner
         self.port = served.port
+        self.grpc_port = served.grpc_port
         grpc = f", gRPC {served.grpc_port}" if served.grpc_port is not None else ""
         log.info("master at %s%s (RF=%d, %s, data in %s)", self.url, grpc,
                  settings.replication_factor,
@@ -224,6 +287,19 @@ class EmbeddedNode(Node):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings.replace(role=Role.ALL))
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _redacted(url: str) -> str:
+    """A database URL without its password (the banner goes to logs)."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, place = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{place}"
 
 
 async def _close_clients(registry: WorkerRegistry) -> None:

@@ -25,13 +25,21 @@ from typing import Any
 
 from echofs.client import credentials
 from echofs.client.aio import FILE_ID, AsyncClient
-from echofs.client.errors import EchoFSClientError, Unauthorized
+from echofs.client.errors import EchoFSClientError, NotFound, Unauthorized
 from echofs.client.models import FileInfo
 from echofs.client.terminal import TransferProgress, human_size, table, wants_progress
 
 
 class UsageError(Exception):
     """The command line asks for something impossible (exit code 2)."""
+
+
+NO_CONTROLLER = ("no controller connected: this node has no consistency controller, so files "
+                 "keep their modes and new files use the default; run one with `echofs serve "
+                 "--role=controller` and start the master with --controller HOST:PORT")
+# Admin tools that talk to the controller (through the master's
+# /api/v1/consistency); `workers` is the master's own.
+_CONTROLLER_TOOLS = frozenset({"mode", "hint", "override", "critical-keys", "transitions"})
 
 
 # -- running -------------------------------------------------------------------------------
@@ -67,8 +75,24 @@ async def _run(args: argparse.Namespace) -> int:
     async with AsyncClient(url, token=credentials.resolve_token(url)) as client:
         name = args.command if args.command != "admin" else f"admin {args.admin_command}"
         handler = _HANDLERS[name]
-        await handler(client, args)
+        try:
+            await handler(client, args)
+        except NotFound:
+            if args.command == "admin" and args.admin_command in _CONTROLLER_TOOLS \
+                    and not await _has_controller(client):
+                raise EchoFSClientError(404, "no_controller", NO_CONTROLLER) from None
+            raise
     return 0
+
+
+async def _has_controller(client: AsyncClient) -> bool:
+    """A master with no controller serves no /api/v1/consistency at all: a
+    404 there means "none connected", not "no such file"."""
+    try:
+        await client.consistency_status()
+    except NotFound:
+        return False
+    return True
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str | None) -> None:
@@ -91,8 +115,13 @@ def _check_put(args: argparse.Namespace) -> None:
 
 
 def _check_get(args: argparse.Namespace) -> None:
+    if args.dest == "-":
+        return
     if args.dest.endswith("/") and not Path(args.dest).is_dir():
         raise UsageError(f"folder {args.dest} does not exist")
+    folder = Path(args.dest).parent
+    if not Path(args.dest).is_dir() and not folder.is_dir():
+        raise UsageError(f"cannot write {args.dest}: folder {folder} does not exist")
 
 
 async def _put(client: AsyncClient, args: argparse.Namespace) -> None:

@@ -85,15 +85,17 @@ def add_client_parsers(sub: Parsers) -> None:
 
 
 def _admin_parsers(sub: Parsers, common: argparse.ArgumentParser) -> None:
+    ref_help = "a file id (32 hex digits) or a path like docs/a.txt"
     admin = sub.add_parser("admin", help="operate the cluster (administrators)")
     tools = admin.add_subparsers(dest="admin_command", required=True, metavar="TOOL")
 
     mode = tools.add_parser("mode", parents=[common], help="a file's consistency mode and why")
-    mode.add_argument("ref", metavar="ID|PATH")
+    mode.add_argument("ref", metavar="ID|PATH", help=ref_help)
 
     hint = tools.add_parser("hint", parents=[common], help="pin a file's mode (or auto)")
-    hint.add_argument("ref", metavar="ID|PATH")
-    hint.add_argument("hint", choices=HINTS)
+    hint.add_argument("ref", metavar="ID|PATH", help=ref_help)
+    hint.add_argument("hint", choices=HINTS, help="auto lets the controller decide; strong "
+                      "or available pins the mode")
 
     override = tools.add_parser("override", parents=[common],
                                 help="show, set or clear the global mode override")
@@ -103,19 +105,21 @@ def _admin_parsers(sub: Parsers, common: argparse.ArgumentParser) -> None:
     critical = tools.add_parser("critical-keys", parents=[common],
                                 help="list, add or remove files that are always strong")
     critical.add_argument("action", nargs="?", choices=("list", "add", "remove"),
-                          default="list")
-    critical.add_argument("refs", nargs="*", metavar="ID|PATH")
+                          default="list", help="what to do with the files given")
+    critical.add_argument("refs", nargs="*", metavar="ID|PATH",
+                          help="files to add or remove (ids or paths)")
 
     transitions = tools.add_parser("transitions", parents=[common],
                                    help="recent mode changes (the audit log)")
     transitions.add_argument("--file", dest="ref", metavar="ID|PATH", help="only this file")
-    transitions.add_argument("--limit", type=int, default=50)
+    transitions.add_argument("--limit", type=int, default=50,
+                             help="at most this many, newest first (1..1000)")
 
     tools.add_parser("workers", parents=[common], help="workers: state, capacity, RTT")
 
     create = tools.add_parser("create-user", help="create an account directly in the "
                               "metadata store (no server needed)")
-    create.add_argument("username")
+    create.add_argument("username", help="the new account's name")
     create.add_argument("--admin", action="store_true", help="give it the admin role")
     create.add_argument("--password-stdin", action="store_true",
                         help="read the password from the first line of standard input")

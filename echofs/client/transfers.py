@@ -164,13 +164,20 @@ async def save(download: DownloadStream, dest: Destination,
     if await asyncio.to_thread(target.is_dir):
         target = target / (download.name or download.file_id or "download")
     part = target.with_name(f".{target.name}.{os.getpid()}.part")
-    handle = await asyncio.to_thread(open, part, "wb")
+    try:
+        handle = await asyncio.to_thread(open, part, "wb")
+    except OSError as exc:
+        # The hidden name is ours, not the caller's: name the path they gave.
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
     try:
         sink = _Sink(handle, check)
         size = await _pump(download, sink, progress)
         await asyncio.to_thread(handle.close)
         _check(download, sink, size, check)
-        await asyncio.to_thread(os.replace, part, target)
+        try:
+            await asyncio.to_thread(os.replace, part, target)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(target)) from None
     except BaseException:
         handle.close()
         with contextlib.suppress(FileNotFoundError):

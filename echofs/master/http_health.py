@@ -3,13 +3,17 @@
 Health is ``ok`` while at least RF workers are alive, ``degraded`` while a
 strong write can still reach its quorum, and ``unavailable`` (HTTP 503)
 below that. The body gathers what an operator looks at first: the replication
-backlog and convergence, the scrubber, caches, and the consistency modes.
+backlog and convergence, the scrubber, caches, the consistency modes, and
+what the storage really is: whether the copies share one disk, and how many
+bytes deleted files still hold until the collector's grace period ends.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -28,6 +32,27 @@ from echofs.metadata.repository import MetadataRepository
 
 
 @dataclass(frozen=True, slots=True)
+class StorageLayout:
+    """Where the copies live, as far as this master can see.
+
+    ``shared_disk``: the in-process workers of the embedded node all keep
+    their chunks under one data folder, so the replication factor guards
+    against a damaged chunk file, not against a failed disk. Remote workers'
+    disks are not visible from here: False means "not known to be shared".
+    """
+
+    shared_disk: bool = False
+    local_workers: int = 0
+    gc_grace: float = 3600.0
+
+    def note(self) -> str | None:
+        if not self.shared_disk:
+            return None
+        return (f"{self.local_workers} workers on one disk: copies guard against a damaged "
+                "chunk file, not a failed disk")
+
+
+@dataclass(frozen=True, slots=True)
 class HealthAPI:
     role_name: str
     replication_factor: int
@@ -41,6 +66,7 @@ class HealthAPI:
     modes: ModeTable
     files: FileService
     controller_link: ControllerLink | None
+    storage: StorageLayout = StorageLayout()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -84,8 +110,30 @@ class HealthAPI:
                                              self.controller_link.connected),
                 "stale_reads": self.files.stale_reads,
             },
+            "storage": await self._storage(),
         }
         return web.json_response(body, status=200 if status != "unavailable" else 503)
+
+    async def _storage(self) -> dict[str, Any]:
+        waiting = await self.repo.reclaimable()
+        grace = self.storage.gc_grace
+        reclaim_at = (None if waiting.oldest_touched_at is None
+                      else waiting.oldest_touched_at + grace)
+        return {
+            "shared_disk": self.storage.shared_disk,
+            "note": self.storage.note(),
+            "reclaimable": {
+                "chunks": waiting.chunks,
+                "bytes": waiting.stored_bytes,
+                "grace_seconds": grace,
+                # The collector takes the first of them on its first pass
+                # after this moment (it runs every GC_INTERVAL_SECONDS).
+                "earliest_at": None if reclaim_at is None else datetime.fromtimestamp(
+                    reclaim_at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                "earliest_in_seconds": None if reclaim_at is None else max(
+                    0.0, round(reclaim_at - time.time(), 1)),
+            },
+        }
 
     async def workers_health(self, request: web.Request) -> web.Response:
         workers = self.registry.snapshot()

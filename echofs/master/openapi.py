@@ -47,6 +47,38 @@ _JSON_BODY = {"required": True, "content": {"application/json": {"schema": _OBJ}
 _BINARY = {"type": "string", "format": "binary"}
 
 
+_INT = {"type": "integer", "minimum": 0}
+# The health body's storage part; the rest of the body is described in the
+# module docstring of echofs.master.http_health.
+_STORAGE = {"type": "object", "required": ["shared_disk", "note", "reclaimable"], "properties": {
+    "shared_disk": {"type": "boolean", "description":
+                    "true when every copy lives under one data folder (the embedded node's "
+                    "in-process workers): copies guard against a damaged chunk file, not a "
+                    "failed disk; false when not known to be shared (remote workers)"},
+    "note": {"type": ["string", "null"],
+             "description": "the same for people, e.g. '3 workers on one disk: ...'"},
+    "reclaimable": {
+        "type": "object", "description": "deleted data whose copies are still on disk",
+        "required": ["chunks", "bytes", "grace_seconds", "earliest_at",
+                     "earliest_in_seconds"],
+        "properties": {
+            "chunks": _INT,
+            "bytes": {**_INT, "description": "stored bytes, once per copy"},
+            "grace_seconds": {"type": "number", "description":
+                              "the collector leaves an unreferenced chunk this long after "
+                              "its last use (GC_GRACE_SECONDS)"},
+            "earliest_at": {"type": ["string", "null"], "format": "date-time",
+                            "description": "UTC time the first of them becomes collectable"},
+            "earliest_in_seconds": {"type": ["number", "null"], "minimum": 0},
+        }},
+}}
+_HEALTH = {"type": "object", "required": ["status", "role", "version", "storage"],
+           "properties": {"status": {"type": "string",
+                                     "enum": ["ok", "degraded", "unavailable"]},
+                          "role": {"type": "string"}, "version": {"type": "string"},
+                          "storage": _STORAGE}}
+
+
 def openapi_document() -> dict[str, Any]:
     files = {"$ref": "#/components/schemas/File"}
     upload = {"$ref": "#/components/schemas/UploadResult"}
@@ -66,7 +98,9 @@ def openapi_document() -> dict[str, Any]:
     }}}}
     consistency = "consistency"
     paths: dict[str, Any] = {
-        "/api/v1/health": {"get": _op("Master health", _json(_OBJ), tag="cluster")},
+        "/api/v1/health": {"get": _op("Master health",
+                                      _json({"$ref": "#/components/schemas/Health"}),
+                                      tag="cluster")},
         "/api/v1/openapi.json": {"get": _op("This document", _json(_OBJ), tag="cluster")},
         "/api/v1/workers/health": {"get": _op("Workers as the master sees them (admin)",
                                               _json(_OBJ), tag="cluster")},
@@ -148,6 +182,7 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "bearerFormat": "JWT"}},
             "schemas": {
+                "Health": _HEALTH,
                 "Error": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "object", "required": ["code", "message"],
                               "properties": {"code": {"type": "string"},

@@ -28,7 +28,7 @@ from echofs.master.consistency_proxy import CONSISTENCY_PREFIX, ConsistencyProxy
 from echofs.master.download import ChunkReader
 from echofs.master.files import FileService
 from echofs.master.http_files import FilesAPI
-from echofs.master.http_health import HealthAPI
+from echofs.master.http_health import HealthAPI, StorageLayout
 from echofs.master.manifests import ManifestReader
 from echofs.master.membership import WorkerRegistry
 from echofs.master.modes import ControllerLink, ModeTable, WriteActivity
@@ -133,7 +133,11 @@ class MasterRole:
         app.add_routes(HealthAPI(
             self.role_name, self.settings.replication_factor, self.repo, self.registry,
             self.replicator, self.scrubber, self.reader, self.cache, self.manifests,
-            self.modes, self.files, self.controller_link).routes())
+            self.modes, self.files, self.controller_link,
+            storage=StorageLayout(shared_disk=self.settings.embedded,
+                                  local_workers=self.settings.workers
+                                  if self.settings.embedded else 0,
+                                  gc_grace=self.settings.gc_grace)).routes())
         document = openapi_document()
 
         async def openapi(request: web.Request) -> web.Response:

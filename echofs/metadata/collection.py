@@ -9,15 +9,45 @@ version) mentions one: these writes invalidate nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, func, select, update
 
 from echofs.core.vocabulary import ChunkState
 from echofs.metadata.models import ChunkReplicaRow, ChunkRow, ReplicationTaskRow, VersionChunkRow
 from echofs.metadata.transactions import NOTHING_READ_VISIBLE, Transactions, batches, retried
 
 
+@dataclass(frozen=True, slots=True)
+class Reclaimable:
+    """Deleted data whose copies are still on the workers' disks."""
+
+    chunks: int
+    # Bytes on disk: each chunk's stored (compressed) size once per copy.
+    stored_bytes: int
+    # The oldest last touch among them: the collector may take the first of
+    # them once the grace period after it has passed. None when nothing waits.
+    oldest_touched_at: float | None
+
+
 class Collection(Transactions):
+    async def reclaimable(self) -> Reclaimable:
+        """What the collector will remove: unreferenced chunks (claimed or
+        still waiting out their grace period) and the bytes their copies hold."""
+        unreferenced = ~exists().where(VersionChunkRow.chunk_id == ChunkRow.id)
+        copies = (select(func.count()).where(ChunkReplicaRow.chunk_id == ChunkRow.id)
+                  .correlate(ChunkRow).scalar_subquery())
+        async with self._read() as session:
+            count, stored, oldest = (
+                await session.execute(
+                    select(func.count(ChunkRow.id),
+                           func.coalesce(func.sum(ChunkRow.stored_size * copies), 0),
+                           func.min(ChunkRow.touched_at))
+                    .where(unreferenced)
+                )
+            ).one()
+        return Reclaimable(int(count), int(stored), oldest if count else None)
+
     @retried
     async def claim_garbage(self, touched_before: float, limit: int = 1000) -> list[str]:
         """Mark unreferenced, untouched chunks as 'deleting' and return them,

@@ -73,11 +73,14 @@ def one_line_error(done: subprocess.CompletedProcess[bytes], *, code: int = 1) -
 
 
 def run_in_terminal(args: list[str], env: dict[str, str], timeout: float = 60.0,
-                    answers: list[tuple[str, str]] = ()) -> tuple[int, str]:
-    """Run ``echofs ARGS`` with stdin/stdout/stderr on a pseudo-terminal;
+                    answers: list[tuple[str, str]] = (), columns: int = 120,
+                    ) -> tuple[int, str]:
+    """Run ``echofs ARGS`` with stdin/stdout/stderr on a pseudo-terminal of
+    ``columns`` columns (0: one that reports no size, like ``script``'s);
     ``answers`` are (prompt, reply) pairs typed when each prompt appears."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40 if columns else 0,
+                                                         columns, 0, 0))
     proc = subprocess.Popen([sys.executable, "-m", "echofs", *args], env=env, stdin=slave,
                             stdout=slave, stderr=slave, close_fds=True)
     os.close(slave)
@@ -191,6 +194,18 @@ def test_a_terminal_gets_progress_bars_with_rate_and_eta(env, tmp_path):
     assert code == 0 and not BAR.search(screen), screen
 
 
+def test_a_terminal_reporting_zero_columns_still_gets_a_bar_in_binary_units(env, tmp_path):
+    local = tmp_path / "big.bin"
+    local.write_bytes(os.urandom(24 * MIB))
+    env = {k: v for k, v in env.items() if k != "COLUMNS"}
+    code, screen = run_in_terminal(["put", str(local), "tty/zero-columns.bin"], env, columns=0)
+    assert code == 0, screen
+    final = [line for line in screen.replace("\r", "\n").splitlines() if "100%|" in line]
+    assert final and re.search(r"100%\|[#█]{10,}\|", final[-1]), screen
+    assert ETA_AND_RATE.search(screen) and re.search(r"[KMG]iB/s\]", screen), screen
+    assert "MB/s" not in screen
+
+
 def test_piped_transfers_print_only_the_result(env, tmp_path):
     local = tmp_path / "big.bin"
     local.write_bytes(os.urandom(24 * MIB))
@@ -218,6 +233,11 @@ def test_errors_are_one_readable_line_with_a_nonzero_exit(env, tmp_path):
     err = one_line_error(echofs("get", "x", f"{tmp_path}/absent/", env=env, expect=None),
                          code=2)
     assert "does not exist" in err
+    echofs("put", "-", "errors/f", env=env, stdin=b"bytes")
+    missing = tmp_path / "nonexistent" / "dir" / "x"
+    err = one_line_error(echofs("get", "errors/f", str(missing), env=env, expect=None),
+                         code=2)
+    assert str(missing) in err and ".part" not in err, err
     err = one_line_error(echofs("put", "-", env=env, expect=None), code=2)
     assert "needs a REMOTE path" in err
     err = one_line_error(echofs("admin", "override", "strong", "--clear", env=env,

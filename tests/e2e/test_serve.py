@@ -14,7 +14,7 @@ import blake3
 import pytest
 
 from echofs.testing.http import pattern_digest, pattern_stream
-from echofs.testing.process import PeakRSS, ServeProcess
+from echofs.testing.process import PeakRSS, ServeProcess, free_port
 
 MIB = 1024 * 1024
 CURL = shutil.which("curl")
@@ -92,3 +92,47 @@ def test_memory_stays_flat_for_a_1_gib_round_trip(tmp_path):
         assert (received, digest) == (size, pattern_digest(size))
         print(f"RSS baseline {rss.baseline / MIB:.0f} MiB, peak {rss.peak / MIB:.0f} MiB")
         assert rss.growth < 100 * MIB, f"RSS grew by {rss.growth / MIB:.0f} MiB"
+
+
+def _banner(log: str) -> str:
+    """The banner's lines (after the "ready in" line the tests also wait for)."""
+    assert " ready in " in log, log
+    start = log.index("is ready (")
+    return log[start:]
+
+
+def test_the_embedded_node_prints_a_start_banner(tmp_path):
+    with ServeProcess(tmp_path / "data") as server:
+        banner = _banner(server.log())
+        assert f"API         {server.url}/api/v1" in banner
+        assert f"Web UI      {server.url}/" in banner
+        assert f"Metrics     {server.url}/metrics" in banner
+        assert "Controller  in this process" in banner
+        assert f"Data        {(tmp_path / 'data').resolve()}" in banner
+        assert ("3 copies of each chunk; 3 workers on one disk: copies guard against a "
+                "damaged chunk file, not a failed disk") in banner
+        assert "60 min after a file is deleted" in banner
+        assert "single-user" in banner and "Ctrl-C" in banner
+        # Membership is the cluster master's: the embedded node has no gRPC port.
+        assert "Membership" not in banner
+
+
+def test_a_master_and_its_controller_print_their_ports(tmp_path):
+    http, grpc, master_grpc = free_port(), free_port(), free_port()
+    controller = ServeProcess(
+        tmp_path / "controller", "--role=controller", "--controller-port", str(http),
+        "--controller-grpc-port", str(grpc), name="controller",
+        health_url=f"http://127.0.0.1:{http}/health")
+    with controller:
+        assert f"Controller  http://127.0.0.1:{http}, gRPC 127.0.0.1:{grpc}" in _banner(
+            controller.log())
+        master = ServeProcess(
+            tmp_path / "master", "--role=master", "--grpc-port", str(master_grpc),
+            "--controller", f"127.0.0.1:{grpc}", "--controller-port", str(http),
+            env={"JWT_SECRET": "s" * 40}, name="master", up_statuses=(200, 503))
+        with master:
+            banner = _banner(master.log())
+            assert f"Membership  gRPC 127.0.0.1:{master_grpc}" in banner
+            assert f"Controller  reports to 127.0.0.1:{grpc}" in banner
+            assert "on workers that register over gRPC" in banner
+            assert "accounts: register or `echofs login`" in banner

@@ -718,11 +718,27 @@
         ...fact("Replicas", `${health.replication_factor} copies of every chunk; `
           + `a write is acknowledged once ${health.write_quorum} have it`),
         ...fact("Copies owed", `${queue.depth ?? 0} waiting for a worker`),
-        ...fact("Workers", `${alive} alive`));
+        ...fact("Workers", `${alive} alive`),
+        ...storageFacts(health.storage));
       renderWorkersStorage(workers ? workers.workers : null);
     } catch (error) {
       showError(`Cannot read the storage summary: ${error.message}`);
     }
+  }
+
+  // What the node says about its disks and deleted data (absent on older masters).
+  function storageFacts(storage) {
+    if (!storage) return [];
+    const facts = [];
+    if (storage.note) facts.push(...fact("Disk", storage.note));
+    const waiting = storage.reclaimable || {};
+    if (waiting.bytes > 0) {
+      const when = waiting.earliest_at
+        ? `; the first of it from ${new Date(waiting.earliest_at).toLocaleString()}` : "";
+      facts.push(...fact("Deleted, not yet freed", `${formatBytes(waiting.bytes)} on disk `
+        + `(kept ${Math.round(waiting.grace_seconds / 60)} min after deletion${when})`));
+    }
+    return facts;
   }
 
   function renderWorkersStorage(workers) {

@@ -1,21 +1,15 @@
-"""Cluster lifecycle: clean SIGTERM of every role, restarts that keep their
-work (a worker's data, a master's replication queue), and `echofs dev cluster`."""
+"""Cluster lifecycle: clean SIGTERM of every role, and restarts that keep their
+work (a worker's data, a master's replication queue). `echofs dev cluster` is
+in test_dev_cluster.py."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 
 import aiohttp
 
-from echofs.testing.cluster import FAST_ENV, ProcessCluster
+from echofs.testing.cluster import ProcessCluster
 from echofs.testing.http import download, put_raw
-from echofs.testing.process import free_port
 from echofs.testing.waiting import eventually
 
 MIB = 1024 * 1024
@@ -59,51 +53,3 @@ async def test_restarted_master_resumes_its_replication_queue(tmp_path):
                 http.get("/api/v1/health") as resp:
             queue = (await resp.json())["replication_queue"]
         assert queue["depth"] == 0
-
-
-def _free_block() -> tuple[int, int]:
-    """HTTP and gRPC base ports such that every port the dev cluster derives
-    from them (worker i: gRPC base+i, HTTP base+10+i) is free too."""
-    import socket
-
-    def free(p: int) -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", p)) != 0
-
-    while True:
-        port, grpc = free_port(), free_port()
-        wanted = [port, grpc, *(grpc + i for i in (1, 2, 3)), *(port + 10 + i for i in (1, 2, 3))]
-        if max(wanted) < 65536 and all(free(p) for p in wanted):
-            return port, grpc
-
-
-def test_dev_cluster_starts_members_and_stops_them_on_sigterm(tmp_path):
-    port, grpc = _free_block()
-    log_file = (tmp_path / "dev-cluster.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "echofs", "dev", "cluster", "--workers", "3",
-         "--port", str(port), "--grpc-port", str(grpc), "--data-dir", str(tmp_path / "c")],
-        # A file, not a pipe: a pipe nobody reads until the end fills up and
-        # blocks the members' logging, and with it their heartbeats.
-        stdout=subprocess.DEVNULL, stderr=log_file, env={**os.environ, **FAST_ENV},
-    )
-    try:
-        deadline = time.monotonic() + 20
-        alive = 0
-        while time.monotonic() < deadline and alive < 3:
-            try:
-                with urllib.request.urlopen(
-                        f"http://127.0.0.1:{port}/api/v1/workers/health", timeout=1) as resp:
-                    alive = json.load(resp)["alive"]
-            except OSError:
-                pass
-            time.sleep(0.1)
-        assert alive == 3
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-        log = (tmp_path / "dev-cluster.log").read_text()
-        assert log.count("shutting down") == 4
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log_file.close()

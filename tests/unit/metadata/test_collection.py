@@ -184,3 +184,32 @@ async def test_forget_chunks_with_no_chunks(repo: MetadataRepository) -> None:
     await repo.claim_chunks([chunk("a")])
     await repo.forget_chunks([])
     assert await repo.chunk_state(cid("a")) == "live"
+
+
+# -- reclaimable ----------------------------------------------------------------
+
+
+async def test_reclaimable_counts_deleted_chunks_copies_until_collected(
+    repo: MetadataRepository,
+) -> None:
+    assert (await repo.reclaimable()).chunks == 0
+    assert (await repo.reclaimable()).oldest_touched_at is None
+    kept = chunk("kept", 100, replicas=("w1", "w2"))
+    gone = chunk("gone", 300, stored_size=200, replicas=("w1", "w2", "w3"))
+    await upload(repo, "alice", "keep", [kept])
+    before = time.time()
+    record, _ = await upload(repo, "alice", "drop", [gone])
+    assert (await repo.reclaimable()).stored_bytes == 0
+
+    await repo.delete_file(record.file_id)
+    waiting = await repo.reclaimable()
+    # Stored (compressed) size once per copy; the kept file's chunk is not counted.
+    assert (waiting.chunks, waiting.stored_bytes) == (1, 3 * 200)
+    assert waiting.oldest_touched_at is not None
+    assert before - 1 <= waiting.oldest_touched_at <= time.time()
+
+    # Claimed by a collection that has not deleted the copies yet: still there.
+    assert await repo.claim_garbage(future()) == [gone.chunk_id]
+    assert (await repo.reclaimable()).stored_bytes == 600
+    await repo.forget_chunks([gone.chunk_id])
+    assert (await repo.reclaimable()).stored_bytes == 0
