@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import Select, and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from echofs.core.errors import NotFound
@@ -36,6 +36,13 @@ async def delete_versions(session: AsyncSession, version_ids: list[int]) -> None
     await session.execute(delete(VersionRow).where(VersionRow.id.in_(version_ids)))
 
 
+def _with_current_version() -> Select[tuple[FileRow, VersionRow]]:
+    """Each file's row with the row of its current version."""
+    return select(FileRow, VersionRow).join(
+        VersionRow, (VersionRow.file_id == FileRow.id)
+        & (VersionRow.version == FileRow.current_version))
+
+
 class FileQueries(Transactions):
     @memoized(file_id_tags)
     async def get_file(self, file_id: str, owner: str | None = None) -> FileRecord:
@@ -47,10 +54,7 @@ class FileQueries(Transactions):
     async def find_file(self, owner: str, path: str) -> FileRecord:
         async with self._read() as session:
             row = (await session.execute(
-                select(FileRow, VersionRow)
-                .join(VersionRow, (VersionRow.file_id == FileRow.id)
-                      & (VersionRow.version == FileRow.current_version))
-                .where(FileRow.owner == owner, FileRow.path == path)
+                _with_current_version().where(FileRow.owner == owner, FileRow.path == path)
             )).first()
         if row is None:
             raise NotFound(f"no file named {path!r}")
@@ -123,12 +127,7 @@ class FileQueries(Transactions):
     ) -> list[FileRecord]:
         """Files in (path, owner) order; ``after`` is the last (path, owner) seen."""
         query = (
-            select(FileRow, VersionRow)
-            .join(
-                VersionRow,
-                (VersionRow.file_id == FileRow.id)
-                & (VersionRow.version == FileRow.current_version),
-            )
+            _with_current_version()
             .order_by(FileRow.path, FileRow.owner)
             .limit(limit)
         )
@@ -203,12 +202,7 @@ class FileQueries(Transactions):
         self, session: AsyncSession, file_id: str, owner: str | None
     ) -> tuple[FileRow, VersionRow]:
         query = (
-            select(FileRow, VersionRow)
-            .join(
-                VersionRow,
-                (VersionRow.file_id == FileRow.id)
-                & (VersionRow.version == FileRow.current_version),
-            )
+            _with_current_version()
             .where(FileRow.id == file_id)
         )
         if owner is not None:
