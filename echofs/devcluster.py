@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -75,6 +76,27 @@ class ClusterLayout:
         if max(ports) > 65535:
             raise ValueError(f"port {max(ports)} is out of range: choose a lower --port or "
                              "--grpc-port")
+
+    def check_ports_free(self) -> None:
+        """Refuse ports another process listens on (an `echofs serve` left
+        running, say): the member would fail to bind, and the health checks
+        would meanwhile be answered by that other process."""
+        busy = [port for port in self.ports() if not _free(port)]
+        if busy:
+            raise ValueError(f"port(s) {', '.join(map(str, busy))} already in use on "
+                             "127.0.0.1 (another echofs running?): stop it or choose other "
+                             "--port/--grpc-port values")
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the members bind: a port in TIME_WAIT is free, a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +209,7 @@ async def run_cluster(*, data_dir: Path, workers: int, port: int, grpc_port: int
     layout = ClusterLayout(data_dir, workers, port, grpc_port, replication_factor, controller,
                            controller_port, controller_grpc_port)
     layout.check()
+    layout.check_ports_free()
     procs: list[asyncio.subprocess.Process] = []
     pumps: list[asyncio.Task[None]] = []
     stop = asyncio.Event()

@@ -116,3 +116,16 @@ def test_members_start_in_dependency_order_and_link_master_to_controller(tmp_pat
 def test_impossible_layouts_are_refused_before_anything_starts(layout, message):
     with pytest.raises(ValueError, match=message):
         layout.check()
+
+
+def test_ports_another_process_listens_on_are_refused(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        layout = ClusterLayout(tmp_path, workers=1, replication_factor=1, port=port,
+                               grpc_port=free_port(), controller=False)
+        with pytest.raises(ValueError, match=f"{port}.* already in use"):
+            layout.check_ports_free()
+    ClusterLayout(tmp_path, workers=1, replication_factor=1, port=port, grpc_port=free_port(),
+                  controller=False).check_ports_free()
