@@ -20,7 +20,7 @@ import sys
 
 from echofs.auth.http import validate_credentials
 from echofs.auth.passwords import hash_password
-from echofs.client.actions import UsageError, read_password
+from echofs.client.actions import UsageError, os_error_text, read_password
 from echofs.config import Settings
 from echofs.core.errors import EchoFSError
 from echofs.metadata import database
@@ -41,8 +41,7 @@ def create_user(args: argparse.Namespace) -> int:
         print(f"echofs: error: {exc.message} (HTTP {exc.status}, {exc.code})", file=sys.stderr)
         return 1
     except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"echofs: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"echofs: error: {os_error_text(exc)}", file=sys.stderr)
         return 1
 
 

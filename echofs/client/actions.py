@@ -30,6 +30,12 @@ from echofs.client.models import FileInfo
 from echofs.client.terminal import TransferProgress, human_size, table, wants_progress
 
 
+def os_error_text(exc: OSError) -> str:
+    """An OS error as one line for a person: what went wrong, and on which file."""
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
 class UsageError(Exception):
     """The command line asks for something impossible (exit code 2)."""
 
@@ -65,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"echofs: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"echofs: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"echofs: error: {os_error_text(exc)}", file=sys.stderr)
         return 1
 
 
