@@ -13,7 +13,10 @@ from echofs.core.vocabulary import ChunkState, ReplicationReason
 from echofs.metadata.memoized import chunk_tags
 from echofs.metadata.models import ChunkReplicaRow, ChunkRow, ReplicationTaskRow, VersionChunkRow
 from echofs.metadata.records import ChunkClaim
-from echofs.metadata.transactions import NOTHING_READ_VISIBLE, Transactions, batches, retried
+from echofs.metadata.sql import Sql, batches, lock_chunks, marks, replicas_of
+from echofs.metadata.transactions import NOTHING_READ_VISIBLE, Transactions, retried
+
+_LIVE = ChunkState.LIVE.value
 
 
 class Chunks(Transactions):
@@ -31,37 +34,27 @@ class Chunks(Transactions):
         ids = list(dict.fromkeys(c.chunk_id for c in chunks))
         if not ids:
             return {}
-        # New rows and touch times: no memoized answer reads either.
-        async with self._write(invalidates=NOTHING_READ_VISIBLE, relaxed=True) as session:
-            # Sorted: concurrent inserts of the same ids wait in one order.
-            rows = [
-                {
-                    "id": c.chunk_id,
-                    "raw_size": c.size,
-                    "stored_size": c.stored_size,
-                    "compressed": c.compressed,
-                    "state": ChunkState.LIVE,
-                    "touched_at": now,
-                    "created_at": now,
-                }
+        # Sorted: concurrent inserts of the same ids wait in one order.
+        rows = [(c.chunk_id, c.size, c.stored_size, c.compressed, _LIVE, now, now)
                 for c in sorted({c.chunk_id: c for c in chunks}.values(),
-                                key=lambda c: c.chunk_id)
-            ]
-            await session.execute(self._insert(ChunkRow).on_conflict_do_nothing(), rows)
-            await self._lock_chunks(session, ids)
-            await session.execute(
-                update(ChunkRow)
-                .where(ChunkRow.id.in_(ids), ChunkRow.state == ChunkState.LIVE)
-                .values(touched_at=now)
-            )
-            states = dict(
-                (
-                    await session.execute(
-                        select(ChunkRow.id, ChunkRow.state).where(ChunkRow.id.in_(ids))
-                    )
-                ).all()
-            )
-            replicas = await self._replicas_of(session, ids)
+                                key=lambda c: c.chunk_id)]
+
+        def body(db: Sql) -> tuple[dict[str, str], dict[str, list[str]]]:
+            db.run_many("INSERT INTO chunks (id, raw_size, stored_size, compressed, state, "
+                        "touched_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT DO NOTHING", rows)
+            lock_chunks(db, ids)
+            states: dict[str, str] = {}
+            for batch in batches(ids):
+                db.run(f"UPDATE chunks SET touched_at = ? WHERE id IN ({marks(len(batch))}) "
+                       "AND state = ?", [now, *batch, _LIVE])
+                states.update(db.rows(
+                    f"SELECT id, state FROM chunks WHERE id IN ({marks(len(batch))})", batch))
+            return states, replicas_of(db, ids)
+
+        # New rows and touch times: no memoized answer reads either.
+        states, replicas = await self._transact(body, invalidates=NOTHING_READ_VISIBLE,
+                                                relaxed=True)
         return {
             cid: ChunkClaim(cid, ChunkState(states.get(cid, ChunkState.DELETING)),
                             tuple(replicas.get(cid, ())))

@@ -15,7 +15,8 @@ from sqlalchemy import delete, exists, func, select, update
 
 from echofs.core.vocabulary import ChunkState
 from echofs.metadata.models import ChunkReplicaRow, ChunkRow, ReplicationTaskRow, VersionChunkRow
-from echofs.metadata.transactions import NOTHING_READ_VISIBLE, Transactions, batches, retried
+from echofs.metadata.sql import batches
+from echofs.metadata.transactions import NOTHING_READ_VISIBLE, Transactions, retried
 
 
 @dataclass(frozen=True, slots=True)

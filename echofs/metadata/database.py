@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -44,17 +47,18 @@ def create_engine(url: str, *, relaxed: bool = False) -> AsyncEngine:
     url = async_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect",
-                     _relaxed_sqlite_pragmas if relaxed else _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas(relaxed=relaxed))
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def _relaxed_sqlite_pragmas(dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
-    _sqlite_pragmas(dbapi_connection, record, synchronous="NORMAL")
+def sqlite_pragmas(*, relaxed: bool) -> Callable[[Any, Any], None]:
+    """The ``connect`` listener every SQLite connection of ours gets.
+    ``relaxed``: its commits do not wait for the disk (synchronous=NORMAL)."""
+    return functools.partial(_sqlite_pragmas, synchronous="NORMAL" if relaxed else "FULL")
 
 
-def _sqlite_pragmas(dbapi_connection, _record, synchronous: str = "FULL") -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, synchronous: str) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets downloads read while an upload commits; FULL makes every
     # committed version survive a power cut, which "acknowledged" promises.

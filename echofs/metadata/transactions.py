@@ -11,23 +11,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from echofs.metadata import database
 from echofs.metadata.memoized import Tag
-from echofs.metadata.models import ChunkReplicaRow, ChunkRow
 from echofs.metadata.read_memo import ReadMemo
-
-# Bound parameter lists well under SQLite's and PostgreSQL's limits.
-_BATCH = 500
+from echofs.metadata.sql import SessionSql, Sql, lock_chunks, replicas_of
+from echofs.metadata.sqlite_writer import SqliteWriter
 
 # What a write that changes no memoized answer declares: timestamps, queue
 # bookkeeping, unreferenced chunks, and the tables the memo never answers
@@ -36,11 +33,6 @@ NOTHING_READ_VISIBLE: tuple[Tag, ...] = ()
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
-
-
-def batches(items: Sequence[_T]) -> Iterable[Sequence[_T]]:
-    for i in range(0, len(items), _BATCH):
-        yield items[i : i + _BATCH]
 
 
 # PostgreSQL's deadlock_detected and serialization_failure: the transaction
@@ -82,6 +74,11 @@ class Transactions:
                 engine.url.render_as_string(hide_password=False), relaxed=True)
             self._relaxed_sessions = async_sessionmaker(self._relaxed_engine,
                                                         expire_on_commit=False)
+        # The hot writes' thread (SQLite on a file; see sqlite_writer).
+        self._writer: SqliteWriter | None = None
+        if self._relaxed_engine is not None:
+            assert engine.url.database is not None
+            self._writer = SqliteWriter(engine.url.database)
         # Set by the master that owns the store alone (see read_memo).
         self.memo: ReadMemo | None = None
 
@@ -91,6 +88,8 @@ class Transactions:
         self.memo = ReadMemo()
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close)
         await self.engine.dispose()
         if self._relaxed_engine is not None:
             await self._relaxed_engine.dispose()
@@ -151,6 +150,33 @@ class Transactions:
             if self.memo is not None and invalidates:
                 self.memo.invalidate(invalidates)
 
+    async def _transact(self, body: Callable[[Sql], _T], *, invalidates: Sequence[Tag],
+                        relaxed: bool = False) -> _T:
+        """Run ``body`` as one write transaction, like ``_write`` (same
+        ``invalidates`` and ``relaxed``), for the hot writes: ``body`` is
+        synchronous plain SQL (see ``sql``). On a SQLite file it runs on our
+        own connection (see ``sqlite_writer``); otherwise through the
+        session's connection, with ``run_sync``."""
+        if self._writer is None:
+            async with self._write(invalidates=invalidates, relaxed=relaxed) as session:
+                return await session.run_sync(lambda sync: body(SessionSql(sync)))
+        try:
+            assert self._write_lock is not None
+            async with self._write_lock:
+                return await self._writer.run(body, relaxed=relaxed)
+        finally:
+            if self.memo is not None and invalidates:
+                self.memo.invalidate(invalidates)
+
+    async def _read_sql(self, body: Callable[[Sql], _T]) -> _T:
+        """Run ``body`` (synchronous plain SQL, see ``sql``) as one read: on a
+        SQLite file on the loop, through the writer's read connection;
+        otherwise through a session, with ``run_sync``."""
+        if self._writer is not None:
+            return self._writer.read(body)
+        async with self._read() as session:
+            return await session.run_sync(lambda sync: body(SessionSql(sync)))
+
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
@@ -162,31 +188,12 @@ class Transactions:
 
     async def _lock_chunks(self, session: AsyncSession, ids: Iterable[str], *,
                            skip_locked: bool = False) -> list[str]:
-        """Lock chunk rows in id order (PostgreSQL; SQLite's writers are
-        serialised already) and return the ids locked. One order for every
-        transaction means two of them never wait for each other in a cycle.
-        ``skip_locked`` leaves out rows another transaction holds."""
-        ordered = sorted(set(ids))
+        """See ``sql.lock_chunks``."""
         if self._dialect != "postgresql":
-            return ordered
-        locked: list[str] = []
-        for batch in batches(ordered):
-            result = await session.execute(
-                select(ChunkRow.id).where(ChunkRow.id.in_(batch)).order_by(ChunkRow.id)
-                .with_for_update(key_share=True, skip_locked=skip_locked)
-            )
-            locked.extend(result.scalars())
-        return locked
+            return sorted(set(ids))
+        return await session.run_sync(
+            lambda sync: lock_chunks(SessionSql(sync), ids, skip_locked=skip_locked))
 
     async def _replicas_of(self, session: AsyncSession,
                            ids: Sequence[str]) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = defaultdict(list)
-        for batch in batches(ids):
-            result = await session.execute(
-                select(ChunkReplicaRow.chunk_id, ChunkReplicaRow.worker_id)
-                .where(ChunkReplicaRow.chunk_id.in_(batch))
-                .order_by(ChunkReplicaRow.chunk_id, ChunkReplicaRow.worker_id)
-            )
-            for chunk_id, worker_id in result.all():
-                found[chunk_id].append(worker_id)
-        return found
+        return await session.run_sync(lambda sync: replicas_of(SessionSql(sync), ids))
