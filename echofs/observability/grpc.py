@@ -30,8 +30,7 @@ from echofs.observability.request_id import (
     current_request_id,
     valid_request_id,
 )
-
-log = structlog.get_logger("echofs.rpc")
+from echofs.observability.request_log import REQUEST_LOG
 
 # Chunk ids are 64 hex digits; a prefix identifies one in a log line.
 _CHUNK_PREFIX = 16
@@ -104,7 +103,11 @@ async def _on_request(event: RecvRequest) -> None:
                         fields["chunk"] = facts.chunk
                     if facts.bytes_in or facts.bytes_out:
                         fields["bytes"] = facts.bytes_in or facts.bytes_out
-                    log.log(_level(status, request_id), "rpc", **fields)
+                    level = _level(status, request_id)
+                    if REQUEST_LOG.enabled(level):
+                        if request_id:
+                            fields["request_id"] = request_id
+                        REQUEST_LOG.emit(level, "echofs.rpc", "rpc", fields)
         finally:
             _CALL.reset(token)
 

@@ -11,6 +11,8 @@ import sys
 
 import structlog
 
+from echofs.observability.request_log import REQUEST_LOG, OrderedStreamHandler
+
 
 def configure_logging(level: str = "info", fmt: str = "console", **context: str) -> None:
     numeric = logging.getLevelName(level.upper())
@@ -37,7 +39,9 @@ def configure_logging(level: str = "info", fmt: str = "console", **context: str)
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    # The per-request lines take their own, cheaper way (see request_log).
+    REQUEST_LOG.configure(level=numeric, json_format=fmt == "json", context=context)
+    handler = OrderedStreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],

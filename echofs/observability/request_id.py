@@ -9,8 +9,8 @@ on the worker for the call it serves.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 import structlog
 
@@ -24,7 +24,8 @@ _VALID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex[:16]
+    # 16 hex digits, as a uuid4's first 16 were, without building a UUID.
+    return os.urandom(8).hex()
 
 
 def valid_request_id(raw: str | None) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import structlog
 from aiohttp import web
@@ -19,6 +19,7 @@ from aiohttp import web
 from echofs.core.errors import EchoFSError, RangeNotSatisfiable, TooManyRequests
 from echofs.observability.request_id import HTTP_HEADER as REQUEST_ID_HEADER
 from echofs.observability.request_id import accept_request_id
+from echofs.observability.request_log import REQUEST_LOG
 
 log = structlog.get_logger("echofs.http")
 
@@ -36,9 +37,10 @@ class RequestFacts:
     bytes: int | None = None
 
     def fields(self) -> dict[str, object]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in ((f, getattr(self, f)) for f in _FACT_FIELDS) if v is not None}
 
 
+_FACT_FIELDS = tuple(f.name for f in fields(RequestFacts))
 FACTS = web.RequestKey("echofs_facts", RequestFacts)
 
 
@@ -98,11 +100,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         mode = request[FACTS].mode
         if mode is not None and "X-EchoFS-Mode" not in response.headers:
             response.headers["X-EchoFS-Mode"] = mode
-    log.log(
-        logging.ERROR if status == 500 else logging.WARNING if status >= 500 else logging.INFO,
-        "request",
-        method=request.method, path=request.path, status=status,
-        duration_ms=round((time.monotonic() - started) * 1000, 2),
-        **request[FACTS].fields(),
-    )
+    level = logging.ERROR if status == 500 else logging.WARNING if status >= 500 else logging.INFO
+    if REQUEST_LOG.enabled(level):
+        REQUEST_LOG.emit(level, "echofs.http", "request", {
+            "method": request.method, "path": request.path, "status": status,
+            "duration_ms": round((time.monotonic() - started) * 1000, 2),
+            **request[FACTS].fields()})
     return response

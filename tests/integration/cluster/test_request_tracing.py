@@ -59,8 +59,17 @@ async def test_a_request_id_is_followed_from_master_to_workers(cluster):
     assert len(chunk_ids) == 3
 
     master_log = cluster.master.log_path
-    requests = [e for e in events(master_log) if e.get("event") == "request"
+
+    def logged_requests() -> list[dict]:
+        return [e for e in events(master_log) if e.get("event") == "request"
                 and e.get("request_id") == request_id]
+
+    async def request_logged() -> bool:
+        return bool(logged_requests())
+
+    # Request lines are buffered for a moment (see observability.request_log).
+    await eventually(request_logged, 5, "the master's request line")
+    requests = logged_requests()
     assert len(requests) == 1, requests
     assert requests[0]["file_id"] == file_id and requests[0]["status"] == 201
     assert requests[0]["bytes"] == len(data)
