@@ -11,7 +11,8 @@ the goals and verdict in :mod:`echofs.bench.goals`, and the report in
 :mod:`echofs.bench.machine`).
 
 ``echofs bench throughput`` (:mod:`echofs.bench.throughput`): EchoFS beside
-nginx and the raw disk.
+nginx (:mod:`echofs.bench.nginx_peer`) and the raw disk, reported by
+:mod:`echofs.bench.throughput_report`.
 
 Only argument definitions live here, so ``echofs --help`` stays fast.
 """

@@ -3,7 +3,8 @@ to nginx measured in the same run."""
 
 from __future__ import annotations
 
-from echofs.bench.throughput import QUICK, render_markdown
+from echofs.bench.throughput import QUICK
+from echofs.bench.throughput_report import render_markdown
 
 
 def _small(put: float, get: float) -> dict[str, float]:
