@@ -21,7 +21,7 @@ class Target:
     put_path: str  # format with {name}
     get_path: str  # format with {name} (or {file_id} for EchoFS by path: same)
     pids: list[int] = field(default_factory=list)
-    # Sent with every PUT and GET (a peer's auth token); empty for the
+    # Sent with every PUT and GET (Swift's X-Auth-Token); empty for the
     # targets that need none, so their requests are unchanged.
     headers: dict[str, str] = field(default_factory=dict)
 

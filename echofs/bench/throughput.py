@@ -5,9 +5,11 @@ The same load generator (aiohttp, streamed bodies) drives every target:
 - the embedded node (``echofs serve``) at RF=1 and RF=3,
 - a process cluster (master + 3 workers over gRPC) at RF=3,
 - nginx on loopback with WebDAV PUT enabled (:mod:`echofs.bench.nginx_peer`),
+- OpenStack Swift all-in-one on loopback, three replicas
+  (:mod:`echofs.bench.swift_peer`; left out with ``--no-swift``),
 - and the raw disk (``dd ... conv=fdatasync`` to write, a cached read).
 
-Each EchoFS figure is reported as a ratio to nginx's
+Each EchoFS figure is reported as a ratio to nginx's and to Swift's
 (:mod:`echofs.bench.throughput_report`): absolute numbers drift on shared
 machines, ratios measured in the same run much less.
 """
@@ -33,6 +35,7 @@ from typing import Any
 import aiohttp
 import blake3
 
+from echofs.bench import swift_peer
 from echofs.bench.nginx_peer import nginx
 from echofs.bench.target import Target
 from echofs.bench.throughput_report import render_markdown
@@ -246,7 +249,10 @@ async def _measure(target: Target, profile: Profile, *, small: bool, rss: bool,
     return result
 
 
-def run(profile: Profile, work_dir: Path) -> dict[str, Any]:
+def run(profile: Profile, work_dir: Path, *, swift: bool = True) -> dict[str, Any]:
+    if swift:
+        # Before anything is measured: a missing Swift should not cost a run.
+        swift_peer.require_installed()
     results: dict[str, Any] = {"profile": profile.__dict__, "machine": {
         "cpus": os.cpu_count(), "python": platform.python_version(),
         "platform": platform.platform()}}
@@ -256,6 +262,12 @@ def run(profile: Profile, work_dir: Path) -> dict[str, Any]:
         _progress("nginx (WebDAV PUT, GET)")
         results["nginx"] = asyncio.run(_measure(target, profile, small=True, rss=False,
                                                 latency=True))
+    if swift:
+        with swift_peer.swift(work_dir / "swift") as target:
+            version = swift_peer.version()
+            _progress(f"OpenStack Swift {version} ({swift_peer.REPLICAS} replicas, PUT, GET)")
+            results["swift"] = {"version": version, **asyncio.run(
+                _measure(target, profile, small=True, rss=False, latency=True))}
     with embedded(work_dir / "rf1", 1) as target:
         results["embedded_rf1"] = asyncio.run(_measure(target, profile, small=False,
                                                        rss=False, latency=False))
@@ -270,10 +282,11 @@ def run(profile: Profile, work_dir: Path) -> dict[str, Any]:
 
 def run_from_args(args: argparse.Namespace) -> int:
     profile = QUICK if args.quick else Profile()
-    command = "echofs bench throughput" + (" --quick" if args.quick else "")
+    command = " ".join(["echofs bench throughput", *(["--quick"] if args.quick else []),
+                        *(["--no-swift"] if args.no_swift else [])])
     with tempfile.TemporaryDirectory(prefix="echofs-throughput-",
                                      dir=args.work_dir) as tmp:
-        results = run(profile, Path(tmp))
+        results = run(profile, Path(tmp), swift=not args.no_swift)
     args.markdown.parent.mkdir(parents=True, exist_ok=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
