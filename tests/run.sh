@@ -7,9 +7,10 @@
 #
 # Safe to run again: it installs only what is missing and says what it installs.
 # - System packages (Debian/Ubuntu, apt-get): the suite drives a real Chromium,
-#   Prometheus and promtool, nginx, PostgreSQL, Redis and curl, and fails rather
-#   than skips without them. As root they are installed; otherwise the exact
-#   `sudo apt-get install` line is printed and nothing else happens.
+#   Prometheus and promtool, nginx, OpenStack Swift with memcached, PostgreSQL,
+#   Redis and curl, and fails rather than skips without them. As root they are
+#   installed; otherwise the exact `sudo apt-get install` line is printed and
+#   nothing else happens.
 # - Python: the package with its test extras, into .venv (created if absent).
 # - Servers: PostgreSQL and Redis on loopback are started if they do not answer.
 #   ECHOFS_TEST_POSTGRES_URL / ECHOFS_TEST_REDIS_URL, when set, name servers to
@@ -42,6 +43,14 @@ fi
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   missing+=(nginx-light)
 fi
+# ... and beside OpenStack Swift, built all-in-one from Debian's packages: the
+# ring builder (package swift), one server of each role, and memcached, which
+# Swift's tempauth keeps its tokens in.
+for pair in swift-ring-builder:swift swift-proxy-server:swift-proxy \
+    swift-object-server:swift-object swift-container-server:swift-container \
+    swift-account-server:swift-account memcached:memcached; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
 # Only a local PostgreSQL needs the server package; a given URL is used as is.
 local_postgres=false
 if [ -z "${ECHOFS_TEST_POSTGRES_URL:-}" ]; then

@@ -11,7 +11,9 @@ the goals and verdict in :mod:`echofs.bench.goals`, and the report in
 :mod:`echofs.bench.machine`).
 
 ``echofs bench throughput`` (:mod:`echofs.bench.throughput`): EchoFS beside
-nginx and the raw disk.
+nginx (:mod:`echofs.bench.nginx_peer`), OpenStack Swift
+(:mod:`echofs.bench.swift_peer`) and the raw disk, reported by
+:mod:`echofs.bench.throughput_report`.
 
 Only argument definitions live here, so ``echofs --help`` stays fast.
 """
@@ -28,8 +30,8 @@ DEFAULT_JSON = Path("docs/benchmarks/chaos.json")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
     throughput = sub.add_parser(
-        "throughput", help="EchoFS beside nginx (WebDAV) and the raw disk, same client, "
-        "same run; writes a Markdown and a JSON report")
+        "throughput", help="EchoFS beside nginx (WebDAV), OpenStack Swift and the raw disk, "
+        "same client, same run; writes a Markdown and a JSON report")
     from echofs.bench.throughput_args import add_throughput_arguments
 
     add_throughput_arguments(throughput)

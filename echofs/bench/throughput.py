@@ -4,12 +4,14 @@ The same load generator (aiohttp, streamed bodies) drives every target:
 
 - the embedded node (``echofs serve``) at RF=1 and RF=3,
 - a process cluster (master + 3 workers over gRPC) at RF=3,
-- nginx on loopback with WebDAV PUT enabled (started with a generated
-  config in a temporary folder, stopped afterwards),
+- nginx on loopback with WebDAV PUT enabled (:mod:`echofs.bench.nginx_peer`),
+- OpenStack Swift all-in-one on loopback, three replicas
+  (:mod:`echofs.bench.swift_peer`; left out with ``--no-swift``),
 - and the raw disk (``dd ... conv=fdatasync`` to write, a cached read).
 
-Each EchoFS figure is reported as a ratio to nginx's: absolute numbers drift
-on shared machines, ratios measured in the same run much less.
+Each EchoFS figure is reported as a ratio to nginx's and to Swift's
+(:mod:`echofs.bench.throughput_report`): absolute numbers drift on shared
+machines, ratios measured in the same run much less.
 """
 
 from __future__ import annotations
@@ -20,22 +22,25 @@ import contextlib
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import blake3
 
+from echofs.bench import swift_peer
+from echofs.bench.nginx_peer import nginx
+from echofs.bench.target import Target
+from echofs.bench.throughput_report import render_markdown
 from echofs.testing.cluster import ProcessCluster
-from echofs.testing.process import PeakRSS, ServeProcess, free_port
+from echofs.testing.process import PeakRSS, ServeProcess
 
 MIB = 1024 * 1024
 
@@ -53,21 +58,6 @@ class Profile:
 
 QUICK = Profile(large_files=4, large_mib=16, small_ops=300, rss_upload_mib=128,
                 latency_runs=3)
-
-
-@dataclass
-class Target:
-    name: str
-    base_url: str
-    put_path: str  # format with {name}
-    get_path: str  # format with {name} (or {file_id} for EchoFS by path: same)
-    pids: list[int] = field(default_factory=list)
-
-    def put_url(self, name: str) -> str:
-        return self.base_url + self.put_path.format(name=name)
-
-    def get_url(self, name: str) -> str:
-        return self.base_url + self.get_path.format(name=name)
 
 
 def _progress(message: str) -> None:
@@ -90,16 +80,17 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _put(session: aiohttp.ClientSession, url: str, data: Any) -> None:
-    async with session.put(url, data=data) as resp:
+async def _put(session: aiohttp.ClientSession, url: str, data: Any,
+               headers: Mapping[str, str]) -> None:
+    async with session.put(url, data=data, headers=headers) as resp:
         if resp.status not in (200, 201, 204):
             raise RuntimeError(f"PUT {url}: {resp.status} {(await resp.text())[:200]}")
         await resp.read()
 
 
-async def _get(session: aiohttp.ClientSession, url: str) -> int:
+async def _get(session: aiohttp.ClientSession, url: str, headers: Mapping[str, str]) -> int:
     total = 0
-    async with session.get(url) as resp:
+    async with session.get(url, headers=headers) as resp:
         if resp.status != 200:
             raise RuntimeError(f"GET {url}: {resp.status}")
         async for piece in resp.content.iter_chunked(MIB):
@@ -129,11 +120,11 @@ async def large_transfer(target: Target, profile: Profile) -> dict[str, float]:
     async with _session() as session:
         started = time.perf_counter()
         await _bounded(profile.concurrency, [
-            _put(session, target.put_url(n), _pattern(size, n)) for n in names])
+            _put(session, target.put_url(n), _pattern(size, n), target.headers) for n in names])
         up = time.perf_counter() - started
         started = time.perf_counter()
         sizes = await _bounded(profile.concurrency, [
-            _get(session, target.get_url(n)) for n in names])
+            _get(session, target.get_url(n), target.headers) for n in names])
         down = time.perf_counter() - started
     if any(s != size for s in sizes):
         raise RuntimeError(f"{target.name}: a download returned the wrong size")
@@ -157,12 +148,13 @@ async def small_ops(target: Target, profile: Profile) -> dict[str, float]:
     async with _session() as session:
         started = time.perf_counter()
         await _bounded(profile.small_concurrency, [
-            timed(_put(session, target.put_url(n), p), put_lat)
+            timed(_put(session, target.put_url(n), p, target.headers), put_lat)
             for n, p in zip(names, payloads, strict=True)])
         put_s = time.perf_counter() - started
         started = time.perf_counter()
         await _bounded(profile.small_concurrency, [
-            timed(_get(session, target.get_url(n)), get_lat) for n in names])
+            timed(_get(session, target.get_url(n), target.headers), get_lat)
+            for n in names])
         get_s = time.perf_counter() - started
     return {
         "put_ops_s": len(names) / put_s, "put_p50_ms": _percentile(put_lat, 0.5) * 1000,
@@ -179,10 +171,10 @@ async def latency_10mib(target: Target, profile: Profile) -> dict[str, float]:
             name = f"lat-{i}.bin"
             data = os.urandom(10 * MIB)
             started = time.perf_counter()
-            await _put(session, target.put_url(name), data)
+            await _put(session, target.put_url(name), data, target.headers)
             ups.append(time.perf_counter() - started)
             started = time.perf_counter()
-            await _get(session, target.get_url(name))
+            await _get(session, target.get_url(name), target.headers)
             downs.append(time.perf_counter() - started)
     return {"upload_ms": statistics.median(ups) * 1000,
             "download_ms": statistics.median(downs) * 1000}
@@ -192,78 +184,13 @@ async def peak_rss_upload(target: Target, profile: Profile) -> dict[str, float]:
     size = profile.rss_upload_mib * MIB
     with PeakRSS(target.pids[0]) as rss:
         async with _session() as session:
-            await _put(session, target.put_url("rss.bin"), _pattern(size, "rss"))
+            await _put(session, target.put_url("rss.bin"), _pattern(size, "rss"),
+                       target.headers)
     return {"upload_mib": profile.rss_upload_mib, "rss_baseline_mb": rss.baseline / MIB,
             "rss_peak_mb": rss.peak / MIB}
 
 
 # -- the targets -------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def nginx(root: Path) -> Iterator[Target]:
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(binary).exists():
-        raise SystemExit("nginx is not installed (Debian: apt-get install nginx-light)")
-    port = free_port()
-    for folder in ("www/dav", "tmp", "logs"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    conf = root / "nginx.conf"
-    # As root, nginx's workers would drop to an unprivileged user that cannot
-    # write our temporary folders; keep them as the invoking user.
-    user = "user root root;" if os.geteuid() == 0 else ""
-    conf.write_text(f"""
-{user}
-worker_processes 2;
-pid {root}/nginx.pid;
-error_log {root}/logs/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    sendfile on;
-    client_max_body_size 0;
-    client_body_temp_path {root}/tmp;
-    proxy_temp_path {root}/tmp;
-    fastcgi_temp_path {root}/tmp;
-    uwsgi_temp_path {root}/tmp;
-    scgi_temp_path {root}/tmp;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root}/www;
-        location /dav/ {{
-            dav_methods PUT DELETE;
-            create_full_put_path on;
-            dav_access user:rw group:r all:r;
-        }}
-    }}
-}}
-""")
-    proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(root), "-g", "daemon off;"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        _wait_port(port, proc)
-        yield Target("nginx", f"http://127.0.0.1:{port}", "/dav/{name}", "/dav/{name}",
-                     [proc.pid])
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        if proc.poll() is None:
-            proc.kill()
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"nginx exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit("nginx did not start listening")
 
 
 @contextlib.contextmanager
@@ -322,7 +249,10 @@ async def _measure(target: Target, profile: Profile, *, small: bool, rss: bool,
     return result
 
 
-def run(profile: Profile, work_dir: Path) -> dict[str, Any]:
+def run(profile: Profile, work_dir: Path, *, swift: bool = True) -> dict[str, Any]:
+    if swift:
+        # Before anything is measured: a missing Swift should not cost a run.
+        swift_peer.require_installed()
     results: dict[str, Any] = {"profile": profile.__dict__, "machine": {
         "cpus": os.cpu_count(), "python": platform.python_version(),
         "platform": platform.platform()}}
@@ -332,6 +262,12 @@ def run(profile: Profile, work_dir: Path) -> dict[str, Any]:
         _progress("nginx (WebDAV PUT, GET)")
         results["nginx"] = asyncio.run(_measure(target, profile, small=True, rss=False,
                                                 latency=True))
+    if swift:
+        with swift_peer.swift(work_dir / "swift") as target:
+            version = swift_peer.version()
+            _progress(f"OpenStack Swift {version} ({swift_peer.REPLICAS} replicas, PUT, GET)")
+            results["swift"] = {"version": version, **asyncio.run(
+                _measure(target, profile, small=True, rss=False, latency=True))}
     with embedded(work_dir / "rf1", 1) as target:
         results["embedded_rf1"] = asyncio.run(_measure(target, profile, small=False,
                                                        rss=False, latency=False))
@@ -344,84 +280,13 @@ def run(profile: Profile, work_dir: Path) -> dict[str, Any]:
     return results
 
 
-def _ratio(value: float, base: float) -> str:
-    return f"{value / base:.2f}x" if base else "n/a"
-
-
-def render_markdown(results: dict[str, Any], command: str) -> str:
-    n, e1, e3, c3 = (results["nginx"], results["embedded_rf1"], results["embedded_rf3"],
-                     results["cluster_rf3"])
-    p = results["profile"]
-    disk_ = results["disk"]
-    lines = [
-        "# Throughput: EchoFS beside nginx and the disk",
-        "",
-        f"Produced by `{command}` on {results['machine']['cpus']} cores, Python "
-        f"{results['machine']['python']} ({results['machine']['platform']}). Large files: "
-        f"{p['large_files']} x {p['large_mib']} MiB at concurrency {p['concurrency']}; small: "
-        f"{p['small_ops']} x 4 KiB at concurrency {p['small_concurrency']}. Same client for "
-        "every target. Ratios are to nginx in the same run.",
-        "",
-        f"Raw disk: write (fdatasync) {disk_['write_mb_s']:.0f} MB/s, read "
-        f"{disk_['read_mb_s']:.0f} MB/s.",
-        "",
-        "| figure | nginx | EchoFS | ratio | goal |",
-        "|---|---|---|---|---|",
-        f"| large upload, embedded RF=1 | {n['large']['upload_mb_s']:.0f} MB/s | "
-        f"{e1['large']['upload_mb_s']:.0f} MB/s | "
-        f"{_ratio(e1['large']['upload_mb_s'], n['large']['upload_mb_s'])} | ≥ 1.0x |",
-        f"| large upload, embedded RF=3 strong | {n['large']['upload_mb_s']:.0f} MB/s | "
-        f"{e3['large']['upload_mb_s']:.0f} MB/s | "
-        f"{_ratio(e3['large']['upload_mb_s'], n['large']['upload_mb_s'])} | ≥ 0.5x |",
-        f"| large upload, cluster RF=3 strong | {n['large']['upload_mb_s']:.0f} MB/s | "
-        f"{c3['large']['upload_mb_s']:.0f} MB/s | "
-        f"{_ratio(c3['large']['upload_mb_s'], n['large']['upload_mb_s'])} | ≥ 0.5x |",
-        f"| large download, embedded RF=3 | {n['large']['download_mb_s']:.0f} MB/s | "
-        f"{e3['large']['download_mb_s']:.0f} MB/s | "
-        f"{_ratio(e3['large']['download_mb_s'], n['large']['download_mb_s'])} | ≥ 0.25x |",
-        f"| large download, cluster RF=3 | {n['large']['download_mb_s']:.0f} MB/s | "
-        f"{c3['large']['download_mb_s']:.0f} MB/s | "
-        f"{_ratio(c3['large']['download_mb_s'], n['large']['download_mb_s'])} | ≥ 0.25x |",
-        f"| 4 KiB uploads/s, embedded RF=3 | {n['small']['put_ops_s']:.0f} | "
-        f"{e3['small']['put_ops_s']:.0f} | "
-        f"{_ratio(e3['small']['put_ops_s'], n['small']['put_ops_s'])} | ≥ 0.3x |",
-        f"| 4 KiB uploads/s, cluster RF=3 | {n['small']['put_ops_s']:.0f} | "
-        f"{c3['small']['put_ops_s']:.0f} | "
-        f"{_ratio(c3['small']['put_ops_s'], n['small']['put_ops_s'])} | ≥ 0.3x |",
-        f"| 4 KiB reads/s, embedded | {n['small']['get_ops_s']:.0f} | "
-        f"{e3['small']['get_ops_s']:.0f} | "
-        f"{_ratio(e3['small']['get_ops_s'], n['small']['get_ops_s'])} | ≥ 0.5x |",
-        f"| 4 KiB reads/s, cluster | {n['small']['get_ops_s']:.0f} | "
-        f"{c3['small']['get_ops_s']:.0f} | "
-        f"{_ratio(c3['small']['get_ops_s'], n['small']['get_ops_s'])} | ≥ 0.5x |",
-        f"| 4 KiB upload p50 / p99, embedded RF=3 | {n['small']['put_p50_ms']:.1f} / "
-        f"{n['small']['put_p99_ms']:.1f} ms | {e3['small']['put_p50_ms']:.1f} / "
-        f"{e3['small']['put_p99_ms']:.1f} ms | | |",
-        f"| 4 KiB read p50 / p99, embedded | {n['small']['get_p50_ms']:.1f} / "
-        f"{n['small']['get_p99_ms']:.1f} ms | {e3['small']['get_p50_ms']:.1f} / "
-        f"{e3['small']['get_p99_ms']:.1f} ms | | |",
-        f"| master peak RSS during a {e3['rss']['upload_mib']} MiB upload | | "
-        f"{e3['rss']['rss_peak_mb']:.0f} MB (from {e3['rss']['rss_baseline_mb']:.0f}) | | "
-        "< 150 MB |",
-        f"| 10 MiB upload / download, embedded RF=3 | "
-        f"{n['latency_10mib']['upload_ms']:.0f} / {n['latency_10mib']['download_ms']:.0f} ms | "
-        f"{e3['latency_10mib']['upload_ms']:.0f} / {e3['latency_10mib']['download_ms']:.0f} ms "
-        "| | ≤ 100 / ≤ 50 ms |",
-        f"| 10 MiB upload / download, cluster RF=3 | | "
-        f"{c3['latency_10mib']['upload_ms']:.0f} / {c3['latency_10mib']['download_ms']:.0f} ms "
-        "| | ≤ 100 / ≤ 50 ms |",
-        "",
-        "Raw figures are in the JSON report next to this file.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def run_from_args(args: argparse.Namespace) -> int:
     profile = QUICK if args.quick else Profile()
-    command = "echofs bench throughput" + (" --quick" if args.quick else "")
+    command = " ".join(["echofs bench throughput", *(["--quick"] if args.quick else []),
+                        *(["--no-swift"] if args.no_swift else [])])
     with tempfile.TemporaryDirectory(prefix="echofs-throughput-",
                                      dir=args.work_dir) as tmp:
-        results = run(profile, Path(tmp))
+        results = run(profile, Path(tmp), swift=not args.no_swift)
     args.markdown.parent.mkdir(parents=True, exist_ok=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")

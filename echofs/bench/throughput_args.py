@@ -11,6 +11,9 @@ DEFAULT_JSON = Path("docs/benchmarks/throughput.json")
 
 def add_throughput_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument("--no-swift", action="store_true",
+                        help="leave OpenStack Swift out (otherwise the bench stops if it is "
+                        "not installed)")
     parser.add_argument("--markdown", type=Path, default=DEFAULT_MARKDOWN,
                         help=f"Markdown report (default {DEFAULT_MARKDOWN})")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON,

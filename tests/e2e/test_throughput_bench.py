@@ -1,6 +1,6 @@
-"""``echofs bench throughput --quick`` end to end: nginx (started by the
-bench), the embedded node at RF=1 and RF=3 and a process cluster, measured by
-one client, reported as Markdown and JSON."""
+"""``echofs bench throughput --quick`` end to end: nginx and an all-in-one
+OpenStack Swift (started by the bench), the embedded node at RF=1 and RF=3 and
+a process cluster, measured by one client, reported as Markdown and JSON."""
 
 from __future__ import annotations
 
@@ -27,14 +27,17 @@ def test_quick_throughput_run_measures_every_target(tmp_path):
             bench.wait()
     assert bench.returncode == 0, output
     assert "[bench] nginx" in output  # progress is shown as it goes
+    assert "[bench] OpenStack Swift" in output
     data = json.loads(report.read_text())
-    for target in ("nginx", "embedded_rf1", "embedded_rf3", "cluster_rf3"):
+    for target in ("nginx", "swift", "embedded_rf1", "embedded_rf3", "cluster_rf3"):
         large = data[target]["large"]
         assert large["upload_mb_s"] > 0 and large["download_mb_s"] > 0, target
-    for target in ("nginx", "embedded_rf3", "cluster_rf3"):
+    for target in ("nginx", "swift", "embedded_rf3", "cluster_rf3"):
         small = data[target]["small"]
         assert small["put_ops_s"] > 0 and small["get_ops_s"] > 0, target
         assert data[target]["latency_10mib"]["upload_ms"] > 0, target
     assert data["embedded_rf3"]["rss"]["rss_peak_mb"] > 0
     assert data["disk"]["write_mb_s"] > 0
-    assert "| large upload, embedded RF=1 |" in markdown.read_text()
+    text = markdown.read_text()
+    assert "| large upload, embedded RF=1 |" in text
+    assert f"OpenStack Swift {data['swift']['version']}:" in text

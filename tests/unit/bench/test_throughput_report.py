@@ -1,9 +1,10 @@
 """The throughput report: every figure of the issue's goals table, as a ratio
-to nginx measured in the same run."""
+to nginx and to OpenStack Swift measured in the same run."""
 
 from __future__ import annotations
 
-from echofs.bench.throughput import QUICK, render_markdown
+from echofs.bench.throughput import QUICK
+from echofs.bench.throughput_report import render_markdown
 
 
 def _small(put: float, get: float) -> dict[str, float]:
@@ -19,6 +20,10 @@ def _results() -> dict:
         "nginx": {"large": {"upload_mb_s": 400.0, "download_mb_s": 1600.0},
                   "small": _small(6000, 8000),
                   "latency_10mib": {"upload_ms": 30.0, "download_ms": 8.0}},
+        "swift": {"version": "2.30.1",
+                  "large": {"upload_mb_s": 80.0, "download_mb_s": 400.0},
+                  "small": _small(100, 500),
+                  "latency_10mib": {"upload_ms": 150.0, "download_ms": 40.0}},
         "embedded_rf1": {"large": {"upload_mb_s": 200.0, "download_mb_s": 600.0}},
         "embedded_rf3": {"large": {"upload_mb_s": 100.0, "download_mb_s": 800.0},
                          "small": _small(300, 2000),
@@ -29,6 +34,13 @@ def _results() -> dict:
                         "small": _small(150, 900),
                         "latency_10mib": {"upload_ms": 200.0, "download_ms": 60.0}},
     }
+
+
+def _rows(text: str) -> dict[str, list[str]]:
+    """Each table row's cells by its figure's name."""
+    return {cells[0]: cells for cells in (
+        [cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("| figure"))}
 
 
 def test_every_goal_row_is_reported_with_its_ratio():
@@ -44,3 +56,39 @@ def test_every_goal_row_is_reported_with_its_ratio():
     assert "140 MB" in rows["master peak RSS during a 128 MiB upload"]
     assert "90 / 20 ms" in rows["10 MiB upload / download, embedded RF=3"]
     assert "`echofs bench throughput --quick`" in text
+
+
+def test_swift_column_has_its_figures_ratios_and_goals():
+    text = render_markdown(_results(), "echofs bench throughput --quick")
+    assert text.startswith("# Throughput: EchoFS beside nginx, OpenStack Swift and the disk")
+    assert "OpenStack Swift 2.30.1" in text
+    rows = _rows(text)
+    # figure | nginx | Swift | EchoFS | ratio to nginx | ratio to Swift | goal
+    assert rows["large upload, embedded RF=1"][2:6] == ["80 MB/s", "200 MB/s", "0.50x",
+                                                         "2.50x"]
+    assert rows["large upload, embedded RF=3 strong"][5:] == ["1.25x",
+                                                              "≥ 0.5x nginx, ≥ 1.5x Swift"]
+    assert rows["large upload, cluster RF=3 strong"][5:] == ["0.62x",
+                                                             "≥ 0.5x nginx, ≥ 1.5x Swift"]
+    assert rows["large download, cluster RF=3"][5:] == ["0.50x", "≥ 0.25x nginx, ≥ 2x Swift"]
+    assert rows["4 KiB uploads/s, embedded RF=3"][2:] == ["100", "300", "0.05x", "3.00x",
+                                                          "≥ 0.3x nginx, ≥ 10x Swift"]
+    assert rows["4 KiB uploads/s, cluster RF=3"][5:] == ["1.50x", "≥ 0.3x nginx, ≥ 10x Swift"]
+    assert rows["4 KiB reads/s, embedded"][5:] == ["4.00x", "≥ 0.5x nginx, ≥ 5x Swift"]
+    assert rows["4 KiB reads/s, cluster"][5:] == ["1.80x", "≥ 0.5x nginx, ≥ 5x Swift"]
+    assert rows["4 KiB upload p50 / p99, embedded RF=3"][2] == "2.0 / 9.0 ms"
+    assert rows["10 MiB upload / download, cluster RF=3"][2:4] == ["150 / 40 ms",
+                                                                   "200 / 60 ms"]
+    # Goals relative to nginx only stay so.
+    assert rows["large download, embedded RF=3"][6] == "≥ 0.25x nginx"
+
+
+def test_a_run_without_swift_says_so_in_its_cells():
+    results = _results()
+    del results["swift"]
+    text = render_markdown(results, "echofs bench throughput --quick --no-swift")
+    assert "OpenStack Swift: not measured (`--no-swift`)" in text
+    rows = _rows(text)
+    assert rows["4 KiB reads/s, embedded"][2] == "not measured"
+    assert rows["4 KiB reads/s, embedded"][4:6] == ["0.25x", "not measured"]
+    assert rows["10 MiB upload / download, embedded RF=3"][2] == "not measured"
