@@ -56,6 +56,9 @@ class Settings:
     pipeline_depth: int = field(default=8, metadata={"env": "PIPELINE_DEPTH"})
     # Chunks read ahead of the one being sent to a downloading client.
     read_ahead: int = field(default=4, metadata={"env": "READ_AHEAD"})
+    # Memory for small chunks' bytes, so reads of small files just written or
+    # read skip the worker (0 = off; see master/chunk_cache).
+    chunk_cache_bytes: int = field(default=32 * MIB, metadata={"env": "CHUNK_CACHE_BYTES"})
     write_timeout: float = field(default=30.0, metadata={"env": "WRITE_TIMEOUT"})
     read_timeout: float = field(default=10.0, metadata={"env": "READ_TIMEOUT"})
     heartbeat_interval: float = field(default=1.0, metadata={"env": "HEARTBEAT_INTERVAL"})

@@ -24,6 +24,7 @@ from echofs.core.errors import ChunkMissing, ChunkUnavailable, CorruptChunk
 from echofs.core.manifest import ChunkRef, VersionRecord
 from echofs.core.ranges import ByteRange
 from echofs.core.vocabulary import ReplicationReason, Verdict
+from echofs.master.chunk_cache import ChunkCache
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.membership import WorkerRegistry
 from echofs.metadata.repository import MetadataRepository
@@ -37,14 +38,25 @@ _DECODE_ON_LOOP = 64 * 1024
 
 class ChunkReader:
     def __init__(self, repo: MetadataRepository, registry: WorkerRegistry,
-                 chunk_io: ChunkIO) -> None:
+                 chunk_io: ChunkIO, cache: ChunkCache | None = None) -> None:
         self.repo = repo
         self.registry = registry
         self.chunk_io = chunk_io
+        self.cache = ChunkCache(0) if cache is None else cache
         self.repairs_queued = 0
 
     async def read(self, ref: ChunkRef) -> bytes:
         """The raw bytes of one chunk, verified; repairs bad copies it meets."""
+        if self.cache.admits(ref.size):
+            cached = self.cache.get(ref.chunk_id)
+            if cached is not None:
+                return cached
+            raw = await self._read_replicas(ref)
+            self.cache.put(ref.chunk_id, raw)
+            return raw
+        return await self._read_replicas(ref)
+
+    async def _read_replicas(self, ref: ChunkRef) -> bytes:
         failures: list[str] = []
         bad: list[tuple[str, Verdict]] = []
         try:

@@ -22,6 +22,7 @@ from echofs.config import Settings
 from echofs.controller.client import ControllerClient
 from echofs.controller.http_api import ControllerAPI
 from echofs.core.consistency import parse_mode
+from echofs.master.chunk_cache import ChunkCache
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.collector import GarbageCollector
 from echofs.master.consistency_proxy import CONSISTENCY_PREFIX, ConsistencyProxy
@@ -68,14 +69,16 @@ class MasterRole:
                                      interval=settings.replication_interval)
         # One placement for writers and the replicator: they ask the same object.
         self.placement = self.replicator.placement
+        # Small chunks' bytes, written through by uploads, read by downloads.
+        self.chunk_cache = ChunkCache(settings.chunk_cache_bytes)
         self.uploads = UploadPipeline(repo, self.placement, self.chunk_io, PipelineSettings(
             chunk_size=settings.chunk_size,
             pipeline_depth=settings.pipeline_depth,
             versions_kept=settings.versions_kept,
             max_upload_size=settings.max_upload_size,
             gc_grace=settings.gc_grace,
-        ))
-        self.reader = ChunkReader(repo, registry, self.chunk_io)
+        ), self.chunk_cache)
+        self.reader = ChunkReader(repo, registry, self.chunk_io, self.chunk_cache)
         # Manifest cache and rate limits: in-process, or Redis shared by masters.
         self.cache = open_cache(settings)
         self.manifests = ManifestReader(repo, self.cache)

@@ -34,6 +34,7 @@ from echofs.core.consistency import Mode
 from echofs.core.errors import PayloadTooLarge, Unavailable
 from echofs.core.manifest import FileRecord, NewChunk, VersionRecord
 from echofs.core.vocabulary import ChunkState
+from echofs.master.chunk_cache import ChunkCache
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.claims import ClaimBatcher, CommitBatcher
 from echofs.master.placement import Placement
@@ -79,8 +80,9 @@ class PipelineSettings:
 
 class UploadPipeline:
     def __init__(self, repo: MetadataRepository, placement: Placement, chunk_io: ChunkIO,
-                 settings: PipelineSettings) -> None:
+                 settings: PipelineSettings, chunk_cache: ChunkCache | None = None) -> None:
         self.repo = repo
+        self.chunk_cache = ChunkCache(0) if chunk_cache is None else chunk_cache
         self.placement = placement
         self.settings = settings
         self.claims = ClaimBatcher(repo)
@@ -170,8 +172,15 @@ class Upload:
                 encoded = encode_chunk(raw)
             else:
                 encoded = await asyncio.to_thread(encode_chunk, raw)
+            cache = self._p.chunk_cache
+            # A small chunk's bytes are kept for the reads likely to follow;
+            # a large one's are let go at once (memory stays flat).
+            kept = raw if cache.admits(len(raw)) else None
             del raw
-            return await self._place(encoded)
+            stored = await self._place(encoded)
+            if kept is not None:
+                cache.put(encoded.chunk_id, kept)
+            return stored
         finally:
             self._slots.release()
 

@@ -78,6 +78,9 @@ UPLOADS = Counter("echofs_uploads", "File uploads finished, by outcome (ok, reje
                   ["outcome"])
 DOWNLOADS = Counter("echofs_downloads",
                     "File downloads finished, by outcome (ok, rejected, failed).", ["outcome"])
+CHUNK_CACHE = Counter("echofs_chunk_cache_lookups",
+                      "Reads of a chunk asked of the master's small-chunk cache, by result.",
+                      ["result"])
 UPLOAD_BYTES = Counter("echofs_upload_bytes", "File bytes received from clients.")
 DOWNLOAD_BYTES = Counter("echofs_download_bytes", "File bytes sent to clients.")
 DEDUP_CHUNKS = Counter("echofs_dedup_chunks",

@@ -35,17 +35,27 @@ class RequestLog:
         self._buffer: list[str] = []
         self._size = 0
         self._timer: asyncio.TimerHandle | None = None
+        # Until the process configures logging (a library user, a test),
+        # lines go to the standard logging module like everything else.
+        self._configured = False
 
     def configure(self, *, level: int, json_format: bool, context: Mapping[str, str],
                   stream: TextIO | None = None) -> None:
         self.flush()
         self.level, self.json, self.context = level, json_format, dict(context)
         self.stream = stream
+        self._configured = True
 
     def enabled(self, level: int) -> bool:
+        if not self._configured:
+            return logging.getLogger().isEnabledFor(level)
         return level >= self.level
 
     def emit(self, level: int, logger: str, event: str, fields: Mapping[str, object]) -> None:
+        if not self._configured:
+            logging.getLogger(logger).log(level, "%s %s", event, " ".join(
+                f"{key}={value}" for key, value in sorted(fields.items())))
+            return
         if level < self.level:
             return
         line = self._render(level, logger, event, fields)
