@@ -10,6 +10,7 @@ chunk (``chunks/ab/cd/<id>``), which a volume store still serves.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,3 +89,17 @@ def _flip(path: Path, at: int) -> None:
 def flip_file_byte(path: Path, at: int) -> None:
     """Invert the byte at ``at`` of any file (a volume's header, an index)."""
     _flip(path, at)
+
+
+def volume_paths(root: Path) -> list[Path]:
+    """The volume files of the store at ``root``, oldest first."""
+    return sorted((root / VOLUMES_DIR).glob("*.vol"))
+
+
+def crash_image(root: Path, dest: Path) -> Path:
+    """Copy a running store's folder as a crash right now would leave it:
+    every acknowledged record is in the files (synced before its put
+    returned); what the store would write at close (its final index
+    snapshot) is not. The lock file stays behind: a crash releases it."""
+    shutil.copytree(root, dest, ignore=shutil.ignore_patterns("LOCK"))
+    return dest

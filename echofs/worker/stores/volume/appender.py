@@ -142,7 +142,7 @@ class Appender:
         outcome = BatchOutcome(batch)
         start = -1
         try:
-            outcome.opened = self._ready(sum(item.record_len for item in batch))
+            self._ready(outcome, sum(item.record_len for item in batch))
             start = pos = self._end
             buffers: list[bytes | memoryview] = []
             for item in batch:
@@ -166,16 +166,21 @@ class Appender:
         outcome.seq, outcome.end = self._seq, pos
         return outcome
 
-    def _ready(self, batch_bytes: int) -> int | None:
-        """Have a volume with room for the batch; its number if newly created."""
+    def _ready(self, outcome: BatchOutcome, batch_bytes: int) -> None:
+        """Have a volume with room for the batch (noting in ``outcome`` one
+        created, or one found deleted)."""
         if self._resume:
             self._resume = False
-            self._fd = os.open(self.directory / volume_name(self._seq),
-                               os.O_WRONLY | os.O_CLOEXEC)
+            with contextlib.suppress(FileNotFoundError):  # else: a new one below
+                self._fd = os.open(self.directory / volume_name(self._seq),
+                                   os.O_WRONLY | os.O_CLOEXEC)
+        if self._fd >= 0 and os.fstat(self._fd).st_nlink == 0:
+            outcome.lost = self._seq  # wiped since the last batch: start anew
+            self._close()
         if self._fd >= 0 and self._end > 0 and self._end + batch_bytes > self.volume_limit:
             self._close()  # sealed: every byte of it was synced with its batch
         if self._fd >= 0:
-            return None
+            return
         seq = self._next_seq
         created = not self.directory.is_dir()
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -188,7 +193,7 @@ class Appender:
         fsync_dir(self.directory)
         if created:
             fsync_dir(self.directory.parent)
-        return seq
+        outcome.opened = seq
 
     def _abandon(self, start: int) -> None:
         """After a failed batch: cut its bytes off (best effort) and leave the

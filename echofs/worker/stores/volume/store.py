@@ -95,6 +95,8 @@ class VolumeChunkStore(ChunkStore):
         self._maintenance: asyncio.Task[None] | None = None
         self._lock_fd = -1
         self._closing = False
+        # How the last open found the index: "snapshot" (+ tail) or "scan".
+        self.opened_from = ""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -104,6 +106,7 @@ class VolumeChunkStore(ChunkStore):
         loop = asyncio.get_running_loop()
         recovered = await asyncio.to_thread(self._open_files)
         self._index = self._compactor.index = recovered.index
+        self.opened_from = "snapshot" if recovered.from_snapshot else "scan"
         self._volumes.clear()
         for volume in recovered.volumes:
             self._volumes[volume.seq] = VolumeFile.open(self._dir, volume.seq, volume.gen,
@@ -122,7 +125,7 @@ class VolumeChunkStore(ChunkStore):
         self._maintenance = asyncio.create_task(self._maintain(),
                                                 name=f"volume maintenance {self.root}")
         log.info("opened %s: %d chunks in %d volumes (%s)%s", self.root, len(self._index),
-                 len(self._volumes), "snapshot + tail" if recovered.from_snapshot else "scan",
+                 len(self._volumes), self.opened_from,
                  f", {len(self._legacy.ids)} in the one-file-per-chunk layout"
                  if self._legacy else "")
         self._wake_if_compactable(list(self._volumes))
@@ -368,6 +371,9 @@ class VolumeChunkStore(ChunkStore):
                 await self.compact()
                 if self._snapshot_due:
                     await self._save_snapshot()
+            except OSError as exc:  # a disk error, a folder removed meanwhile
+                log.warning("volume maintenance of %s failed (%s); retried on the next "
+                            "change", self.root, exc)
             except Exception:
                 log.exception("volume maintenance of %s failed; retried on the next change",
                               self.root)
