@@ -212,3 +212,25 @@ async def test_put_delete_put_of_one_id_keeps_counters_exact(open_store: OpenSto
     assert (usage.chunk_count, usage.bytes_stored) == (
         (1, len(enc.frame)) if present else (0, 0))
     assert results[0] is None and results[2] is None
+
+
+async def test_small_records_are_read_on_the_loop(open_store: OpenStore,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from echofs.worker.stores.volume import store as store_module
+
+    store = await open_store()
+    small, big = chunk("small", size=60_000), chunk("big", size=70_000)
+    for enc in (small, big):
+        await store.put(enc.chunk_id, enc.frame)
+    hops: list[object] = []
+    real = asyncio.to_thread
+
+    async def counting(func, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        hops.append(func)
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(store_module.asyncio, "to_thread", counting)
+    assert await store.get(small.chunk_id) == small.frame
+    assert hops == []  # a page-cache pread costs less than a thread hop
+    assert await store.get(big.chunk_id) == big.frame
+    assert len(hops) == 1
