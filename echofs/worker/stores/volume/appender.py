@@ -188,12 +188,12 @@ class Appender:
                      os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         self._next_seq += 1
         self._fd, self._seq, self._end = fd, seq, 0
+        outcome.opened = seq  # the loop learns of it even if this batch fails
         # The new name must survive a power cut before a record in it is
         # acknowledged (and so must the folder, if it was just made again).
         fsync_dir(self.directory)
         if created:
             fsync_dir(self.directory.parent)
-        outcome.opened = seq
 
     def _abandon(self, start: int) -> None:
         """After a failed batch: cut its bytes off (best effort) and leave the
