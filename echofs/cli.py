@@ -122,6 +122,20 @@ def _dev_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                          help="controller gRPC port (default: --grpc-port + 100)")
 
 
+def _store_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    store = sub.add_parser("store", help="a stopped worker's local chunk store")
+    store_sub = store.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    convert = store_sub.add_parser(
+        "convert", help="move chunks stored one file each into volume files",
+        description="Move the chunks of a store folder's one-file-per-chunk layout "
+        "(PATH/chunks/) into its volume files, removing each file once its copy is "
+        "durable. Run it with the worker stopped; interrupted, run it again.")
+    convert.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                         help="a worker's store folder, e.g. echofs-data/workers/w1")
+    convert.add_argument("--no-progress", action="store_true",
+                         help="never draw a progress bar")
+
+
 def _bench_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from echofs.bench import add_arguments
 
@@ -137,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     _db_parser(sub)
     _dev_parser(sub)
     _bench_parser(sub)
+    _store_parser(sub)
     add_client_parsers(sub)  # put, get, ls, rm, stat, versions, login, admin
     return parser
 
@@ -202,6 +217,23 @@ def _bench(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _store(args: argparse.Namespace) -> int:
+    from echofs.client.terminal import TransferProgress, human_size, wants_progress
+    from echofs.worker.stores.volume.convert import convert_store
+
+    for path in args.paths:
+        with TransferProgress(f"convert {path}",
+                              enabled=wants_progress(disabled=args.no_progress)) as progress:
+            report = asyncio.run(convert_store(path, progress))
+        line = (f"{path}: {report.moved} chunks ({human_size(report.moved_bytes)}) moved "
+                "into volumes")
+        if report.corrupt_left:
+            line += (f"; {report.corrupt_left} damaged chunk files left in place (the "
+                     "scrubber has them repaired from other copies once the worker runs)")
+        print(line)
+    return 0
+
+
 def _create_user(args: argparse.Namespace) -> int:
     from echofs.admin import create_user
 
@@ -217,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dev(args)
         if args.command == "bench":
             return _bench(args)
+        if args.command == "store":
+            return _store(args)
         if args.command == "admin" and args.admin_command == "create-user":
             # Parsed with the client's admin commands, but it works on the
             # metadata store itself, not through a server.

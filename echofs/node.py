@@ -54,7 +54,7 @@ from echofs.worker.client import LocalWorkerClient
 from echofs.worker.heartbeat import Heartbeat
 from echofs.worker.role import WorkerRole
 from echofs.worker.service import WorkerService
-from echofs.worker.stores.local import LocalChunkStore
+from echofs.worker.stores.volume import VolumeChunkStore
 
 log = logging.getLogger("echofs.node")
 
@@ -266,7 +266,7 @@ class Node(Lifecycle):
     async def _start_local_worker(self, stack: AsyncExitStack, worker_id: str,
                                   registry: WorkerRegistry) -> None:
         root = self.settings.data_dir / "workers" / worker_id
-        service = WorkerService(worker_id, LocalChunkStore(root))
+        service = WorkerService(worker_id, VolumeChunkStore(root))
         await service.open()
         stack.push_async_callback(service.close)
         registry.register(LocalWorkerClient(service))

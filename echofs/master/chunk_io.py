@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from echofs.core.errors import ChunkMissing, Unavailable
+from echofs.core.errors import ChunkMissing, CorruptChunk, Unavailable
 from echofs.master.membership import WorkerRegistry
 
 
@@ -45,8 +45,10 @@ class ChunkIO:
         try:
             async with asyncio.timeout(self.read_timeout):
                 frame = await client.get_chunk(chunk_id)
-        except ChunkMissing:
-            # The worker answered; it just lacks the copy. Not a worker fault.
+        except (ChunkMissing, CorruptChunk):
+            # The worker answered; it just lacks a good copy (its store found
+            # the copy damaged). Not a worker fault: it must not turn suspect
+            # and be skipped by the scrubber that has the copy repaired.
             self.registry.observe_success(worker_id, time.monotonic() - started)
             raise
         except Exception:

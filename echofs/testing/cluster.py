@@ -21,6 +21,7 @@ from pathlib import Path
 
 from echofs.core.vocabulary import Liveness, Role
 from echofs.rpc.worker_client import GrpcWorkerClient
+from echofs.testing import disk
 from echofs.testing.process import ServeProcess, free_port
 
 # Short timeouts so failures are detected and repaired within a test's patience.
@@ -118,8 +119,13 @@ class ProcessCluster:
     def store_dir(self, worker_id: str) -> Path:
         return self.root / "stores" / worker_id
 
-    def chunk_file(self, worker_id: str, chunk_id: str) -> Path:
-        return self.store_dir(worker_id) / "chunks" / chunk_id[:2] / chunk_id[2:4] / chunk_id
+    def stored_frame(self, worker_id: str, chunk_id: str) -> bytes | None:
+        """A chunk's frame as the worker's disk holds it (``echofs.testing.disk``)."""
+        return disk.stored_frame(self.store_dir(worker_id), chunk_id)
+
+    def flip_chunk_byte(self, worker_id: str, chunk_id: str, offset: int) -> None:
+        """Bit rot in the worker's copy of a chunk (``offset`` into its frame)."""
+        disk.flip_stored_byte(self.store_dir(worker_id), chunk_id, offset)
 
     def start(self) -> ProcessCluster:
         if "DATABASE_URL" in self.env:

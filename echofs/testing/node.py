@@ -1,8 +1,9 @@
 """An embedded node on a free loopback port, and ways to look inside it.
 
 Tests use it to drive the real HTTP API against real stores and SQLite, and
-to inspect or damage what each worker holds on disk (bit rot, lost files,
-wiped disks), which is how durability claims get proven.
+to inspect or damage what each worker holds on disk (bit rot, lost records,
+wiped disks; see ``echofs.testing.disk``), which is how durability claims get
+proven.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 from echofs.config import Settings
 from echofs.node import EmbeddedNode
+from echofs.testing import disk
+from echofs.testing.disk import StoredCopy, stored_copies
 
 
 @asynccontextmanager
@@ -30,29 +33,35 @@ def worker_root(node: EmbeddedNode, worker_id: str) -> Path:
     return node.settings.data_dir / "workers" / worker_id
 
 
-def chunk_files(node: EmbeddedNode, worker_id: str | None = None) -> dict[str, list[Path]]:
-    """Chunk id → the files holding it, on one worker or all."""
-    found: dict[str, list[Path]] = {}
+def stored_chunks(node: EmbeddedNode, worker_id: str | None = None
+                  ) -> dict[str, list[StoredCopy]]:
+    """Chunk id -> its copies on disk, on one worker or all."""
+    found: dict[str, list[StoredCopy]] = {}
     ids = [worker_id] if worker_id else [w.worker_id for w in node.workers]
     for wid in ids:
-        for path in (worker_root(node, wid) / "chunks").glob("*/*/*"):
-            found.setdefault(path.name, []).append(path)
+        for chunk_id, copy in stored_copies(worker_root(node, wid)).items():
+            found.setdefault(chunk_id, []).append(copy)
     return found
 
 
-def chunk_path(node: EmbeddedNode, worker_id: str, chunk_id: str) -> Path:
-    return worker_root(node, worker_id) / "chunks" / chunk_id[:2] / chunk_id[2:4] / chunk_id
+def stored_frame(node: EmbeddedNode, worker_id: str, chunk_id: str) -> bytes | None:
+    """The frame of a chunk as a worker's disk holds it, None if it does not."""
+    return disk.stored_frame(worker_root(node, worker_id), chunk_id)
+
+
+def flip_chunk_byte(node: EmbeddedNode, worker_id: str, chunk_id: str,
+                    offset: int = -1) -> None:
+    """Bit rot in one worker's copy of a chunk (``offset`` into its frame)."""
+    disk.flip_stored_byte(worker_root(node, worker_id), chunk_id, offset)
+
+
+def lose_chunk(node: EmbeddedNode, worker_id: str, chunk_id: str) -> None:
+    """One worker's copy of a chunk gone from its disk."""
+    disk.lose_stored_chunk(worker_root(node, worker_id), chunk_id)
 
 
 def stored_bytes(node: EmbeddedNode) -> int:
-    return sum(p.stat().st_size for paths in chunk_files(node).values() for p in paths)
-
-
-def flip_byte(path: Path, offset: int = -1) -> None:
-    """Bit rot: invert one byte of a stored file in place."""
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0xFF
-    path.write_bytes(bytes(data))
+    return sum(c.length for copies in stored_chunks(node).values() for c in copies)
 
 
 async def drain_replication(node: EmbeddedNode, within: float = 10.0) -> None:

@@ -49,6 +49,9 @@ class WorkerService:
             self._inflight -= 1
 
     async def get_chunk(self, chunk_id: str) -> bytes:
+        """The stored frame. A copy the store finds damaged raises
+        :class:`CorruptChunk` (the reader tries another replica and queues a
+        repair); damaged bytes are never returned."""
         self._inflight += 1
         try:
             with store_operation(self.worker_id, "get"):
@@ -61,12 +64,14 @@ class WorkerService:
         verdict crosses the network."""
         try:
             with store_operation(self.worker_id, "verify"):
-                frame = await self.store.get(chunk_id)
+                frame = await self.store.reread(chunk_id)
+            # The store's own checksum may hold while the frame is still not
+            # this chunk (a store without one, or damage before it was
+            # checksummed): the digest decides.
+            await _verify(frame, chunk_id)
         except ChunkMissing:
             return Verdict.MISSING
-        try:
-            await _verify(frame, chunk_id)
-        except CorruptChunk:
+        except CorruptChunk:  # from the store's checksum or the digest
             return Verdict.CORRUPT
         return Verdict.OK
 

@@ -11,7 +11,7 @@ import pytest
 from yarl import URL
 
 from echofs.testing.http import error_of, put_raw, upload
-from echofs.testing.node import chunk_files, running_node
+from echofs.testing.node import running_node, stored_chunks
 from echofs.testing.waiting import eventually
 
 MIB = 1024 * 1024
@@ -151,7 +151,7 @@ async def test_oversize_declared_body_is_413_and_stores_nothing(tmp_path):
         async with http.post("/api/v1/files/upload", data=form) as resp:
             assert resp.status == 413
         assert await _list(http) == []
-        assert chunk_files(node) == {}
+        assert stored_chunks(node) == {}
         assert (await node.repo.totals()).chunks == 0
 
 
@@ -171,7 +171,7 @@ async def test_oversize_streamed_body_is_413_and_leaves_no_file(tmp_path):
             pass  # the server may close while we still send: also a refusal
         assert await _list(http) == []
         await node.master.collector.run_once(grace=0)
-        assert chunk_files(node) == {}
+        assert stored_chunks(node) == {}
 
 
 async def test_client_disconnect_mid_upload_leaves_nothing(node, http):
@@ -186,15 +186,15 @@ async def test_client_disconnect_mid_upload_leaves_nothing(node, http):
         await writer.drain()
 
     async def stored() -> bool:  # the master has written what it received so far
-        return chunk_files(node) != {}
+        return stored_chunks(node) != {}
 
     await eventually(stored, 10, "chunks of the partial upload on the workers")
     writer.close()
     await asyncio.sleep(0.5)
     assert await _list(http) == []
-    assert chunk_files(node) != {}  # orphans exist until the collector runs
+    assert stored_chunks(node) != {}  # orphans exist until the collector runs
     await node.master.collector.run_once(grace=0)
-    assert chunk_files(node) == {}
+    assert stored_chunks(node) == {}
     assert (await node.repo.totals()).chunks == 0
 
 

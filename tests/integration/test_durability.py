@@ -1,6 +1,7 @@
-"""Damage the stores under a running node: lost files, bit rot, wiped and
+"""Damage the stores under a running node: lost records, bit rot, wiped and
 broken workers. Downloads stay correct, corrupt bytes are never served, and
-bad copies are repaired."""
+bad copies are repaired. Damage is done to the volume files on disk, as a
+disk would do it (``echofs.testing.disk``), never through the store."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import shutil
 from echofs.core.chunk_codec import decode_chunk
 from echofs.testing.http import download, error_of, upload
 from echofs.testing.node import (
-    chunk_files,
-    chunk_path,
     drain_replication,
-    flip_byte,
+    flip_chunk_byte,
+    lose_chunk,
+    stored_chunks,
+    stored_frame,
     worker_root,
 )
 
@@ -31,20 +33,21 @@ async def _repair(node) -> None:
     await drain_replication(node)
 
 
-async def test_deleted_chunk_files_fall_back_and_are_repaired(http, node):
+async def test_lost_chunk_records_fall_back_and_are_repaired(http, node):
     data = os.urandom(3 * MIB)
     file_id = (await upload(http, "f.bin", data))["file_id"]
     chunks = await _chunk_list(http, file_id)
     for chunk in chunks:  # two of three copies of every chunk gone
         for worker_id in chunk["replicas"][:2]:
-            chunk_path(node, worker_id, chunk["chunk_id"]).unlink()
+            lose_chunk(node, worker_id, chunk["chunk_id"])
     assert await download(http, file_id) == data
     report = await node.master.scrubber.scrub_all()
     assert report.bad == 2 * len(chunks)
     await _repair(node)
     for chunk in chunks:
         for worker_id in chunk["replicas"]:
-            assert chunk_path(node, worker_id, chunk["chunk_id"]).is_file()
+            decode_chunk(stored_frame(node, worker_id, chunk["chunk_id"]) or b"",
+                         chunk["chunk_id"])  # raises unless a good copy is on disk
 
 
 async def test_corrupt_copies_are_never_served_and_are_repaired(http, node):
@@ -53,13 +56,13 @@ async def test_corrupt_copies_are_never_served_and_are_repaired(http, node):
     chunks = await _chunk_list(http, file_id)
     for chunk in chunks:
         for worker_id in chunk["replicas"][:2]:
-            flip_byte(chunk_path(node, worker_id, chunk["chunk_id"]), offset=100)
+            flip_chunk_byte(node, worker_id, chunk["chunk_id"], offset=100)
     for _ in range(3):
         assert await download(http, file_id) == data
     await _repair(node)
     for chunk in chunks:
         for worker_id in chunk["replicas"]:
-            frame = chunk_path(node, worker_id, chunk["chunk_id"]).read_bytes()
+            frame = stored_frame(node, worker_id, chunk["chunk_id"]) or b""
             decode_chunk(frame, chunk["chunk_id"])  # raises if still corrupt
 
 
@@ -69,22 +72,22 @@ async def test_a_read_that_meets_a_corrupt_copy_queues_its_repair(http, node):
     (chunk,) = await _chunk_list(http, file_id)
     good, *rotten = chunk["replicas"]
     for worker_id in rotten:
-        flip_byte(chunk_path(node, worker_id, chunk["chunk_id"]), offset=80)
+        flip_chunk_byte(node, worker_id, chunk["chunk_id"], offset=80)
     # Make the good copy the slowest so the read tries the rotten ones first.
     node.master.registry.observe_success(good, 1000.0)
     assert await download(http, file_id) == data
     assert (await node.repo.replication_backlog())[0] == len(rotten)
     await drain_replication(node)
     for worker_id in rotten:
-        decode_chunk(chunk_path(node, worker_id, chunk["chunk_id"]).read_bytes(),
+        decode_chunk(stored_frame(node, worker_id, chunk["chunk_id"]) or b"",
                      chunk["chunk_id"])
 
 
 async def test_all_copies_corrupt_is_a_clean_503_not_bad_bytes(http, node):
     file_id = (await upload(http, "dead.bin", os.urandom(MIB // 2)))["file_id"]
-    for paths in chunk_files(node).values():
-        for path in paths:
-            flip_byte(path, offset=50)
+    for worker in node.workers:
+        for chunk_id in stored_chunks(node, worker.worker_id):
+            flip_chunk_byte(node, worker.worker_id, chunk_id, offset=50)
     async with http.get(f"/api/v1/files/{file_id}/download") as resp:
         assert resp.status == 503
         assert (await error_of(resp))["code"] == "chunk_unavailable"
@@ -95,7 +98,7 @@ async def test_corruption_after_first_chunk_cuts_the_stream(http, node):
     file_id = (await upload(http, "cut.bin", data))["file_id"]
     last = (await _chunk_list(http, file_id))[-1]
     for worker_id in last["replicas"]:
-        flip_byte(chunk_path(node, worker_id, last["chunk_id"]), offset=64)
+        flip_chunk_byte(node, worker_id, last["chunk_id"], offset=64)
     received = b""
     failed = False
     async with http.get(f"/api/v1/files/{file_id}/download") as resp:
@@ -117,7 +120,7 @@ async def test_wiped_worker_does_not_break_reads_and_is_refilled(http, node):
     await _repair(node)
     chunks = await _chunk_list(http, file_id)
     for chunk in chunks:
-        assert chunk_path(node, "w2", chunk["chunk_id"]).is_file()
+        decode_chunk(stored_frame(node, "w2", chunk["chunk_id"]) or b"", chunk["chunk_id"])
 
 
 async def _break_worker(node, worker_id: str) -> None:
@@ -202,7 +205,7 @@ async def test_sweeper_removes_copies_no_metadata_knows(http, node):
     orphan = encode_chunk(os.urandom(1000))
     await node.workers[0].put_chunk(orphan.chunk_id, orphan.frame)
     assert await node.master.sweeper.run_once() == 1
-    assert not chunk_path(node, node.workers[0].worker_id, orphan.chunk_id).exists()
+    assert stored_frame(node, node.workers[0].worker_id, orphan.chunk_id) is None
     assert await node.master.sweeper.run_once() == 0
     assert len(await download(http, kept["file_id"])) == MIB // 4
 

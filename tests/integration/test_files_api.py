@@ -19,7 +19,7 @@ from echofs.testing.http import (
     put_raw,
     upload,
 )
-from echofs.testing.node import chunk_files, stored_bytes
+from echofs.testing.node import stored_bytes, stored_chunks
 
 MIB = 1024 * 1024
 
@@ -83,7 +83,7 @@ async def test_every_chunk_has_three_replicas_on_distinct_workers(http, node):
     async with http.get(f"/api/v1/files/{body['file_id']}") as resp:
         meta = await resp.json()
     assert meta["size"] == 4 * MIB and meta["version"] == 1
-    files = chunk_files(node)
+    files = stored_chunks(node)
     for chunk in meta["chunk_list"]:
         assert len(set(chunk["replicas"])) == 3
         assert len(files[chunk["chunk_id"]]) == 3
@@ -188,7 +188,7 @@ async def test_delete_then_collect_removes_only_unreferenced_chunks(http, node):
     shared = os.urandom(MIB)
     keep = await upload(http, "keep.bin", shared + b"tail-keep")
     doomed = await upload(http, "doomed.bin", shared + os.urandom(MIB))
-    assert len(chunk_files(node)) == 3  # shared chunk stored once
+    assert len(stored_chunks(node)) == 3  # shared chunk stored once
     async with http.delete(f"/api/v1/files/{doomed['file_id']}") as resp:
         assert resp.status == 200
         assert (await resp.json())["deleted_versions"] == 1
@@ -196,7 +196,7 @@ async def test_delete_then_collect_removes_only_unreferenced_chunks(http, node):
         assert resp.status == 404
     report = await node.master.collector.run_once(grace=0)
     assert report.removed == 1 and report.copies_deleted == 3
-    assert len(chunk_files(node)) == 2
+    assert len(stored_chunks(node)) == 2
     assert await download(http, keep["file_id"]) == shared + b"tail-keep"
 
 

@@ -37,6 +37,12 @@ class ChunkStore(abc.ABC):
     @abc.abstractmethod
     async def get(self, chunk_id: str) -> bytes: ...
 
+    async def reread(self, chunk_id: str) -> bytes:
+        """Read a stored copy for the scrubber: what :meth:`get` returns, after
+        any further check that the copy is still on the medium which a store
+        skips on the hot read path."""
+        return await self.get(chunk_id)
+
     @abc.abstractmethod
     async def delete(self, chunk_id: str) -> bool: ...
 

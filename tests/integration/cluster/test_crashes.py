@@ -15,7 +15,6 @@ import pytest
 from echofs.core.chunk_codec import decode_chunk
 from echofs.testing.cluster import ProcessCluster
 from echofs.testing.http import download, download_digest, error_of, pattern_digest, put_raw
-from echofs.testing.node import flip_byte
 from echofs.testing.waiting import eventually
 
 MIB = 1024 * 1024
@@ -91,8 +90,8 @@ async def test_bit_rot_is_never_served_and_is_repaired(cluster, http):
     body = await put_raw(http, "rot.bin", data)
     chunk_ids = await _chunk_ids(http, body["file_id"])
     for chunk_id in chunk_ids:
-        flip_byte(cluster.chunk_file("w1", chunk_id), offset=200)
-        flip_byte(cluster.chunk_file("w3", chunk_id), offset=300)
+        cluster.flip_chunk_byte("w1", chunk_id, offset=200)
+        cluster.flip_chunk_byte("w3", chunk_id, offset=300)
     for _ in range(3):
         assert await download(http, body["file_id"]) == data
 
@@ -100,7 +99,7 @@ async def test_bit_rot_is_never_served_and_is_repaired(cluster, http):
         for worker_id in ("w1", "w3"):
             for chunk_id in chunk_ids:
                 try:
-                    decode_chunk(cluster.chunk_file(worker_id, chunk_id).read_bytes(), chunk_id)
+                    decode_chunk(cluster.stored_frame(worker_id, chunk_id) or b"", chunk_id)
                 except Exception:
                     return False
         return True

@@ -12,7 +12,7 @@ import aiohttp
 
 from echofs.testing.fakes import FakeWorkerClient
 from echofs.testing.http import download
-from echofs.testing.node import chunk_files, drain_replication, running_node
+from echofs.testing.node import drain_replication, running_node, stored_chunks
 
 CHUNK = 64 * 1024
 WRITE_TIMEOUT = 5.0
@@ -71,7 +71,7 @@ async def test_strong_write_is_acknowledged_at_quorum_when_a_target_hangs(tmp_pa
         hanging.put.release()
         await _eventually(lambda: stragglers.landed == 2)
         await drain_replication(node)
-        held = set(chunk_files(node, victim))
+        held = set(stored_chunks(node, victim))
         for chunk in await _chunks(http, body["file_id"]):
             assert sorted(chunk["replicas"]) == sorted(w.worker_id for w in node.workers)
             assert chunk["chunk_id"] in held

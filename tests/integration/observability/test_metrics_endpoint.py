@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from echofs.core.errors import QuorumNotReached
 from echofs.observability.http import DOWNLOAD_ROUTES, UPLOAD_ROUTES, metrics_middleware
 from echofs.serving.middleware import error_middleware
+from echofs.testing.disk import stored_copies
 from echofs.testing.http import download, error_of, put_raw, upload
 from echofs.testing.metrics import Scrape, scrape
 from echofs.testing.node import drain_replication, worker_root
@@ -68,8 +69,7 @@ async def test_state_is_read_from_the_live_node(http, node):
         assert state.value("echofs_worker_up", worker=worker) == 1
         assert state.value("echofs_store_chunks", worker=worker) == 2
         assert state.value("echofs_worker_capacity_bytes", worker=worker) > 0
-    stored = sum(p.stat().st_size for p in (worker_root(node, "w1") / "chunks").rglob("*")
-                 if p.is_file())
+    stored = sum(copy.length for copy in stored_copies(worker_root(node, "w1")).values())
     assert state.value("echofs_store_bytes", worker="w1") == stored
     assert state.value("echofs_replication_queue_depth") == 0
     assert state.value("echofs_replication_queue_oldest_age_seconds") == 0

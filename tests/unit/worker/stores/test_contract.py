@@ -1,5 +1,6 @@
 """The ChunkStore contract (echofs/worker/stores/base.py), run against every backend:
-the local disk, and S3 as served by moto on loopback (a bucket per test).
+volumes on local disk (the default), one file per chunk on local disk, and S3
+as served by moto on loopback (a bucket per test).
 
 To cover a new backend, add a factory to ``STORE_FACTORIES``: it receives
 pytest's ``request`` (to reach fixtures such as ``tmp_path`` or the S3
@@ -20,11 +21,18 @@ from echofs.core.errors import ChunkMissing
 from echofs.core.worker_status import StoreUsage
 from echofs.worker.stores.base import ChunkStore
 from echofs.worker.stores.local import LocalChunkStore
+from echofs.worker.stores.volume import VolumeChunkStore
 
 
 def _local(request: pytest.FixtureRequest) -> ChunkStore:
     tmp_path: Path = request.getfixturevalue("tmp_path")
     return LocalChunkStore(tmp_path / "store")
+
+
+def _volume(request: pytest.FixtureRequest) -> ChunkStore:
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    # Small volumes: the suite's writes roll over several times.
+    return VolumeChunkStore(tmp_path / "store", volume_size=16 * 1024)
 
 
 def _s3(request: pytest.FixtureRequest) -> ChunkStore:
@@ -35,6 +43,7 @@ def _s3(request: pytest.FixtureRequest) -> ChunkStore:
 STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest], ChunkStore]] = {
     "local": _local,
     "s3": _s3,
+    "volume": _volume,
 }
 
 

@@ -17,6 +17,7 @@ from echofs.core.errors import ChunkMissing
 from echofs.worker.stores import local as local_module
 from echofs.worker.stores import open_store
 from echofs.worker.stores.local import LocalChunkStore
+from echofs.worker.stores.volume import VolumeChunkStore
 
 
 @pytest.fixture
@@ -162,9 +163,12 @@ async def test_put_replaces_a_damaged_copy(store: LocalChunkStore, root: Path) -
 
 
 def test_open_store_spec(tmp_path: Path) -> None:
+    # Volumes are the default local store; this layout is still selectable.
     s = open_store(f"local:{tmp_path}")
-    assert isinstance(s, LocalChunkStore) and s.root == tmp_path
+    assert isinstance(s, VolumeChunkStore) and s.root == tmp_path
     s = open_store(str(tmp_path))
+    assert isinstance(s, VolumeChunkStore) and s.root == tmp_path
+    s = open_store(f"files:{tmp_path}")
     assert isinstance(s, LocalChunkStore) and s.root == tmp_path
     with pytest.raises(ValueError):
         open_store("ftp://bucket/prefix")
