@@ -36,7 +36,7 @@ from echofs.core.manifest import FileRecord, NewChunk, VersionRecord
 from echofs.core.vocabulary import ChunkState
 from echofs.master.chunk_cache import ChunkCache
 from echofs.master.chunk_io import ChunkIO
-from echofs.master.claims import ClaimBatcher, CommitBatcher
+from echofs.master.claims import MetadataBatcher
 from echofs.master.placement import Placement
 from echofs.master.quorum import Stragglers
 from echofs.master.write_policies import WRITE_POLICIES, ChunkWrite, WriteTools
@@ -85,8 +85,8 @@ class UploadPipeline:
         self.chunk_cache = ChunkCache(0) if chunk_cache is None else chunk_cache
         self.placement = placement
         self.settings = settings
-        self.claims = ClaimBatcher(repo)
-        self.commits = CommitBatcher(repo)
+        # Claims and commits of every upload in flight share transactions.
+        self.metadata = MetadataBatcher(repo)
         self.stragglers = Stragglers(repo, limit=settings.pipeline_depth)
         self.tools = WriteTools(repo, chunk_io, placement, self.stragglers)
 
@@ -95,8 +95,7 @@ class UploadPipeline:
 
     async def close(self) -> None:
         """Finish the batches of claims and commits already queued."""
-        await self.claims.close()
-        await self.commits.close()
+        await self.metadata.close()
 
 
 class Upload:
@@ -188,7 +187,7 @@ class Upload:
         p = self._p
         new = NewChunk(encoded.chunk_id, encoded.raw_size, encoded.stored_size,
                        encoded.compressed, ())
-        claim = await p.claims.claim(new)
+        claim = await p.metadata.claim(new)
         if claim.state != ChunkState.LIVE:
             claim = await self._wait_for_collection(new)
         self._chunk_ids[encoded.chunk_id] = None
@@ -225,7 +224,7 @@ class Upload:
         deadline = loop.time() + _COLLECTION_WAIT
         while loop.time() < deadline:
             await asyncio.sleep(0.1)
-            claim = await self._p.claims.claim(new)
+            claim = await self._p.metadata.claim(new)
             if claim.state == ChunkState.LIVE:
                 return claim
         raise Unavailable("a chunk of this upload is being garbage-collected; retry shortly")
@@ -254,7 +253,7 @@ class Upload:
             if self._hashing is not None:
                 await self._hashing
             p = self._p
-            file, version = await p.commits.commit(CommitRequest(
+            file, version = await p.metadata.commit(CommitRequest(
                 owner=owner, path=path, chunks=tuple(chunks), size=self._splitter.total,
                 blake3=self._hasher.hexdigest(), mode=self.mode.value,
                 replicas_acked=self._min_acks or 0,

@@ -13,7 +13,7 @@ from echofs.core.vocabulary import ChunkState, ReplicationReason
 from echofs.metadata.memoized import chunk_tags
 from echofs.metadata.models import ChunkReplicaRow, ChunkRow, ReplicationTaskRow, VersionChunkRow
 from echofs.metadata.records import ChunkClaim
-from echofs.metadata.sql import Sql, batches, lock_chunks, marks, replicas_of
+from echofs.metadata.sql import Sql, batches, lock_chunks, replicas_of, touch_live
 from echofs.metadata.transactions import NOTHING_READ_VISIBLE, Transactions, retried
 
 _LIVE = ChunkState.LIVE.value
@@ -31,35 +31,9 @@ class Chunks(Transactions):
         exist (deduplication).
         """
         now = time.time()
-        ids = list(dict.fromkeys(c.chunk_id for c in chunks))
-        if not ids:
-            return {}
-        # Sorted: concurrent inserts of the same ids wait in one order.
-        rows = [(c.chunk_id, c.size, c.stored_size, c.compressed, _LIVE, now, now)
-                for c in sorted({c.chunk_id: c for c in chunks}.values(),
-                                key=lambda c: c.chunk_id)]
-
-        def body(db: Sql) -> tuple[dict[str, str], dict[str, list[str]]]:
-            db.run_many("INSERT INTO chunks (id, raw_size, stored_size, compressed, state, "
-                        "touched_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT DO NOTHING", rows)
-            lock_chunks(db, ids)
-            states: dict[str, str] = {}
-            for batch in batches(ids):
-                db.run(f"UPDATE chunks SET touched_at = ? WHERE id IN ({marks(len(batch))}) "
-                       "AND state = ?", [now, *batch, _LIVE])
-                states.update(db.rows(
-                    f"SELECT id, state FROM chunks WHERE id IN ({marks(len(batch))})", batch))
-            return states, replicas_of(db, ids)
-
         # New rows and touch times: no memoized answer reads either.
-        states, replicas = await self._transact(body, invalidates=NOTHING_READ_VISIBLE,
-                                                relaxed=True)
-        return {
-            cid: ChunkClaim(cid, ChunkState(states.get(cid, ChunkState.DELETING)),
-                            tuple(replicas.get(cid, ())))
-            for cid in ids
-        }
+        return await self._transact(lambda db: claim(db, chunks, now),
+                                    invalidates=NOTHING_READ_VISIBLE, relaxed=True)
 
     @retried
     async def record_partial_write(self, chunk_id: str, stored_on: str, owed: Sequence[str],
@@ -197,3 +171,25 @@ class Chunks(Transactions):
             targets = set((await session.execute(
                 select(ReplicationTaskRow.target_worker).distinct())).scalars())
         return sorted(holders | targets)
+
+
+def claim(db: Sql, chunks: Sequence[NewChunk], now: float) -> dict[str, ChunkClaim]:
+    """The body of ``Chunks.claim_chunks``, inside a transaction (group
+    commits run it together with commits: see ``Commits.claim_and_commit``)."""
+    ids = list(dict.fromkeys(c.chunk_id for c in chunks))
+    if not ids:
+        return {}
+    # Sorted: concurrent inserts of the same ids wait in one order.
+    rows = [(c.chunk_id, c.size, c.stored_size, c.compressed, _LIVE, now, now)
+            for c in sorted({c.chunk_id: c for c in chunks}.values(), key=lambda c: c.chunk_id)]
+    db.run_many("INSERT INTO chunks (id, raw_size, stored_size, compressed, state, "
+                "touched_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING", rows)
+    lock_chunks(db, ids)
+    states = touch_live(db, ids, now)
+    replicas = replicas_of(db, ids)
+    return {
+        cid: ChunkClaim(cid, ChunkState(states.get(cid, ChunkState.DELETING)),
+                        tuple(replicas.get(cid, ())))
+        for cid in ids
+    }

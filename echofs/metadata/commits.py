@@ -17,14 +17,23 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from echofs.core.errors import Conflict
-from echofs.core.manifest import ChunkRef, FileRecord, VersionRecord
+from echofs.core.manifest import ChunkRef, FileRecord, NewChunk, VersionRecord
 from echofs.core.retention import versions_to_prune
 from echofs.core.vocabulary import ChunkState
+from echofs.metadata.chunks import claim
 from echofs.metadata.files import FileQueries
 from echofs.metadata.memoized import Tag, chunk_tags, memo_key, record_tags
 from echofs.metadata.read_memo import MAX_CHUNKS
-from echofs.metadata.records import CommitRequest
-from echofs.metadata.sql import Sql, batches, delete_versions, lock_chunks, marks, replicas_of
+from echofs.metadata.records import ChunkClaim, CommitRequest
+from echofs.metadata.sql import (
+    Sql,
+    batches,
+    delete_versions,
+    lock_chunks,
+    marks,
+    replicas_of,
+    touch_live,
+)
 from echofs.metadata.transactions import ATTEMPTS, Transactions, retried
 
 Outcome = tuple[FileRecord, VersionRecord] | Conflict
@@ -39,7 +48,6 @@ class _Committed:
 
 
 class Commits(Transactions):
-    @retried
     async def commit_versions(self, requests: Sequence[CommitRequest]) -> list[Outcome]:
         """Commit several finished uploads in one transaction (group commit).
 
@@ -49,14 +57,26 @@ class Commits(Transactions):
         and leaves no trace; the others commit. The statements are set-based,
         so the cost of a transaction is shared by everything it commits.
         """
+        return (await self.claim_and_commit((), requests))[1]
+
+    @retried
+    async def claim_and_commit(self, chunks: Sequence[NewChunk],
+                               requests: Sequence[CommitRequest]
+                               ) -> tuple[dict[str, ChunkClaim], list[Outcome]]:
+        """``claim_chunks(chunks)`` and ``commit_versions(requests)`` in one
+        transaction: the group commit of every upload in flight, whatever
+        step each is at, pays one transaction and one wait for the disk."""
         now = time.time()
         all_ids = sorted({c.chunk_id for r in requests for c in r.chunks})
         # Filled as the steps learn it: the files committed to, and chunks
         # whose other versions gain copies.
         changes: list[Tag] = []
 
-        def body(db: Sql) -> tuple[list[Outcome | None], list[_Committed],
-                                   dict[str, list[str]]]:
+        def body(db: Sql) -> tuple[dict[str, ChunkClaim], list[Outcome | None],
+                                   list[_Committed], dict[str, list[str]]]:
+            claims = claim(db, chunks, now)
+            if not requests:
+                return claims, [], [], {}
             live = _touch_live(db, all_ids, now)
             outcomes: list[Outcome | None] = [
                 None if all(c.chunk_id in live for c in r.chunks) else _collected()
@@ -64,7 +84,7 @@ class Commits(Transactions):
             ]
             accepted = [r for r, o in zip(requests, outcomes, strict=True) if o is None]
             if not accepted:
-                return outcomes, [], {}
+                return claims, outcomes, [], {}
             changes.extend(_record_new_copies(db, accepted, now))
             files = _lock_files_for_commit(db, sorted({(r.owner, r.path) for r in accepted}),
                                            now)
@@ -72,13 +92,15 @@ class Commits(Transactions):
             _prune(db, {c.record.file_id: c.request.versions_kept for c in committed})
             changes.extend(tag for c in committed for tag in record_tags(c.record))
             replicas = replicas_of(db, all_ids) if self.memo is not None else {}
-            return outcomes, committed, replicas
+            return claims, outcomes, committed, replicas
 
-        outcomes, committed, replicas = await self._transact(body, invalidates=changes)
+        # Claims alone need not wait for the disk (see Transactions._write).
+        claims, outcomes, committed, replicas = await self._transact(
+            body, invalidates=changes, relaxed=not requests)
         if self.memo is not None and committed:
             self._remember_commits(committed, replicas)
         results = iter([(c.record, c.version) for c in committed])
-        return [next(results) if outcome is None else outcome for outcome in outcomes]
+        return claims, [next(results) if outcome is None else outcome for outcome in outcomes]
 
     def _remember_commits(self, committed: list[_Committed],
                           replicas: dict[str, list[str]]) -> None:
@@ -120,14 +142,8 @@ class _FileRow:
 def _touch_live(db: Sql, ids: list[str], now: float) -> set[str]:
     """Touch the chunks a batch relies on and return those still live."""
     lock_chunks(db, ids)
-    live: set[str] = set()
-    for batch in batches(ids):
-        db.run(f"UPDATE chunks SET touched_at = ? WHERE id IN ({marks(len(batch))}) "
-               "AND state = ?", [now, *batch, _LIVE])
-        live.update(r[0] for r in db.rows(
-            f"SELECT id FROM chunks WHERE id IN ({marks(len(batch))}) AND state = ?",
-            [*batch, _LIVE]))
-    return live
+    return {chunk_id for chunk_id, state in touch_live(db, ids, now).items()
+            if state == _LIVE}
 
 
 def _record_new_copies(db: Sql, accepted: list[CommitRequest], now: float) -> tuple[Tag, ...]:
@@ -161,13 +177,18 @@ def _lock_files_for_commit(db: Sql, keys: list[tuple[str, str]],
         db.run_many("INSERT INTO files (id, owner, path, current_version, created_at, "
                     "updated_at) VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT DO NOTHING",
                     [(uuid.uuid4().hex, owner, path, now, now) for owner, path in missing])
-        for batch in batches(missing):
-            values = ", ".join(["(?, ?)"] * len(batch))
-            rows = db.rows(
-                "SELECT id, owner, path, current_version, created_at FROM files "
-                f"WHERE (owner, path) IN (VALUES {values}) ORDER BY owner, path{lock}",
-                [part for key in batch for part in key])
-            found.update(((row[1], row[2]), _FileRow(*row)) for row in rows)
+        # One owner at a time (in order): "owner = ? AND path IN (...)" is a
+        # search of the (owner, path) index, where a row-value IN is a scan.
+        by_owner: dict[str, list[str]] = defaultdict(list)
+        for owner, path in missing:
+            by_owner[owner].append(path)
+        for owner in sorted(by_owner):
+            for batch in batches(by_owner[owner]):
+                rows = db.rows(
+                    "SELECT id, owner, path, current_version, created_at FROM files "
+                    f"WHERE owner = ? AND path IN ({marks(len(batch))}) ORDER BY path{lock}",
+                    [owner, *batch])
+                found.update(((row[1], row[2]), _FileRow(*row)) for row in rows)
     if all(key in found for key in keys):
         return found
     raise Conflict("a file kept being deleted during this upload; retry",

@@ -27,8 +27,11 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from echofs.core.vocabulary import ChunkState
+
 # Bound parameter lists well under SQLite's and PostgreSQL's limits.
 BATCH = 500
+_LIVE = ChunkState.LIVE.value
 
 Row = tuple[Any, ...]
 
@@ -110,6 +113,26 @@ def lock_chunks(db: Sql, ids: Iterable[str], *, skip_locked: bool = False) -> li
             f"SELECT id FROM chunks WHERE id IN ({marks(len(batch))}) ORDER BY id "
             f"FOR NO KEY UPDATE{skip}", batch))
     return locked
+
+
+def touch_live(db: Sql, ids: Sequence[str], now: float) -> dict[str, str]:
+    """Each of these chunks' state (absent: no row), touching the live ones.
+    The rows must be locked already (``lock_chunks``), so states read here
+    hold until commit.
+
+    The state is filtered here, not in SQL: with ``state = ?`` beside the id
+    list, SQLite's planner picks the (state, touched_at) index and scans
+    every live chunk, which made each small upload's cost grow with the
+    store."""
+    states: dict[str, str] = {}
+    for batch in batches(ids):
+        states.update(db.rows(
+            f"SELECT id, state FROM chunks WHERE id IN ({marks(len(batch))})", batch))
+    live = sorted(chunk_id for chunk_id, state in states.items() if state == _LIVE)
+    for batch in batches(live):
+        db.run(f"UPDATE chunks SET touched_at = ? WHERE id IN ({marks(len(batch))})",
+               [now, *batch])
+    return states
 
 
 def replicas_of(db: Sql, ids: Sequence[str]) -> dict[str, list[str]]:

@@ -11,8 +11,9 @@ import pytest
 from echofs.core.errors import Conflict
 from echofs.core.manifest import NewChunk
 from echofs.core.vocabulary import ChunkState
-from echofs.master.claims import ClaimBatcher, CommitBatcher
+from echofs.master.claims import MetadataBatcher
 from echofs.master.group_commit import GroupCommit
+from echofs.metadata.records import ChunkClaim
 from echofs.metadata.repository import CommitRequest
 from echofs.testing.fakes import FakeRepository
 
@@ -163,7 +164,7 @@ def _chunk(chunk_id: str) -> NewChunk:
 async def test_claims_share_a_transaction_and_each_gets_its_own_claim():
     repo = FakeRepository()
     repo.add_chunk("b", ["w1"], state=ChunkState.DELETING)
-    claims = ClaimBatcher(repo)
+    claims = MetadataBatcher(repo)
     a, b, c = await asyncio.gather(*(claims.claim(_chunk(i)) for i in "abc"))
     assert repo.claim_calls == [["a", "b", "c"]]
     assert (a.chunk_id, a.state, a.replicas) == ("a", ChunkState.LIVE, ())
@@ -192,10 +193,40 @@ def _request(path: str) -> CommitRequest:
 @bounded
 async def test_commits_share_a_transaction_and_a_conflict_reaches_only_its_upload():
     store = CommitStore()
-    commits = CommitBatcher(store)  # type: ignore[arg-type]
+    commits = MetadataBatcher(store)  # type: ignore[arg-type]
     ok, conflict, other = await asyncio.gather(
         *(commits.commit(_request(p)) for p in ("a", "taken", "b")), return_exceptions=True)
     assert store.calls == [["a", "taken", "b"]]
     assert (ok, other) == ("v:a", "v:b")
     assert isinstance(conflict, Conflict)
     await commits.close()
+
+
+class MixedStore:
+    """Claims and commits, recording which transaction each batch was."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+
+    async def claim_and_commit(self, chunks: list[NewChunk], requests: list[CommitRequest]):
+        self.calls.append(("both", [c.chunk_id for c in chunks] + [r.path for r in requests]))
+        claims = {c.chunk_id: ChunkClaim(c.chunk_id, ChunkState.LIVE, ()) for c in chunks}
+        return claims, [f"v:{r.path}" for r in requests]
+
+    async def claim_chunks(self, chunks: list[NewChunk]):
+        self.calls.append(("claims", [c.chunk_id for c in chunks]))
+        return {c.chunk_id: ChunkClaim(c.chunk_id, ChunkState.LIVE, ()) for c in chunks}
+
+
+@bounded
+async def test_claims_and_commits_waiting_together_share_one_transaction():
+    store = MixedStore()
+    batcher = MetadataBatcher(store)  # type: ignore[arg-type]
+    first = asyncio.ensure_future(batcher.claim(_chunk("x")))
+    await asyncio.sleep(0)  # the first transaction is under way
+    a, committed, b = await asyncio.gather(
+        batcher.claim(_chunk("a")), batcher.commit(_request("f")), batcher.claim(_chunk("b")))
+    await first
+    assert store.calls == [("claims", ["x"]), ("both", ["a", "b", "f"])]
+    assert (a.chunk_id, b.chunk_id, committed) == ("a", "b", "v:f")
+    await batcher.close()

@@ -238,3 +238,26 @@ async def test_commits_sharing_chunks_in_different_orders(repo: MetadataReposito
 
     assert len({record.file_id for record, _ in results}) == 24
     assert (await repo.totals()).chunks == 40
+
+
+async def test_claims_and_commits_of_different_uploads_share_one_transaction(
+        repo: MetadataRepository) -> None:
+    """One upload's claims and another's commit, together: each gets what it
+    would have got alone, and the committed version reads back whole."""
+    done = chunk("done")
+    await repo.claim_chunks([done])
+    fresh, known = chunk("fresh"), chunk("known", replicas=("w2",))
+    await repo.claim_chunks([known])
+    await repo.commit_versions([request("alice", "known.txt", [known])])
+
+    claims, [outcome] = await repo.claim_and_commit(
+        [fresh, known], [request("alice", "done.txt", [done])])
+
+    assert claims[fresh.chunk_id].replicas == ()
+    assert claims[known.chunk_id].replicas == ("w2",)
+    assert not isinstance(outcome, Exception)
+    record, version = outcome
+    assert (record.path, version.version) == ("done.txt", 1)
+    found = await repo.get_version(record.file_id)
+    assert [c.chunk_id for c in found.chunks] == [done.chunk_id]
+    assert found.chunks[0].replicas == ("w1",)
