@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import ctypes
 import functools
+import gc
 import os
 from collections.abc import Callable
 
@@ -65,3 +66,20 @@ async def trim_periodically(interval: float = TRIM_INTERVAL) -> None:
         await asyncio.sleep(interval)
         with contextlib.suppress(Exception):
             await asyncio.to_thread(_libc_trim)
+
+
+# The cyclic garbage collector, for a server that keeps many objects (the
+# read memo, the controller's per-file state): a full collection walks every
+# tracked object, and measured here it paused the event loop 100-150 ms every
+# few thousand uploads, the p99 of small requests. What start-up created
+# (modules, classes, schema) lives as long as the process: frozen, later
+# collections never walk it again. Objects are still freed by reference
+# counting as always; only collections run less often and walk less.
+_GC_THRESHOLDS = (20_000, 20, 20)
+
+
+def settle_garbage_collector() -> None:
+    """Call once the server is ready."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)

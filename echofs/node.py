@@ -40,7 +40,7 @@ from echofs.core.worker_status import WorkerStatus
 from echofs.master.http_health import StorageLayout
 from echofs.master.membership import WorkerRegistry
 from echofs.master.role import MasterRole
-from echofs.memory import trim_periodically
+from echofs.memory import settle_garbage_collector, trim_periodically
 from echofs.metadata import database
 from echofs.metadata.ownership import MetadataInUse, SoleMasterLock, sqlite_path
 from echofs.metadata.repository import MetadataRepository
@@ -334,6 +334,7 @@ async def serve(settings: Settings) -> None:
             loop.add_signal_handler(sig, stop.set)
     async with node:
         trimmer = asyncio.create_task(trim_periodically(), name="malloc-trim")
+        settle_garbage_collector()
         await stop.wait()
         trimmer.cancel()
         log.info("shutting down: draining requests and background work")

@@ -28,3 +28,18 @@ async def test_periodic_trim_runs_and_stops_when_cancelled():
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
+
+
+def test_settling_the_collector_freezes_startup_objects_and_spaces_collections():
+    import gc
+
+    from echofs.memory import _GC_THRESHOLDS, settle_garbage_collector
+
+    before = gc.get_threshold()
+    try:
+        settle_garbage_collector()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == _GC_THRESHOLDS
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
