@@ -13,7 +13,7 @@ from echofs.core.vocabulary import ChunkState, ReplicationReason
 from echofs.metadata.memoized import chunk_tags
 from echofs.metadata.models import ChunkReplicaRow, ChunkRow, ReplicationTaskRow, VersionChunkRow
 from echofs.metadata.records import ChunkClaim
-from echofs.metadata.sql import Sql, batches, lock_chunks, replicas_of, touch_live
+from echofs.metadata.sql import Sql, batches, lock_chunks, queue_copies, replicas_of, touch_live
 from echofs.metadata.transactions import NOTHING_READ_VISIBLE, Transactions, retried
 
 _LIVE = ChunkState.LIVE.value
@@ -42,15 +42,15 @@ class Chunks(Transactions):
         transaction, the durable intents for the copies still owed."""
         reason = ReplicationReason(reason)  # refuse a free string before the database
         now = time.time()
-        async with self._write(invalidates=chunk_tags([chunk_id])) as session:
-            await session.execute(self._insert(ChunkReplicaRow).on_conflict_do_nothing().values(
-                chunk_id=chunk_id, worker_id=stored_on, stored_at=now))
-            if owed:
-                await session.execute(self._insert(ReplicationTaskRow).on_conflict_do_nothing(), [
-                    {"chunk_id": chunk_id, "target_worker": w, "reason": reason,
-                     "created_at": now, "next_attempt_at": now, "attempts": 0}
-                    for w in owed
-                ])
+
+        def body(db: Sql) -> None:
+            db.run("INSERT INTO chunk_replicas (chunk_id, worker_id, stored_at) "
+                   "VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (chunk_id, stored_on, now))
+            queue_copies(db, chunk_id, owed, reason, now)
+
+        # Relaxed: the durable commit of the version that relies on it (the
+        # write is acknowledged only then) makes it durable first.
+        await self._transact(body, invalidates=chunk_tags([chunk_id]), relaxed=True)
 
     @retried
     async def touch_chunks(self, chunk_ids: Sequence[str]) -> None:
@@ -71,8 +71,12 @@ class Chunks(Transactions):
         ]
         if not rows:
             return
-        async with self._write(invalidates=chunk_tags([chunk_id])) as session:
-            await session.execute(self._insert(ChunkReplicaRow).on_conflict_do_nothing(), rows)
+        await self._transact(
+            lambda db: db.run_many("INSERT INTO chunk_replicas (chunk_id, worker_id, stored_at) "
+                                   "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                                   [(r["chunk_id"], r["worker_id"], r["stored_at"])
+                                    for r in rows]),
+            invalidates=chunk_tags([chunk_id]), relaxed=True)
 
     # -- what is stored where ----------------------------------------------------------
 

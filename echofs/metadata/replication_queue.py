@@ -7,22 +7,32 @@ copy: the replicas of every version using the chunk) invalidates anything.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from echofs.core.manifest import ReplicationTask
 from echofs.core.vocabulary import ChunkState, ReplicationReason
 from echofs.metadata.memoized import chunk_tags
-from echofs.metadata.models import ChunkReplicaRow, ReplicationTaskRow
+from echofs.metadata.models import ReplicationTaskRow
+from echofs.metadata.sql import Sql, queue_copies
 from echofs.metadata.transactions import NOTHING_READ_VISIBLE, Transactions, retried
 
 
 class ReplicationQueue(Transactions):
     # Provided by Chunks, next to this part in MetadataRepository.
     chunk_state: Callable[[str], Awaitable[ChunkState | None]]
+
+    # The writes below run on the hot path (every chunk a write leaves short
+    # of its copies, every copy the replicator makes), so they are plain SQL
+    # (see sql), and relaxed: none needs its own wait for the disk. A task
+    # or copy lost in a crash before the next durable commit is found again
+    # (the version commit that relies on it makes it durable first; the
+    # scrubber and the under-replication scan find the rest), and a
+    # completion lost with its task row just runs the copy again.
 
     @retried
     async def enqueue_replication(self, chunk_id: str, target_worker: str,
@@ -33,20 +43,10 @@ class ReplicationQueue(Transactions):
         reason = ReplicationReason(reason)  # refuse a free string before the database
         now = time.time()
         try:
-            async with self._write(invalidates=NOTHING_READ_VISIBLE) as session:
-                await session.execute(
-                    self._insert(ReplicationTaskRow)
-                    .on_conflict_do_nothing()
-                    .values(
-                        chunk_id=chunk_id,
-                        target_worker=target_worker,
-                        reason=reason,
-                        created_at=now,
-                        next_attempt_at=now,
-                        attempts=0,
-                    )
-                )
-        except IntegrityError:
+            await self._transact(
+                lambda db: queue_copies(db, chunk_id, [target_worker], reason, now),
+                invalidates=NOTHING_READ_VISIBLE, relaxed=True)
+        except (IntegrityError, sqlite3.IntegrityError):
             if await self.chunk_state(chunk_id) is not None:
                 raise
 
@@ -63,32 +63,27 @@ class ReplicationQueue(Transactions):
 
     @retried
     async def drop_replication(self, task: ReplicationTask) -> None:
-        async with self._write(invalidates=NOTHING_READ_VISIBLE) as session:
-            await session.execute(delete(ReplicationTaskRow).where(
-                ReplicationTaskRow.id == task.task_id))
+        await self._transact(
+            lambda db: db.run("DELETE FROM replication_tasks WHERE id = ?", (task.task_id,)),
+            invalidates=NOTHING_READ_VISIBLE, relaxed=True)
 
     @retried
     async def complete_replication(self, task: ReplicationTask) -> None:
-        async with self._write(invalidates=chunk_tags([task.chunk_id])) as session:
-            await session.execute(
-                delete(ReplicationTaskRow).where(ReplicationTaskRow.id == task.task_id)
-            )
-            await session.execute(
-                self._insert(ChunkReplicaRow)
-                .on_conflict_do_nothing()
-                .values(chunk_id=task.chunk_id, worker_id=task.target_worker, stored_at=time.time())
-            )
+        def body(db: Sql) -> None:
+            db.run("DELETE FROM replication_tasks WHERE id = ?", (task.task_id,))
+            db.run("INSERT INTO chunk_replicas (chunk_id, worker_id, stored_at) "
+                   "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                   (task.chunk_id, task.target_worker, time.time()))
+
+        await self._transact(body, invalidates=chunk_tags([task.chunk_id]), relaxed=True)
 
     @retried
     async def retry_replication(self, task: ReplicationTask, delay: float) -> None:
-        async with self._write(invalidates=NOTHING_READ_VISIBLE) as session:
-            await session.execute(
-                update(ReplicationTaskRow)
-                .where(ReplicationTaskRow.id == task.task_id)
-                .values(
-                    attempts=ReplicationTaskRow.attempts + 1, next_attempt_at=time.time() + delay
-                )
-            )
+        await self._transact(
+            lambda db: db.run("UPDATE replication_tasks SET attempts = attempts + 1, "
+                              "next_attempt_at = ? WHERE id = ?",
+                              (time.time() + delay, task.task_id)),
+            invalidates=NOTHING_READ_VISIBLE, relaxed=True)
 
     async def due_replications(self, limit: int = 100) -> list[ReplicationTask]:
         async with self._read() as session:

@@ -152,3 +152,12 @@ def delete_versions(db: Sql, version_ids: Sequence[int]) -> None:
     for batch in batches(version_ids):
         db.run(f"DELETE FROM version_chunks WHERE version_id IN ({marks(len(batch))})", batch)
         db.run(f"DELETE FROM versions WHERE id IN ({marks(len(batch))})", batch)
+
+
+def queue_copies(db: Sql, chunk_id: str, targets: Sequence[str], reason: str,
+                 now: float) -> None:
+    """Durable intents to copy ``chunk_id`` to each of ``targets`` (one per
+    chunk and target: queuing it again is harmless)."""
+    db.run_many("INSERT INTO replication_tasks (chunk_id, target_worker, reason, created_at, "
+                "next_attempt_at, attempts) VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING",
+                [(chunk_id, target, str(reason), now, now) for target in targets])

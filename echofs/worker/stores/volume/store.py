@@ -22,7 +22,8 @@ returned.
 
 A volume file deleted from under the store (a wiped disk) is noticed when
 the scrubber re-reads a chunk in it (:meth:`reread`), when a put checks a
-copy in it, or by the next batch written to it: its chunks are forgotten, so
+copy in it, when the ids are listed, or by the next batch written to it: its
+chunks are forgotten, so
 they read as missing and are repaired from other replicas, and writes go on
 in a new volume (the folders are made again). Plain reads skip that check
 (an fstat costs more than the read itself): until then they are served from
@@ -217,6 +218,11 @@ class VolumeChunkStore(ChunkStore):
         return chunk_id in self._index or (self._legacy is not None and chunk_id in self._legacy)
 
     async def list_ids(self) -> AsyncIterator[str]:
+        # Listing is rare (the sweeper, operators) and must tell what is on
+        # disk: a volume deleted from under the store lists nothing.
+        for seq, volume in list(self._volumes.items()):
+            if not volume.linked():
+                self._lose(seq)
         ids = set(self._index.ids())
         if self._legacy is not None:
             ids |= self._legacy.ids

@@ -169,6 +169,18 @@ async def test_a_wiped_disk_is_noticed_and_refilled(open_store: OpenStore, root:
     assert {i async for i in reopened.list_ids()} == {old.chunk_id, new.chunk_id}
 
 
+async def test_a_wiped_disk_lists_nothing(open_store: OpenStore, root: Path) -> None:
+    """Listing tells what is on disk (the sweeper and operators rely on it),
+    not what the index remembers."""
+    store = await open_store()
+    old = chunk("old")
+    await store.put(old.chunk_id, old.frame)
+    shutil.rmtree(root)
+    assert [i async for i in store.list_ids()] == []
+    assert not await store.has(old.chunk_id)
+    await store.close()
+
+
 async def test_writes_fail_while_the_root_is_not_a_folder(open_store: OpenStore,
                                                           root: Path) -> None:
     store = await open_store()
