@@ -40,6 +40,8 @@ class ModeTable:
         self.configured_default = default_mode
         self.default_mode = default_mode
         self._modes: dict[str, tuple[Mode, ModeReason]] = {}
+        # How many files a write could treat otherwise than the default.
+        self._special = 0
         self.synced_at: float | None = None
 
     def apply(self, update: ModeUpdate) -> None:
@@ -48,6 +50,10 @@ class ModeTable:
         for object_id, (mode, reason) in update.modes.items():
             self._modes[object_id] = (Mode(mode), ModeReason(reason))
         self.default_mode = Mode(update.default_mode)
+        # Counted again here, where the default may have changed too: once
+        # a second at most, never on a request's path.
+        self._special = sum(1 for mode, reason in self._modes.values()
+                            if mode is not self.default_mode or reason is ModeReason.CRITICAL)
         self.synced_at = time.time()
 
     def lookup(self, object_id: str | None) -> tuple[Mode, ModeReason]:
@@ -56,7 +62,9 @@ class ModeTable:
         return self.default_mode, ModeReason.DEFAULT
 
     def has_file_modes(self) -> bool:
-        return bool(self._modes)
+        """Whether any file's own mode (or critical flag) differs from the
+        default: if none does, a write need not find its file first."""
+        return self._special > 0
 
     def mode_for_write(self, object_id: str | None, hint: Hint | None) -> Mode:
         """The mode one write uses: the request's hint, unless the file is a

@@ -162,6 +162,19 @@ async def test_write_mode_follows_hint_default_and_critical_files():
     assert await files.write_mode("alice", None, Hint.AVAILABLE) is Mode.AVAILABLE
 
 
+async def test_files_whose_own_mode_is_the_default_need_no_lookup():
+    table = ModeTable(Mode.STRONG)
+    files = service(modes=table)
+    table.apply(ModeUpdate(True, {"f1": ("strong", "policy"), "f2": ("strong", "policy")},
+                           "strong"))
+    await files.begin("alice", "a.txt", None)
+    assert files.repo.finds == 0
+    # The default moves away from theirs: now their own mode matters.
+    table.apply(ModeUpdate(False, {}, "available"))
+    await files.begin("alice", "a.txt", None)
+    assert files.repo.finds == 1
+
+
 async def test_delete_forgets_the_file_and_wakes_the_collector():
     files = service()
     assert await files.delete("f1", "alice", 2) == 1
