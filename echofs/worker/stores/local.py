@@ -22,6 +22,7 @@ from echofs.core.chunk_codec import is_chunk_id
 from echofs.core.errors import ChunkMissing
 from echofs.core.worker_status import StoreUsage
 from echofs.worker.stores.base import ChunkStore
+from echofs.worker.stores.fsync import fsync_dir
 
 
 class LocalChunkStore(ChunkStore):
@@ -91,7 +92,7 @@ class LocalChunkStore(ChunkStore):
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return added
 
     async def get(self, chunk_id: str) -> bytes:
@@ -141,10 +142,3 @@ def _disk_usage(root: Path) -> shutil._ntuple_diskusage:
     except FileNotFoundError:
         return shutil.disk_usage(root.parent if root.parent.exists() else "/")
 
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

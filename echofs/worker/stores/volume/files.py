@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from echofs.worker.stores.fsync import fsync_dir  # noqa: F401 - the volume modules take it from here
+
 VOLUMES_DIR = "volumes"
 TMP_SUFFIX = ".tmp"
 _NAME = re.compile(r"^(\d{8})(?:\.(\d+))?\.vol$")
@@ -39,15 +41,6 @@ def parse_volume_name(name: str) -> tuple[int, int] | None:
     if match is None:
         return None
     return int(match.group(1)), int(match.group(2) or 0)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a directory's entries (a new or renamed file) survive a power cut."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(eq=False)
