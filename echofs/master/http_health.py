@@ -37,7 +37,7 @@ class StorageLayout:
 
     ``shared_disk``: the in-process workers of the embedded node all keep
     their chunks under one data folder, so the replication factor guards
-    against a damaged chunk file, not against a failed disk. Remote workers'
+    against a damaged copy, not against a failed disk. Remote workers'
     disks are not visible from here: False means "not known to be shared".
     """
 
@@ -49,7 +49,7 @@ class StorageLayout:
         if not self.shared_disk:
             return None
         return (f"{self.local_workers} workers on one disk: copies guard against a damaged "
-                "chunk file, not a failed disk")
+                "copy, not a failed disk")
 
 
 @dataclass(frozen=True, slots=True)

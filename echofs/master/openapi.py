@@ -53,7 +53,7 @@ _INT = {"type": "integer", "minimum": 0}
 _STORAGE = {"type": "object", "required": ["shared_disk", "note", "reclaimable"], "properties": {
     "shared_disk": {"type": "boolean", "description":
                     "true when every copy lives under one data folder (the embedded node's "
-                    "in-process workers): copies guard against a damaged chunk file, not a "
+                    "in-process workers): copies guard against a damaged copy, not a "
                     "failed disk; false when not known to be shared (remote workers)"},
     "note": {"type": ["string", "null"],
              "description": "the same for people, e.g. '3 workers on one disk: ...'"},

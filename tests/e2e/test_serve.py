@@ -110,7 +110,7 @@ def test_the_embedded_node_prints_a_start_banner(tmp_path):
         assert "Controller  in this process" in banner
         assert f"Data        {(tmp_path / 'data').resolve()}" in banner
         assert ("3 copies of each chunk; 3 workers on one disk: copies guard against a "
-                "damaged chunk file, not a failed disk") in banner
+                "damaged copy, not a failed disk") in banner
         assert "60 min after a file is deleted" in banner
         assert "single-user" in banner and "Ctrl-C" in banner
         # Membership is the cluster master's: the embedded node has no gRPC port.
