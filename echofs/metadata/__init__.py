@@ -6,6 +6,10 @@ The parts, each a module:
 - ``transactions``: the base the others stand on: sessions, the SQLite
   writer lock, relaxed commits, PostgreSQL retries, and the read memo each
   write states its changes to;
+- ``sql`` and ``sqlite_writer``: the hot statements (claims, commits, a file
+  and its manifest, replication bookkeeping) as plain SQL both databases
+  accept, and, on a SQLite file, the connection that runs them on the loop
+  with only the fsync in a thread;
 - ``files``: files and versions as readers see them (find, get, list, delete);
 - ``commits``: the group commit that makes finished uploads new versions;
 - ``chunks``: claims, touches and where copies live;

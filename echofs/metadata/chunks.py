@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select
 
 from echofs.core.manifest import NewChunk
 from echofs.core.vocabulary import ChunkState, ReplicationReason
@@ -56,13 +56,11 @@ class Chunks(Transactions):
     async def touch_chunks(self, chunk_ids: Sequence[str]) -> None:
         """Tell the collector these chunks are in use (a long upload's)."""
         now = time.time()
-        async with self._write(invalidates=NOTHING_READ_VISIBLE, relaxed=True) as session:
-            for batch in batches(await self._lock_chunks(session, chunk_ids)):
-                await session.execute(
-                    update(ChunkRow)
-                    .where(ChunkRow.id.in_(batch), ChunkRow.state == ChunkState.LIVE)
-                    .values(touched_at=now)
-                )
+
+        def body(db: Sql) -> None:
+            touch_live(db, lock_chunks(db, chunk_ids), now)
+
+        await self._transact(body, invalidates=NOTHING_READ_VISIBLE, relaxed=True)
 
     @retried
     async def add_replicas(self, chunk_id: str, worker_ids: Iterable[str]) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,29 +39,22 @@ def sqlite_url_for(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-def create_engine(url: str, *, relaxed: bool = False) -> AsyncEngine:
-    """An engine for ``url``. ``relaxed`` (SQLite): its commits do not wait
-    for the disk; see Transactions._write in transactions.py for the only writes that use it."""
+def create_engine(url: str) -> AsyncEngine:
     url = async_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", sqlite_pragmas(relaxed=relaxed))
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def sqlite_pragmas(*, relaxed: bool) -> Callable[[Any, Any], None]:
-    """The ``connect`` listener every SQLite connection of ours gets.
-    ``relaxed``: its commits do not wait for the disk (synchronous=NORMAL)."""
-    return functools.partial(_sqlite_pragmas, synchronous="NORMAL" if relaxed else "FULL")
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any, synchronous: str) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets downloads read while an upload commits; FULL makes every
     # committed version survive a power cut, which "acknowledged" promises.
+    # (The hot statements' own connection, sqlite_writer, sets its own.)
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA synchronous={synchronous}")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()

@@ -20,7 +20,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from echofs.metadata import database
 from echofs.metadata.memoized import Tag
 from echofs.metadata.read_memo import ReadMemo
 from echofs.metadata.sql import SessionSql, Sql, lock_chunks, replicas_of
@@ -66,18 +65,10 @@ class Transactions:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._dialect = engine.dialect.name
         self._write_lock = asyncio.Lock() if self._dialect == "sqlite" else None
-        # Commits that need not wait for the disk (see _write's ``relaxed``).
-        self._relaxed_engine: AsyncEngine | None = None
-        self._relaxed_sessions = self._sessions
-        if self._dialect == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-            self._relaxed_engine = database.create_engine(
-                engine.url.render_as_string(hide_password=False), relaxed=True)
-            self._relaxed_sessions = async_sessionmaker(self._relaxed_engine,
-                                                        expire_on_commit=False)
-        # The hot writes' thread (SQLite on a file; see sqlite_writer).
+        # The hot statements' own connection (SQLite on a file; see
+        # sqlite_writer), which also serves the relaxed commits there.
         self._writer: SqliteWriter | None = None
-        if self._relaxed_engine is not None:
-            assert engine.url.database is not None
+        if self._dialect == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             self._writer = SqliteWriter(engine.url.database)
         # Set by the master that owns the store alone (see read_memo).
         self.memo: ReadMemo | None = None
@@ -91,8 +82,6 @@ class Transactions:
         if self._writer is not None:
             await asyncio.to_thread(self._writer.close)
         await self.engine.dispose()
-        if self._relaxed_engine is not None:
-            await self._relaxed_engine.dispose()
 
     # -- for the tables the memo never answers from ---------------------------------
 
@@ -125,8 +114,9 @@ class Transactions:
         So no write needs to forget the whole memo.
 
         ``relaxed``: the commit returns without waiting for the disk
-        (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit off). Only
-        for writes nothing is acknowledged on: chunk claims and touches. The
+        (PostgreSQL synchronous_commit off; on a SQLite file the relaxed
+        writes go through ``_transact``, synchronous=NORMAL). Only for writes
+        nothing is acknowledged on: chunk claims and touches. The
         log is sequential in both databases, so the durable commit of the
         version that relies on a claim makes the claim durable too; a claim
         lost in a crash before that only leaves copies of an unacknowledged
@@ -134,7 +124,7 @@ class Transactions:
         wait matters: on a disk busy with chunk writes, a synchronous commit
         waits for all of them (ext4 orders its journal), tens of ms.
         """
-        sessions = self._relaxed_sessions if relaxed else self._sessions
+        sessions = self._sessions
         try:
             if self._write_lock is None:
                 async with sessions() as session, session.begin():
