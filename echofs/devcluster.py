@@ -81,14 +81,14 @@ class ClusterLayout:
         """Refuse ports another process listens on (an `echofs serve` left
         running, say): the member would fail to bind, and the health checks
         would meanwhile be answered by that other process."""
-        busy = [port for port in self.ports() if not _free(port)]
+        busy = [port for port in self.ports() if not port_free(port)]
         if busy:
             raise ValueError(f"port(s) {', '.join(map(str, busy))} already in use on "
                              "127.0.0.1 (another echofs running?): stop it or choose other "
                              "--port/--grpc-port values")
 
 
-def _free(port: int) -> bool:
+def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # As the members bind: a port in TIME_WAIT is free, a listener is not.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

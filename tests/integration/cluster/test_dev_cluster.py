@@ -16,24 +16,21 @@ from pathlib import Path
 
 import pytest
 
-from echofs.devcluster import ClusterLayout, members
+from echofs.devcluster import ClusterLayout, members, port_free
 from echofs.testing.cluster import FAST_ENV
 from echofs.testing.process import free_port
 
 
 def _free_block() -> tuple[int, int]:
     """HTTP and gRPC base ports such that every port the dev cluster derives
-    from them (workers, controller) is free too."""
-
-    def free(p: int) -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", p)) != 0
-
+    from them (workers, controller) is free too, probed as the dev cluster
+    probes them (a bind: a port held by another process's outgoing
+    connection refuses a bind but answers no connect)."""
     while True:
         port, grpc = free_port(), free_port()
         layout = ClusterLayout(Path("."), port=port, grpc_port=grpc)
         wanted = layout.ports()
-        if max(wanted) < 65536 and len(set(wanted)) == len(wanted) and all(map(free, wanted)):
+        if max(wanted) < 65536 and len(set(wanted)) == len(wanted) and all(map(port_free, wanted)):
             return port, grpc
 
 
