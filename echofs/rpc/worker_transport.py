@@ -23,6 +23,7 @@ import hyperframe.frame
 from grpclib.client import Channel
 from grpclib.protocol import H2Protocol
 from grpclib.server import Server
+from h2.connection import H2Connection
 from h2.settings import SettingCodes
 
 # A default chunk frame (1 MiB + header) in two DATA frames; h2 allows up to
@@ -49,14 +50,26 @@ def _accepting_large_frames(protocol: H2Protocol) -> H2Protocol:
 
     def connection_made(transport: Any) -> None:
         made(transport)
-        # Sent right after the connection preface; the peer applies it on
-        # receipt, and h2 here accepts the larger frames once it is acked.
-        protocol.connection._connection.update_settings(
-            {SettingCodes.MAX_FRAME_SIZE: MAX_FRAME_SIZE})
+        accept_large_frames(protocol.connection._connection)
         protocol.connection.flush()
 
     protocol.connection_made = connection_made  # type: ignore[method-assign]
     return protocol
+
+
+def accept_large_frames(connection: H2Connection) -> None:
+    """Advertise :data:`MAX_FRAME_SIZE` and accept such frames from now on.
+
+    h2 would start accepting them only when the peer acks the setting, and
+    it fixes the limit once per ``receive_data`` call, before the frames of
+    that read are handled: a read holding the ack *and* the peer's first
+    large frame (a busy connection's first moments) failed with
+    FrameTooLargeError, and h2 dropped the whole connection ("Connection
+    lost" on every call in flight). Accepting early is safe: the peer may not
+    send larger frames than before until it has our setting anyway.
+    """
+    connection.update_settings({SettingCodes.MAX_FRAME_SIZE: MAX_FRAME_SIZE})
+    connection.max_inbound_frame_size = MAX_FRAME_SIZE
 
 
 _PREFIX_BYTES = 10  # hyperframe shows 20 hex digits

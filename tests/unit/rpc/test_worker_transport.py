@@ -9,12 +9,14 @@ import os
 import hyperframe.frame
 import pytest
 from grpclib.protocol import H2Protocol
+from h2.config import H2Configuration
+from h2.connection import H2Connection
 
 from echofs.core.chunk_codec import encode_chunk
 from echofs.rpc import worker_transport
 from echofs.rpc.worker_client import GrpcWorkerClient
 from echofs.rpc.worker_server import WorkerGrpcService
-from echofs.rpc.worker_transport import MAX_FRAME_SIZE, ChunkServer
+from echofs.rpc.worker_transport import MAX_FRAME_SIZE, ChunkServer, accept_large_frames
 from echofs.testing.process import free_port
 from echofs.worker.service import WorkerService
 from echofs.worker.stores.local import LocalChunkStore
@@ -81,3 +83,22 @@ async def test_both_ends_send_large_frames(tmp_path) -> None:
         server.close()
         await server.wait_closed()
         await service.close()
+
+
+def test_a_large_frame_right_behind_the_settings_ack_is_accepted() -> None:
+    # The first moments of a busy connection: the peer acks our larger
+    # frame size and sends its first large frame, and both arrive in one read.
+    # (Advertising the size alone, h2 refuses that frame as overlong.)
+    server = H2Connection(H2Configuration(client_side=False))
+    client = H2Connection(H2Configuration(client_side=True))
+    server.initiate_connection()
+    accept_large_frames(server)
+    client.initiate_connection()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())  # client now sends large frames
+    client.send_headers(1, [(":method", "POST"), (":path", "/p"), (":scheme", "http"),
+                            (":authority", "w")])
+    client.send_data(1, os.urandom(60_000))
+    read = client.data_to_send()  # the settings ack, the headers, one 60 kB frame
+    events = server.receive_data(read)
+    assert sum(len(getattr(e, "data", b"")) for e in events) == 60_000
