@@ -95,23 +95,40 @@ async def _on_request(event: RecvRequest) -> None:
                     elapsed = time.perf_counter() - started
                     metrics.GRPC_REQUESTS.labels(service, method, status).inc()
                     metrics.GRPC_LATENCY.labels(service, method).observe(elapsed)
-                    fields: dict[str, object] = {
-                        "service": service, "method": method, "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    }
-                    if facts.chunk:
-                        fields["chunk"] = facts.chunk
-                    if facts.bytes_in or facts.bytes_out:
-                        fields["bytes"] = facts.bytes_in or facts.bytes_out
-                    level = _level(status, request_id)
-                    if REQUEST_LOG.enabled(level):
-                        if request_id:
-                            fields["request_id"] = request_id
-                        REQUEST_LOG.emit(level, "echofs.rpc", "rpc", fields)
+                    _log_call(service, method, status, elapsed, facts.chunk,
+                              facts.bytes_in or facts.bytes_out, request_id)
         finally:
             _CALL.reset(token)
 
     event.method_func = observed
+
+
+def _log_call(service: str, method: str, status: str, elapsed: float, chunk: str | None,
+              size: int, request_id: str | None) -> None:
+    level = _level(status, request_id)
+    if not REQUEST_LOG.enabled(level):
+        return
+    fields: dict[str, object] = {
+        "service": service, "method": method, "status": status,
+        "duration_ms": round(elapsed * 1000, 2),
+    }
+    if chunk:
+        fields["chunk"] = chunk
+    if size:
+        fields["bytes"] = size
+    if request_id:
+        fields["request_id"] = request_id
+    REQUEST_LOG.emit(level, "echofs.rpc", "rpc", fields)
+
+
+def log_batch_item(service: str, method: str, outcome: BaseException | None, elapsed: float,
+                   chunk_id: str, size: int, request_id: str) -> None:
+    """The log event of one item of a batch call, as if it were a call of
+    its own: the batch call's own event names no request (it serves several),
+    so a request's trace reaches the worker through its items' events."""
+    status = "OK" if outcome is None else _status_of(outcome)
+    _log_call(service, method, status, elapsed, chunk_id[:_CHUNK_PREFIX], size,
+              valid_request_id(request_id) if request_id else None)
 
 
 def _metadata_text(value: object) -> str | None:

@@ -9,23 +9,27 @@ surface as exceptions the master counts against the worker.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from grpclib import GRPCError
+from grpclib.const import Status
 
 from echofs.core.errors import CorruptChunk
 from echofs.core.vocabulary import Verdict
 from echofs.core.worker_status import WorkerStatus
 from echofs.observability.grpc import propagate_request_id
+from echofs.observability.request_id import current_request_id
 from echofs.rpc.cluster_auth import send_cluster_token
 from echofs.rpc.convert import from_grpc_error, status_from_msg, verdict_from_msg
 from echofs.rpc.generated.echofs.v1 import (
     ChunkRef,
     ListChunksRequest,
     PutChunkRequest,
+    PutChunksRequest,
     StatusRequest,
     WorkerServiceStub,
 )
+from echofs.rpc.put_coalescer import BatchUnsupported, PutCoalescer
 from echofs.rpc.worker_transport import ChunkChannel
 from echofs.worker.client import WorkerClient
 
@@ -37,6 +41,12 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+# A coalesced put call's own deadline: its callers time out on their own
+# (the write timeout), but a call that never ends would hold its in-flight
+# slot, and every later small put to this worker would queue behind it.
+BATCH_TIMEOUT = 30.0
+
+
 class GrpcWorkerClient(WorkerClient):
     def __init__(self, worker_id: str, address: str, cluster_token: str | None = None) -> None:
         self.worker_id = worker_id
@@ -46,12 +56,32 @@ class GrpcWorkerClient(WorkerClient):
         self._channel = send_cluster_token(propagate_request_id(ChunkChannel(host, port)),
                                            cluster_token)
         self._stub = WorkerServiceStub(self._channel)
+        self._puts: PutCoalescer[PutChunkRequest] = PutCoalescer(self._put_batch, self._put_one)
 
     async def put_chunk(self, chunk_id: str, frame: bytes) -> None:
+        # A coalesced put travels with its own request's id (the call that
+        # carries it serves several requests), for the worker's log line.
+        request = PutChunkRequest(chunk_id=chunk_id, frame=frame,
+                                  request_id=current_request_id() or "")
+        await self._puts.put(request, len(frame))
+
+    async def _put_one(self, request: PutChunkRequest) -> None:
         try:
-            await self._stub.put_chunk(PutChunkRequest(chunk_id=chunk_id, frame=frame))
+            await self._stub.put_chunk(request)
         except GRPCError as exc:
             raise from_grpc_error(exc) from exc
+
+    async def _put_batch(self, items: Sequence[PutChunkRequest]) -> list[Exception | None]:
+        request = PutChunksRequest(items=list(items))
+        try:
+            reply = await self._stub.put_chunks(request, timeout=BATCH_TIMEOUT)
+        except GRPCError as exc:
+            if exc.status is Status.UNIMPLEMENTED:
+                raise BatchUnsupported(exc.message or "PutChunks") from exc
+            raise from_grpc_error(exc) from exc
+        return [None if r.status == Status.OK.value
+                else from_grpc_error(GRPCError(Status(r.status), r.message))
+                for r in reply.results]
 
     async def get_chunk(self, chunk_id: str) -> bytes:
         parts: list[bytes] = []
@@ -102,4 +132,5 @@ class GrpcWorkerClient(WorkerClient):
             raise from_grpc_error(exc) from exc
 
     async def close(self) -> None:
+        await self._puts.close()
         self._channel.close()

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
+from echofs.observability.grpc import log_batch_item
 from echofs.rpc.convert import status_to_msg, to_grpc_error
 from echofs.rpc.generated.echofs.v1 import (
     ChunkIdBatch,
@@ -15,6 +18,9 @@ from echofs.rpc.generated.echofs.v1 import (
     ListChunksRequest,
     PutChunkRequest,
     PutChunkResponse,
+    PutChunkResult,
+    PutChunksRequest,
+    PutChunksResponse,
     StatusRequest,
     VerifyChunkResponse,
     WorkerServiceBase,
@@ -27,6 +33,7 @@ from echofs.worker.service import WorkerService
 # as a 1 MiB part and a 13-byte one.
 PART_SIZE = 2 * 1024 * 1024
 _LIST_BATCH = 1000
+_SERVICE = "echofs.v1.WorkerService"
 
 
 class WorkerGrpcService(WorkerServiceBase):
@@ -39,6 +46,19 @@ class WorkerGrpcService(WorkerServiceBase):
         except Exception as exc:
             raise to_grpc_error(exc) from exc
         return PutChunkResponse(created=True)
+
+    async def put_chunks(self, message: PutChunksRequest) -> PutChunksResponse:
+        # All at once: the store's writer makes them durable with one sync.
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(
+            *(self.service.put_chunk(item.chunk_id, item.frame) for item in message.items),
+            return_exceptions=True)
+        elapsed = time.perf_counter() - started
+        for item, outcome in zip(message.items, outcomes, strict=True):
+            failure = to_grpc_error(outcome) if isinstance(outcome, Exception) else None
+            log_batch_item(_SERVICE, "PutChunks", failure, elapsed, item.chunk_id,
+                           len(item.frame), item.request_id)
+        return PutChunksResponse(results=[_put_result(o) for o in outcomes])
 
     async def get_chunk(self, message: ChunkRef) -> AsyncIterator[ChunkPart]:
         try:
@@ -83,3 +103,12 @@ class WorkerGrpcService(WorkerServiceBase):
 
     async def status(self, message: StatusRequest) -> WorkerStatus:
         return status_to_msg(await self.service.status())
+
+
+def _put_result(outcome: object) -> PutChunkResult:
+    if isinstance(outcome, Exception):
+        error = to_grpc_error(outcome)
+        return PutChunkResult(status=error.status.value, message=error.message or "")
+    if isinstance(outcome, BaseException):  # cancelled: the whole call is going away
+        raise outcome
+    return PutChunkResult()

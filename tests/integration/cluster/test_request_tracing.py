@@ -77,7 +77,7 @@ async def test_a_request_id_is_followed_from_master_to_workers(cluster):
     def traced_puts() -> list[dict]:
         return [e for w in cluster.workers.values() for e in events(w.log_path)
                 if e.get("event") == "rpc" and e.get("request_id") == request_id
-                and e.get("method") == "PutChunk"]
+                and e.get("method") in ("PutChunk", "PutChunks")]
 
     async def every_copy_logged() -> bool:
         return len(traced_puts()) == len(chunk_ids) * 3

@@ -22,6 +22,9 @@ __all__ = (
     "ModeUpdate",
     "PutChunkRequest",
     "PutChunkResponse",
+    "PutChunkResult",
+    "PutChunksRequest",
+    "PutChunksResponse",
     "RegisterRequest",
     "RegisterResponse",
     "SignalAck",
@@ -183,6 +186,12 @@ class PutChunkRequest(betterproto2.Message):
 
     frame: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
 
+    request_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    In PutChunks: the client request this put was made for, for the
+    worker's log (a unary PutChunk carries it in the call's metadata).
+    """
+
 
 default_message_pool.register_message("echofs.v1", "PutChunkRequest", PutChunkRequest)
 
@@ -196,6 +205,39 @@ class PutChunkResponse(betterproto2.Message):
 
 
 default_message_pool.register_message("echofs.v1", "PutChunkResponse", PutChunkResponse)
+
+
+@dataclass(eq=False, repr=False)
+class PutChunkResult(betterproto2.Message):
+    """
+    One item's outcome: status 0 (OK) or the gRPC status code and message
+    PutChunk would have failed with.
+    """
+
+    status: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+
+    message: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("echofs.v1", "PutChunkResult", PutChunkResult)
+
+
+@dataclass(eq=False, repr=False)
+class PutChunksRequest(betterproto2.Message):
+    items: "list[PutChunkRequest]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
+
+
+default_message_pool.register_message("echofs.v1", "PutChunksRequest", PutChunksRequest)
+
+
+@dataclass(eq=False, repr=False)
+class PutChunksResponse(betterproto2.Message):
+    results: "list[PutChunkResult]" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+
+
+default_message_pool.register_message("echofs.v1", "PutChunksResponse", PutChunksResponse)
 
 
 @dataclass(eq=False, repr=False)
@@ -429,6 +471,29 @@ class WorkerServiceStub(betterproto2_grpclib.ServiceStub):
             "/echofs.v1.WorkerService/PutChunk",
             message,
             PutChunkResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def put_chunks(
+        self,
+        message: "PutChunksRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "PutChunksResponse":
+        """
+        Several small frames in one call: the master coalesces small puts bound
+        for this worker. Each item is stored as PutChunk would store it, on its
+        own; one result per item, in order.
+        """
+
+        return await self._unary_unary(
+            "/echofs.v1.WorkerService/PutChunks",
+            message,
+            PutChunksResponse,
             timeout=timeout,
             deadline=deadline,
             metadata=metadata,
@@ -668,6 +733,15 @@ class WorkerServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def put_chunks(self, message: "PutChunksRequest") -> "PutChunksResponse":
+        """
+        Several small frames in one call: the master coalesces small puts bound
+        for this worker. Each item is stored as PutChunk would store it, on its
+        own; one result per item, in order.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def get_chunk(self, message: "ChunkRef") -> "AsyncIterator[ChunkPart]":
         """
         A stored frame, in parts of at most 2 MiB (large chunks stream).
@@ -709,6 +783,14 @@ class WorkerServiceBase(betterproto2_grpclib.ServiceBase):
         request = await stream.recv_message()
         assert request is not None
         response = await self.put_chunk(request)
+        await stream.send_message(response)
+
+    async def __rpc_put_chunks(
+        self, stream: "grpclib.server.Stream[PutChunksRequest, PutChunksResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.put_chunks(request)
         await stream.send_message(response)
 
     async def __rpc_get_chunk(self, stream: "grpclib.server.Stream[ChunkRef, ChunkPart]") -> None:
@@ -770,6 +852,12 @@ class WorkerServiceBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 PutChunkRequest,
                 PutChunkResponse,
+            ),
+            "/echofs.v1.WorkerService/PutChunks": grpclib.const.Handler(
+                self.__rpc_put_chunks,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                PutChunksRequest,
+                PutChunksResponse,
             ),
             "/echofs.v1.WorkerService/GetChunk": grpclib.const.Handler(
                 self.__rpc_get_chunk,
