@@ -148,9 +148,17 @@ class ControllerService(Daemon):
         self.last_signals = {"cluster_partition_risk": cluster_risk, "replication_lag": lag,
                              "masters": float(len(reports))}
         files = list(dict.fromkeys([*rates, *list(self.decider.files)[:_MAX_TRACKED]]))
+        # Every file no one wrote this round sees the same sample (its writes
+        # would go to any worker); most of them are at rest in the mode that
+        # sample keeps them in, and are held without being scored one by one.
+        resting = (None if self.controls.override is not None else
+                   self.decider.resting(Sample(cluster_risk, lag, 0.0)))
         changes: list[tuple[Decision, Transition]] = []
         async with self._lock:
             for object_id in files:
+                if resting is not None and object_id not in rates and \
+                        self._at_rest(object_id, resting, now):
+                    continue
                 targets = workers_of.get(object_id) or everyone
                 risk = partition_risk((risk_by_worker.get(w, 0.0) for w in targets), rf)
                 hint = self.controls.hints.get(object_id, Hint.AUTO)
@@ -170,6 +178,15 @@ class ControllerService(Daemon):
         return [d for d, _ in changes]
 
     _FORCED = ("critical", "override", "hint")
+
+    def _at_rest(self, object_id: str, resting: Mode, now: float) -> bool:
+        if object_id in self.controls.critical or object_id in self.controls.hints:
+            return False
+        known = self._info.get(object_id)
+        # A file whose recorded reason is a lever just lifted is re-noted once.
+        if known is None or known.reason in self._FORCED:
+            return False
+        return self.decider.at_rest(object_id, resting, now)
 
     def _note(self, object_id: str, decision: Decision, now: float) -> None:
         """Keep the table masters mirror: every tracked file's mode and why,

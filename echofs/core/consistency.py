@@ -148,6 +148,14 @@ class Policy(abc.ABC):
     @abc.abstractmethod
     def mode_for(self, score: float) -> Mode: ...
 
+    @property
+    def settles_after(self) -> float | None:
+        """Seconds after a file's last change from which its score no longer
+        depends on that change (the score equals that of ``seconds_since_change
+        = None``); None when the policy cannot promise that. Lets the decider
+        hold the many files nobody writes without scoring each of them."""
+        return None
+
 
 class DefaultPolicy(Policy):
     """The original project's formula, with real inputs:
@@ -173,6 +181,10 @@ class DefaultPolicy(Policy):
             + c.w_hint * hint
             - c.w_change_penalty * penalty
         )
+
+    @property
+    def settles_after(self) -> float | None:
+        return max(self.config.penalty_window, 0.0)
 
     def mode_for(self, score: float) -> Mode:
         if score > self.config.available_above:
@@ -260,6 +272,30 @@ class ModeDecider:
             state.candidate, state.streak = None, 0
             return self._apply(state, wanted, ModeReason.POLICY, score, now)
         return Decision(state.mode, ModeReason.HOLD, score, False, state.mode)
+
+    def resting(self, sample: Sample) -> Mode | None:
+        """The mode in which a settled file (see :meth:`at_rest`) stays under
+        ``sample`` with no lever on it; None when that cannot be told without
+        deciding file by file (the policy does not settle, or the sample is
+        an emergency, which moves every file not already available)."""
+        if self.policy.settles_after is None:
+            return None
+        if sample.partition_risk > self.config.emergency_risk:
+            return None
+        return self.policy.mode_for(self.policy.score(sample, None))
+
+    def at_rest(self, object_id: str, resting: Mode, now: float) -> bool:
+        """Whether :meth:`decide`, given the sample :meth:`resting` answered
+        ``resting`` for and no lever on this file, would hold its mode and
+        change none of its state: it is in that mode, wants no other, and its
+        last change no longer weighs on its score. The controller asks this
+        of the files no one wrote this round instead of scoring each."""
+        state = self.files.get(object_id)
+        if state is None or state.mode != resting or state.candidate is not None:
+            return False
+        settles_after = self.policy.settles_after
+        return settles_after is not None and (
+            state.changed_at is None or now - state.changed_at >= settles_after)
 
     def forced_lever(self, object_id: str,
                      controls: Controls) -> tuple[Mode, ModeReason] | None:

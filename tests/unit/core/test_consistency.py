@@ -3,13 +3,16 @@ and the precedence of critical keys, override and hints."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import random
 
 import pytest
 
 from echofs.core.consistency import (
     Controls,
     DefaultPolicy,
+    FileState,
     Hint,
     HysteresisConfig,
     Mode,
@@ -158,3 +161,29 @@ def test_parsing():
         parse_mode("eventual")
     with pytest.raises(ValueError):
         parse_hint("")
+
+
+def test_a_file_at_rest_is_exactly_one_decide_would_hold() -> None:
+    # The controller skips scoring files "at rest"; that is only sound if
+    # decide() would have held them and changed nothing. Checked over many
+    # random histories and samples.
+    rng = random.Random(7)
+    modes = list(Mode)
+    for _ in range(3000):
+        decider = ModeDecider(DefaultPolicy(), HysteresisConfig(confirm_samples=2, cooldown=2.0))
+        now = 1000.0
+        for _ in range(rng.randrange(0, 6)):  # some history
+            now += rng.choice([0.5, 1.0, 10.0, 40.0])
+            decider.decide("f", Sample(rng.random(), rng.random() * 2, rng.random() * 200),
+                           Controls(), now)
+        if rng.random() < 0.3:
+            decider.files["f"] = FileState(rng.choice(modes), rng.choice([None, now - 5.0]))
+        now += rng.choice([0.0, 1.0, 29.0, 31.0, 100.0])
+        sample = Sample(rng.random(), rng.random() * 2, 0.0)
+        resting = decider.resting(sample)
+        if resting is None or not decider.at_rest("f", resting, now):
+            continue
+        before = dataclasses.replace(decider.files["f"])
+        decision = decider.decide("f", sample, Controls(), now)
+        assert not decision.changed and decision.mode == resting
+        assert decider.files["f"] == before
