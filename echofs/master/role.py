@@ -66,7 +66,8 @@ class MasterRole:
                                 read_timeout=settings.read_timeout)
         self.replicator = Replicator(repo, registry, self.chunk_io,
                                      replication_factor=settings.replication_factor,
-                                     interval=settings.replication_interval)
+                                     interval=settings.replication_interval,
+                                     orphan_after=settings.replication_orphan_after)
         # One placement for writers and the replicator: they ask the same object.
         self.placement = self.replicator.placement
         # Small chunks' bytes, written through by uploads, read by downloads.

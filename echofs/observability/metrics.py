@@ -117,6 +117,15 @@ STORE_LATENCY = Histogram(
 REPLICATION_COPIES = Counter(
     "echofs_replication_copies", "Replication tasks attempted, by outcome (ok, failed).",
     ["outcome"])
+REPLICATION_TASKS_DROPPED = Counter(
+    "echofs_replication_tasks_dropped",
+    "Replication tasks dropped unattempted, by reason (orphaned: owed to a chunk of an "
+    "upload that never committed; collected: the chunk was garbage-collected; target_dead: "
+    "re-aimed at the chunk's new home).", ["reason"])
+REPLICATION_NO_SOURCE = Counter(
+    "echofs_replication_no_source",
+    "Replication attempts that found no good source copy to copy from (each is retried "
+    "with backoff: a steady rate means tasks that cannot make progress).")
 CONVERGENCE = Histogram(
     "echofs_replication_convergence_seconds",
     "Time from a fault healing (or a backlog appearing) until the replication queue is "
