@@ -61,6 +61,11 @@ class Settings:
     chunk_cache_bytes: int = field(default=32 * MIB, metadata={"env": "CHUNK_CACHE_BYTES"})
     write_timeout: float = field(default=30.0, metadata={"env": "WRITE_TIMEOUT"})
     read_timeout: float = field(default=10.0, metadata={"env": "READ_TIMEOUT"})
+    # Hedged reads: a chunk read slower than its replica's recent p99 latency,
+    # clamped to these bounds, asks the next replica too (first good answer
+    # wins), so a frozen worker costs at most the upper bound, not READ_TIMEOUT.
+    read_hedge_min_delay: float = field(default=0.02, metadata={"env": "READ_HEDGE_MIN_DELAY"})
+    read_hedge_max_delay: float = field(default=1.0, metadata={"env": "READ_HEDGE_MAX_DELAY"})
     heartbeat_interval: float = field(default=1.0, metadata={"env": "HEARTBEAT_INTERVAL"})
     suspect_after: float = field(default=3.0, metadata={"env": "SUSPECT_AFTER"})
     dead_after: float = field(default=30.0, metadata={"env": "DEAD_AFTER"})
@@ -213,6 +218,8 @@ class Settings:
             raise ValueError("MAX_UPLOAD_SIZE must not be negative")
         if self.replication_factor < 1:
             raise ValueError("REPLICATION_FACTOR must be at least 1")
+        if not 0 < self.read_hedge_min_delay <= self.read_hedge_max_delay:
+            raise ValueError("READ_HEDGE_MIN_DELAY must be > 0 and ≤ READ_HEDGE_MAX_DELAY")
         if self.replication_orphan_after < 0:
             raise ValueError("REPLICATION_ORPHAN_AFTER must not be negative")
         if self.default_mode not in ("strong", "hybrid", "available"):

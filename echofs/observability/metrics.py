@@ -83,6 +83,10 @@ CHUNK_CACHE = Counter("echofs_chunk_cache_lookups",
                       ["result"])
 UPLOAD_BYTES = Counter("echofs_upload_bytes", "File bytes received from clients.")
 DOWNLOAD_BYTES = Counter("echofs_download_bytes", "File bytes sent to clients.")
+READ_HEDGES = Counter(
+    "echofs_read_hedges",
+    "Hedged chunk reads: started (a replica slower than its recent p99, so the next was "
+    "asked too) and won (the hedge answered first).", ["outcome"])
 DEDUP_CHUNKS = Counter("echofs_dedup_chunks",
                        "Uploaded chunks not stored again because enough copies existed.")
 DEDUP_BYTES = Counter("echofs_dedup_bytes", "Raw bytes of deduplicated chunks.")
