@@ -61,6 +61,11 @@ class Settings:
     chunk_cache_bytes: int = field(default=32 * MIB, metadata={"env": "CHUNK_CACHE_BYTES"})
     write_timeout: float = field(default=30.0, metadata={"env": "WRITE_TIMEOUT"})
     read_timeout: float = field(default=10.0, metadata={"env": "READ_TIMEOUT"})
+    # Hedged reads: a chunk read slower than its replica's recent p99 latency,
+    # clamped to these bounds, asks the next replica too (first good answer
+    # wins), so a frozen worker costs at most the upper bound, not READ_TIMEOUT.
+    read_hedge_min_delay: float = field(default=0.02, metadata={"env": "READ_HEDGE_MIN_DELAY"})
+    read_hedge_max_delay: float = field(default=1.0, metadata={"env": "READ_HEDGE_MAX_DELAY"})
     heartbeat_interval: float = field(default=1.0, metadata={"env": "HEARTBEAT_INTERVAL"})
     suspect_after: float = field(default=3.0, metadata={"env": "SUSPECT_AFTER"})
     dead_after: float = field(default=30.0, metadata={"env": "DEAD_AFTER"})
@@ -69,6 +74,13 @@ class Settings:
     gc_grace: float = field(default=3600.0, metadata={"env": "GC_GRACE_SECONDS"})
     gc_interval: float = field(default=60.0, metadata={"env": "GC_INTERVAL_SECONDS"})
     replication_interval: float = field(default=1.0, metadata={"env": "REPLICATION_INTERVAL"})
+    # A copy owed to a chunk no version uses is dropped once no upload has
+    # touched the chunk for this long: its upload died with a master or was
+    # abandoned, and with no recorded source the copy could only retry until
+    # the collector's grace period ends. Safe at any value (a commit that
+    # still comes is restored to full copies by the under-replication scan).
+    replication_orphan_after: float = field(default=300.0,
+                                            metadata={"env": "REPLICATION_ORPHAN_AFTER"})
     # Pause between scrub batches, and stored bytes per second it may verify.
     scrub_interval: float = field(default=5.0, metadata={"env": "SCRUB_INTERVAL"})
     scrub_rate: float = field(default=32.0 * MIB, metadata={"env": "SCRUB_RATE"})
@@ -206,6 +218,10 @@ class Settings:
             raise ValueError("MAX_UPLOAD_SIZE must not be negative")
         if self.replication_factor < 1:
             raise ValueError("REPLICATION_FACTOR must be at least 1")
+        if not 0 < self.read_hedge_min_delay <= self.read_hedge_max_delay:
+            raise ValueError("READ_HEDGE_MIN_DELAY must be > 0 and ≤ READ_HEDGE_MAX_DELAY")
+        if self.replication_orphan_after < 0:
+            raise ValueError("REPLICATION_ORPHAN_AFTER must not be negative")
         if self.default_mode not in ("strong", "hybrid", "available"):
             raise ValueError("DEFAULT_MODE must be strong, hybrid or available")
         if self.confirm_samples < 1 or self.sample_interval <= 0:

@@ -1,7 +1,8 @@
 """Calls from the master to workers' chunk services, timed and accounted.
 
 Every call's latency feeds the registry's RTT estimate (which orders reads)
-and every failure its failure counters (which mark a worker suspect).
+and every failure its failure counters (which mark a worker suspect); read
+latencies also feed :attr:`ChunkIO.read_latencies`, which times hedged reads.
 Deadlines are ``asyncio.timeout`` scopes, not ``wait_for``, which would wrap
 every chunk call in a task of its own.
 """
@@ -13,14 +14,21 @@ import time
 
 from echofs.core.errors import ChunkMissing, CorruptChunk, Unavailable
 from echofs.master.membership import WorkerRegistry
+from echofs.master.read_latency import ReadLatencies
+
+# Hedged reads: the clamp of the delay before a second replica is asked.
+HEDGE_MIN_DELAY = 0.02
+HEDGE_MAX_DELAY = 1.0
 
 
 class ChunkIO:
     def __init__(self, registry: WorkerRegistry, *, write_timeout: float,
-                 read_timeout: float) -> None:
+                 read_timeout: float, hedge_min_delay: float = HEDGE_MIN_DELAY,
+                 hedge_max_delay: float = HEDGE_MAX_DELAY) -> None:
         self.registry = registry
         self.write_timeout = write_timeout
         self.read_timeout = read_timeout
+        self.read_latencies = ReadLatencies(min_delay=hedge_min_delay, max_delay=hedge_max_delay)
 
     def _client(self, worker_id: str):  # type: ignore[no-untyped-def]
         client = self.registry.client(worker_id)
@@ -49,13 +57,17 @@ class ChunkIO:
             # The worker answered; it just lacks a good copy (its store found
             # the copy damaged). Not a worker fault: it must not turn suspect
             # and be skipped by the scrubber that has the copy repaired.
-            self.registry.observe_success(worker_id, time.monotonic() - started)
+            self._answered(worker_id, time.monotonic() - started)
             raise
         except Exception:
             self.registry.observe_failure(worker_id)
             raise
-        self.registry.observe_success(worker_id, time.monotonic() - started)
+        self._answered(worker_id, time.monotonic() - started)
         return frame
+
+    def _answered(self, worker_id: str, seconds: float) -> None:
+        self.registry.observe_success(worker_id, seconds)
+        self.read_latencies.observe(worker_id, seconds)
 
     async def delete(self, worker_id: str, chunk_id: str) -> bool:
         client = self._client(worker_id)

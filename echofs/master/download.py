@@ -3,9 +3,12 @@
 Each chunk is read from its best replica (live first, lowest RTT), decoded and
 checked against its BLAKE3 id; a missing, unreadable or corrupt copy makes the
 reader fall back to the next replica and queues a durable repair of the bad
-one. A corrupt chunk is never served: if no replica is good the download fails
-(503 before the first byte, or a cut connection later, which the client sees
-against Content-Length).
+one. A replica slower than its recent p99 is hedged: the next one is asked
+too, the first verified answer wins and the other read is cancelled
+(:mod:`echofs.master.read_latency`), so a frozen worker costs a fraction of
+a second, not the read timeout. A corrupt chunk is never served: if no
+replica is good the download fails (503 before the first byte, or a cut
+connection later, which the client sees against Content-Length).
 
 A few chunks are read ahead of the one being sent, so worker latency overlaps
 network time; memory stays bounded by ``read_ahead`` chunks.
@@ -28,12 +31,16 @@ from echofs.master.chunk_cache import ChunkCache
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.membership import WorkerRegistry
 from echofs.metadata.repository import MetadataRepository
+from echofs.observability import metrics
 
 log = logging.getLogger(__name__)
 
 # Frames this small are verified on the event loop: a thread hop would cost
 # more than hashing them.
 _DECODE_ON_LOOP = 64 * 1024
+# Hedged reads in flight at once per master; beyond, a slow read is waited
+# for as without hedging. Bounds the extra frames hedging may hold.
+_MAX_HEDGES = 16
 
 
 class ChunkReader:
@@ -44,6 +51,9 @@ class ChunkReader:
         self.chunk_io = chunk_io
         self.cache = ChunkCache(0) if cache is None else cache
         self.repairs_queued = 0
+        # Hedged reads running now, over every download: each may hold a
+        # chunk's frame beside the read it hedges, so they are capped.
+        self._hedges = 0
 
     async def read(self, ref: ChunkRef) -> bytes:
         """The raw bytes of one chunk, verified; repairs bad copies it meets."""
@@ -57,28 +67,74 @@ class ChunkReader:
         return await self._read_replicas(ref)
 
     async def _read_replicas(self, ref: ChunkRef) -> bytes:
+        order = self.chunk_io.read_latencies.order(self.registry.read_order(ref.replicas))
         failures: list[str] = []
         bad: list[tuple[str, Verdict]] = []
+        racing: dict[asyncio.Task[bytes], str] = {}
+        hedges: set[asyncio.Task[bytes]] = set()
+        tried = 0
         try:
-            for worker_id in self.registry.read_order(ref.replicas):
-                try:
-                    frame = await self.chunk_io.get(worker_id, ref.chunk_id)
-                    if len(frame) < _DECODE_ON_LOOP:
-                        return decode_chunk(frame, ref.chunk_id)
-                    return await asyncio.to_thread(decode_chunk, frame, ref.chunk_id)
-                except ChunkMissing:
-                    bad.append((worker_id, Verdict.MISSING))
-                    failures.append(f"{worker_id}: {Verdict.MISSING}")
-                except CorruptChunk:
-                    bad.append((worker_id, Verdict.CORRUPT))
-                    failures.append(f"{worker_id}: {Verdict.CORRUPT}")
-                except Exception as exc:  # unreachable, timed out, I/O error
-                    failures.append(f"{worker_id}: {type(exc).__name__}")
+            while racing or tried < len(order):
+                if not racing:  # nothing running (the start, or all failed): next one
+                    racing[self._fetch(order[tried], ref)] = order[tried]
+                    tried += 1
+                newest = order[tried - 1]
+                delay = (self.chunk_io.read_latencies.hedge_delay(newest)
+                         if tried < len(order) and self._hedges < _MAX_HEDGES else None)
+                done, _ = await asyncio.wait(racing, timeout=delay,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    # Slower than nearly all its recent reads: ask the next too.
+                    self.chunk_io.read_latencies.note_lagging(newest)
+                    hedge = self._fetch(order[tried], ref)
+                    racing[hedge] = order[tried]
+                    hedges.add(hedge)
+                    tried += 1
+                    self._hedges += 1
+                    hedge.add_done_callback(self._hedge_done)
+                    metrics.READ_HEDGES.labels("started").inc()
+                    continue
+                for task in done:
+                    worker_id = racing.pop(task)
+                    try:
+                        raw = task.result()
+                    except ChunkMissing:
+                        bad.append((worker_id, Verdict.MISSING))
+                        failures.append(f"{worker_id}: {Verdict.MISSING}")
+                    except CorruptChunk:
+                        bad.append((worker_id, Verdict.CORRUPT))
+                        failures.append(f"{worker_id}: {Verdict.CORRUPT}")
+                    except Exception as exc:  # unreachable, timed out, I/O error
+                        failures.append(f"{worker_id}: {type(exc).__name__}")
+                    else:
+                        if task in hedges:
+                            metrics.READ_HEDGES.labels("won").inc()
+                        return raw
         finally:
+            # The first good answer wins: the reads still running are dropped,
+            # so a chunk's frame is held once, as without hedging.
+            for task in racing:
+                task.cancel()
+            for task in racing:
+                with contextlib.suppress(BaseException):
+                    await task
             for worker_id, why in bad:
                 await self._queue_repair(ref.chunk_id, worker_id, why)
         detail = ", ".join(failures) or "no replica recorded"
         raise ChunkUnavailable(f"no readable replica of chunk {ref.seq} ({detail})")
+
+    def _fetch(self, worker_id: str, ref: ChunkRef) -> asyncio.Task[bytes]:
+        return asyncio.create_task(self._fetch_verified(worker_id, ref))
+
+    async def _fetch_verified(self, worker_id: str, ref: ChunkRef) -> bytes:
+        """One replica's copy, checked against the chunk id."""
+        frame = await self.chunk_io.get(worker_id, ref.chunk_id)
+        if len(frame) < _DECODE_ON_LOOP:
+            return decode_chunk(frame, ref.chunk_id)
+        return await asyncio.to_thread(decode_chunk, frame, ref.chunk_id)
+
+    def _hedge_done(self, _task: asyncio.Task[bytes]) -> None:
+        self._hedges -= 1
 
     async def _queue_repair(self, chunk_id: str, worker_id: str, why: Verdict) -> None:
         log.warning("read found a %s copy of chunk %s on %s; repair queued",

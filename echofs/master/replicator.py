@@ -13,6 +13,15 @@ and a task is queued for each. Tasks aimed at a dead worker are re-aimed the
 same way. That placement is :meth:`echofs.master.placement.Placement.homes`,
 the object uploads ask for their write targets too.
 
+A task whose chunk no version references, and that no upload has touched
+for ``orphan_after`` seconds, is dropped unattempted: it was owed by an
+upload that never committed (its master crashed, its client went away), and
+such a copy could only retry until the collector removes the chunk — its
+surviving copies were never recorded, since replicas are recorded at commit.
+Dropping it is safe however the age is chosen: an upload that does commit
+later records the copies it has, and the under-replication scan below queues
+the rest.
+
 Convergence time — from the moment a fault heals (a worker comes back) or a
 backlog appears, until the queue is empty again — is measured here.
 """
@@ -31,6 +40,7 @@ from echofs.daemon import Daemon
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.membership import WorkerRegistry
 from echofs.master.placement import Placement
+from echofs.metadata.replication_queue import ChunkStanding
 from echofs.metadata.repository import MetadataRepository
 from echofs.observability import metrics
 
@@ -45,12 +55,14 @@ class Replicator(Daemon):
     name = "replicator"
 
     def __init__(self, repo: MetadataRepository, registry: WorkerRegistry, chunk_io: ChunkIO,
-                 *, replication_factor: int, interval: float) -> None:
+                 *, replication_factor: int, interval: float,
+                 orphan_after: float = 300.0) -> None:
         super().__init__(interval)
         self.repo = repo
         self.registry = registry
         self.chunk_io = chunk_io
         self.replication_factor = replication_factor
+        self.orphan_after = orphan_after
         self.placement = Placement(registry, replication_factor)
         self.completed = 0
         # Copies in flight at once: enough to overlap worker latency, few
@@ -139,13 +151,18 @@ class Replicator(Daemon):
         return queued
 
     async def _replicate(self, task: ReplicationTask) -> None:
-        if await self.repo.chunk_state(task.chunk_id) != ChunkState.LIVE:
+        standing = await self.repo.chunk_standing(task.chunk_id)
+        if standing is None or standing.state != ChunkState.LIVE:
             # Collected meanwhile: nothing to restore.
             await self.repo.drop_replication(task)
+            metrics.REPLICATION_TASKS_DROPPED.labels("collected").inc()
+            return
+        if await self._drop_if_orphaned(task, standing):
             return
         if self.registry.liveness(task.target_worker) == Liveness.DEAD:
             # Nobody to give the copy to: aim it at the chunk's new home instead.
             await self.repo.drop_replication(task)
+            metrics.REPLICATION_TASKS_DROPPED.labels("target_dead").inc()
             await self._queue_new_homes(task.chunk_id, await self.repo.replicas(task.chunk_id))
             return
         if self.registry.liveness(task.target_worker) != Liveness.ALIVE:
@@ -160,4 +177,18 @@ class Replicator(Daemon):
             await self.chunk_io.put(task.target_worker, task.chunk_id, frame)
             await self.repo.complete_replication(task)
             return
+        metrics.REPLICATION_NO_SOURCE.inc()
         raise ChunkUnavailable(f"no good source copy of chunk {task.chunk_id[:12]}")
+
+    async def _drop_if_orphaned(self, task: ReplicationTask, standing: ChunkStanding) -> bool:
+        """Drop a copy owed to a chunk of an upload that will never commit."""
+        untouched_before = time.time() - self.orphan_after
+        if standing.referenced or standing.touched_at >= untouched_before:
+            return False  # committed, or its upload may still be running
+        if not await self.repo.drop_orphaned_replication(task, untouched_before):
+            return False  # an upload took the chunk up again meanwhile
+        metrics.REPLICATION_TASKS_DROPPED.labels("orphaned").inc()
+        log.info("dropped the copy of chunk %s owed to %s: no version uses it and no upload "
+                 "touched it for %.0fs", task.chunk_id[:12], task.target_worker,
+                 time.time() - standing.touched_at)
+        return True

@@ -63,10 +63,13 @@ class MasterRole:
         self.registry = registry
         self.role_name = role_name
         self.chunk_io = ChunkIO(registry, write_timeout=settings.write_timeout,
-                                read_timeout=settings.read_timeout)
+                                read_timeout=settings.read_timeout,
+                                hedge_min_delay=settings.read_hedge_min_delay,
+                                hedge_max_delay=settings.read_hedge_max_delay)
         self.replicator = Replicator(repo, registry, self.chunk_io,
                                      replication_factor=settings.replication_factor,
-                                     interval=settings.replication_interval)
+                                     interval=settings.replication_interval,
+                                     orphan_after=settings.replication_orphan_after)
         # One placement for writers and the replicator: they ask the same object.
         self.placement = self.replicator.placement
         # Small chunks' bytes, written through by uploads, read by downloads.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -18,8 +19,19 @@ from echofs.core.manifest import ReplicationTask
 from echofs.core.vocabulary import ChunkState, ReplicationReason
 from echofs.metadata.memoized import chunk_tags
 from echofs.metadata.models import ReplicationTaskRow
-from echofs.metadata.sql import Sql, queue_copies
+from echofs.metadata.sql import Sql, lock_chunks, queue_copies
 from echofs.metadata.transactions import NOTHING_READ_VISIBLE, Transactions, retried
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkStanding:
+    """What the replicator needs to know of a chunk before copying it."""
+
+    state: ChunkState
+    # Some version's manifest lists it: a committed upload needs its copies.
+    referenced: bool
+    # The last claim, keep-alive touch or commit of an upload using it.
+    touched_at: float
 
 
 class ReplicationQueue(Transactions):
@@ -68,6 +80,24 @@ class ReplicationQueue(Transactions):
             invalidates=NOTHING_READ_VISIBLE, relaxed=True)
 
     @retried
+    async def drop_orphaned_replication(self, task: ReplicationTask,
+                                        untouched_before: float) -> bool:
+        """Drop ``task`` if its chunk is an orphan's: no version references
+        it and no upload touched it since ``untouched_before``. False (and
+        nothing dropped) if the chunk is in use after all: committed, touched,
+        or held by an upload's transaction right now."""
+        def body(db: Sql) -> bool:
+            if not lock_chunks(db, [task.chunk_id], skip_locked=True):
+                return False
+            return bool(db.rows(
+                "DELETE FROM replication_tasks WHERE id = ? AND chunk_id IN ("
+                "SELECT id FROM chunks WHERE id = ? AND touched_at < ? AND NOT EXISTS ("
+                "SELECT 1 FROM version_chunks WHERE version_chunks.chunk_id = chunks.id)) "
+                "RETURNING id", (task.task_id, task.chunk_id, untouched_before)))
+
+        return await self._transact(body, invalidates=NOTHING_READ_VISIBLE, relaxed=True)
+
+    @retried
     async def complete_replication(self, task: ReplicationTask) -> None:
         def body(db: Sql) -> None:
             db.run("DELETE FROM replication_tasks WHERE id = ?", (task.task_id,))
@@ -84,6 +114,17 @@ class ReplicationQueue(Transactions):
                               "next_attempt_at = ? WHERE id = ?",
                               (time.time() + delay, task.task_id)),
             invalidates=NOTHING_READ_VISIBLE, relaxed=True)
+
+    async def chunk_standing(self, chunk_id: str) -> ChunkStanding | None:
+        """The chunk's state, whether a version uses it and its last touch
+        (None: no row, the collector removed it)."""
+        rows = await self._read_sql(lambda db: db.rows(
+            "SELECT state, touched_at, EXISTS (SELECT 1 FROM version_chunks "
+            "WHERE version_chunks.chunk_id = chunks.id) FROM chunks WHERE id = ?", (chunk_id,)))
+        if not rows:
+            return None
+        state, touched_at, referenced = rows[0]
+        return ChunkStanding(ChunkState(state), bool(referenced), float(touched_at))
 
     async def due_replications(self, limit: int = 100) -> list[ReplicationTask]:
         async with self._read() as session:

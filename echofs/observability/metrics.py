@@ -83,6 +83,10 @@ CHUNK_CACHE = Counter("echofs_chunk_cache_lookups",
                       ["result"])
 UPLOAD_BYTES = Counter("echofs_upload_bytes", "File bytes received from clients.")
 DOWNLOAD_BYTES = Counter("echofs_download_bytes", "File bytes sent to clients.")
+READ_HEDGES = Counter(
+    "echofs_read_hedges",
+    "Hedged chunk reads: started (a replica slower than its recent p99, so the next was "
+    "asked too) and won (the hedge answered first).", ["outcome"])
 DEDUP_CHUNKS = Counter("echofs_dedup_chunks",
                        "Uploaded chunks not stored again because enough copies existed.")
 DEDUP_BYTES = Counter("echofs_dedup_bytes", "Raw bytes of deduplicated chunks.")
@@ -117,6 +121,15 @@ STORE_LATENCY = Histogram(
 REPLICATION_COPIES = Counter(
     "echofs_replication_copies", "Replication tasks attempted, by outcome (ok, failed).",
     ["outcome"])
+REPLICATION_TASKS_DROPPED = Counter(
+    "echofs_replication_tasks_dropped",
+    "Replication tasks dropped unattempted, by reason (orphaned: owed to a chunk of an "
+    "upload that never committed; collected: the chunk was garbage-collected; target_dead: "
+    "re-aimed at the chunk's new home).", ["reason"])
+REPLICATION_NO_SOURCE = Counter(
+    "echofs_replication_no_source",
+    "Replication attempts that found no good source copy to copy from (each is retried "
+    "with backoff: a steady rate means tasks that cannot make progress).")
 CONVERGENCE = Histogram(
     "echofs_replication_convergence_seconds",
     "Time from a fault healing (or a backlog appearing) until the replication queue is "

@@ -31,6 +31,7 @@ from echofs.core.manifest import NewChunk, ReplicationTask
 from echofs.core.vocabulary import ChunkState, Liveness, Verdict
 from echofs.core.worker_status import StoreUsage, WorkerStatus
 from echofs.master.membership import WorkerRegistry
+from echofs.metadata.replication_queue import ChunkStanding
 from echofs.metadata.repository import ChunkClaim
 from echofs.worker.client import WorkerClient
 
@@ -318,6 +319,12 @@ class FakeRepository:
         self._check()
         return self.chunks.get(chunk_id)
 
+    async def chunk_standing(self, chunk_id: str) -> ChunkStanding | None:
+        """Every chunk here counts as referenced by a version, touched now."""
+        self._check()
+        state = self.chunks.get(chunk_id)
+        return None if state is None else ChunkStanding(ChunkState(state), True, self.clock())
+
     async def add_replicas(self, chunk_id: str, worker_ids: Iterable[str]) -> None:
         self._check()
         held = self.copies.setdefault(chunk_id, [])
@@ -375,6 +382,11 @@ class FakeRepository:
     async def drop_replication(self, task: ReplicationTask) -> None:
         self._check()
         self.queue.pop(task.task_id, None)
+
+    async def drop_orphaned_replication(self, task: ReplicationTask,
+                                        untouched_before: float) -> bool:
+        self._check()
+        return False  # every chunk here is referenced
 
     async def replication_backlog(self) -> tuple[int, float | None]:
         self._check()

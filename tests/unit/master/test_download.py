@@ -192,3 +192,68 @@ async def test_a_stream_abandoned_midway_cancels_its_reads_ahead():
     async with asyncio.timeout(1):  # far below the read timeout
         await stream.aclose()
     assert (cluster.workers["w1"].get.waiting, cluster.workers["w2"].get.waiting) == (0, 0)
+
+
+# -- hedged reads -------------------------------------------------------------------
+
+
+def _hedges(outcome: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("echofs_read_hedges_total", {"outcome": outcome}) or 0.0
+
+
+async def test_a_hung_replica_is_hedged_after_its_p99_and_the_hedge_wins():
+    cluster = Cluster("w1", "w2", "w3")
+    latencies = cluster.reader.chunk_io.read_latencies
+    raw = os.urandom(1000)
+    ref = cluster.store(raw, 0, 0, "w1", "w2", "w3")
+    for _ in range(10):  # w1 answers in ~5 ms: its p99 is the clamp's floor
+        latencies.observe("w1", 0.005)
+    started, won = _hedges("started"), _hedges("won")
+    cluster.workers["w1"].get.hang()
+    loop = asyncio.get_running_loop()
+    begun = loop.time()
+    assert await cluster.reader.read(ref) == raw
+    assert loop.time() - begun < 0.5
+    assert (_hedges("started") - started, _hedges("won") - won) == (1, 1)
+    # The first good answer won: the read still hung on w1 was cancelled.
+    assert cluster.workers["w1"].get.waiting == 0
+    assert [cluster.workers[w].get.calls for w in ("w1", "w2", "w3")] == [1, 1, 0]
+    # w1 was hedged around: the next read asks the others first, at once.
+    assert await cluster.reader.read(cluster.store(os.urandom(500), 1, 0, "w1", "w2")) \
+        and cluster.workers["w1"].get.calls == 1
+    assert cluster.repo.queue == {}
+
+
+async def test_a_replica_answering_within_its_p99_is_not_hedged():
+    cluster = Cluster("w1", "w2")
+    latencies = cluster.reader.chunk_io.read_latencies
+    raw = os.urandom(1000)
+    ref = cluster.store(raw, 0, 0, "w1", "w2")
+    for _ in range(10):
+        latencies.observe("w1", 0.5)  # slow but steady: its p99 is 0.5 s
+    cluster.workers["w1"].get.hang()
+    started = _hedges("started")
+    read = asyncio.create_task(cluster.reader.read(ref))
+    await asyncio.sleep(0.1)
+    cluster.workers["w1"].get.release()
+    assert await read == raw
+    assert _hedges("started") == started
+    assert [cluster.workers[w].get.calls for w in ("w1", "w2")] == [1, 0]
+
+
+async def test_a_hedge_that_fails_leaves_the_first_read_to_finish():
+    cluster = Cluster("w1", "w2")
+    latencies = cluster.reader.chunk_io.read_latencies
+    raw = os.urandom(1000)
+    ref = cluster.store(raw, 0, 0, "w1", "w2")
+    for _ in range(10):
+        latencies.observe("w1", 0.001)
+    cluster.workers["w1"].get.hang()
+    cluster.workers["w2"].get.fail()
+    read = asyncio.create_task(cluster.reader.read(ref))
+    await asyncio.sleep(0.2)
+    assert not read.done() and cluster.workers["w2"].get.calls == 1
+    cluster.workers["w1"].get.release()
+    assert await read == raw

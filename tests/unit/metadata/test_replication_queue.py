@@ -7,11 +7,11 @@ import time
 
 from sqlalchemy import select
 
-from echofs.core.vocabulary import ReplicationReason
+from echofs.core.vocabulary import ChunkState, ReplicationReason
 from echofs.metadata.models import ReplicationTaskRow
 from echofs.metadata.repository import MetadataRepository
 
-from .conftest import chunk, cid, scalar, upload
+from .conftest import chunk, cid, future, scalar, upload
 
 # -- replication queue --------------------------------------------------------
 
@@ -106,3 +106,43 @@ async def test_complete_replication(repo: MetadataRepository) -> None:
 
 async def test_replication_backlog_empty(repo: MetadataRepository) -> None:
     assert await repo.replication_backlog() == (0, None)
+
+
+# -- copies owed to chunks of uploads that never committed ---------------------------
+
+async def test_chunk_standing_tells_committed_from_claimed_only(
+    repo: MetadataRepository,
+) -> None:
+    committed, claimed = chunk("committed"), chunk("claimed only")
+    before = time.time()
+    await upload(repo, chunks=[committed])
+    await repo.claim_chunks([claimed])
+
+    kept = await repo.chunk_standing(committed.chunk_id)
+    orphan = await repo.chunk_standing(claimed.chunk_id)
+    assert kept is not None and orphan is not None
+    assert (kept.state, kept.referenced) == (ChunkState.LIVE, True)
+    assert (orphan.state, orphan.referenced) == (ChunkState.LIVE, False)
+    assert before <= orphan.touched_at <= time.time()
+    assert await repo.chunk_standing(cid("never claimed")) is None
+
+
+async def test_drop_orphaned_replication_only_drops_untouched_unreferenced_chunks(
+    repo: MetadataRepository,
+) -> None:
+    committed, claimed = chunk("committed"), chunk("claimed only")
+    await upload(repo, chunks=[committed])
+    await repo.claim_chunks([claimed])
+    for c in (committed, claimed):
+        await repo.enqueue_replication(c.chunk_id, "w2", ReplicationReason.UNDER_REPLICATED)
+    tasks = {t.chunk_id: t for t in await repo.due_replications()}
+
+    # Touched after the cut-off: its upload may still be running.
+    assert not await repo.drop_orphaned_replication(tasks[claimed.chunk_id], time.time() - 60)
+    # A version uses it, however old its touch.
+    assert not await repo.drop_orphaned_replication(tasks[committed.chunk_id], future())
+    assert await repo.replication_backlog() == (2, min(t.created_at for t in tasks.values()))
+
+    assert await repo.drop_orphaned_replication(tasks[claimed.chunk_id], future())
+    [left] = await repo.due_replications()
+    assert left.chunk_id == committed.chunk_id
