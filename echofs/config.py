@@ -109,6 +109,20 @@ class Settings:
     # with JWT bearer tokens (HS256) valid for TOKEN_TTL seconds.
     jwt_secret: str | None = field(default=None, metadata={"env": "JWT_SECRET"})
     token_ttl: float = field(default=86400.0, metadata={"env": "TOKEN_TTL"})
+    # Seconds a master keeps an account it looked up for a token: a delete,
+    # role change or logout made through another master shows here within it.
+    auth_cache_seconds: float = field(default=5.0, metadata={"env": "AUTH_CACHE_SECONDS"})
+    # Sign-in attempts a minute: login and register per client address, login
+    # per account name (0 = no limit); counted in Redis when it is configured.
+    login_limit_per_address: int = field(default=60,
+                                         metadata={"env": "LOGIN_LIMIT_PER_ADDRESS"})
+    login_limit_per_account: int = field(default=10,
+                                         metadata={"env": "LOGIN_LIMIT_PER_ACCOUNT"})
+    # Password hashes computed at once (threads of their own), and sign-ins
+    # that may wait for one; beyond that: 429 auth_busy.
+    password_hash_concurrency: int = field(default=2,
+                                           metadata={"env": "PASSWORD_HASH_CONCURRENCY"})
+    password_hash_queue: int = field(default=32, metadata={"env": "PASSWORD_HASH_QUEUE"})
     # Shared secret every gRPC call between roles must carry (unset: none).
     cluster_token: str | None = field(default=None, metadata={"env": "CLUSTER_TOKEN"})
 
@@ -230,6 +244,14 @@ class Settings:
             raise ValueError("RATE_LIMIT_PER_MINUTE must not be negative (0 = unlimited)")
         if self.jwt_secret is not None:
             check_secret(self.jwt_secret)
+        if self.auth_cache_seconds < 0:
+            raise ValueError("AUTH_CACHE_SECONDS must not be negative")
+        if self.login_limit_per_address < 0 or self.login_limit_per_account < 0:
+            raise ValueError("LOGIN_LIMIT_PER_ADDRESS and LOGIN_LIMIT_PER_ACCOUNT must not be "
+                             "negative (0 = no limit)")
+        if self.password_hash_concurrency < 1 or self.password_hash_queue < 0:
+            raise ValueError("PASSWORD_HASH_CONCURRENCY must be at least 1 and "
+                             "PASSWORD_HASH_QUEUE not negative")
         if self.serves_worker and not self.master_addresses:
             raise ValueError("the worker role needs a master to report to (--master HOST:PORT)")
         if self.serves_worker and not self.worker_id:

@@ -8,25 +8,36 @@ Two modes:
   original's ``user_id`` field still names file owners.
 - **jwt**: every request but a few public ones needs ``Authorization: Bearer
   <token>``; files belong to the caller; the consistency and worker APIs are
-  for admins.
+  for admins. The token names the account; the account as it is now (it
+  exists, its role, its token generation) decides (:mod:`echofs.auth.accounts`).
+
+Login and register are limited per client address and per account
+(:mod:`echofs.auth.attempt_limits`) and hash passwords on a bounded pool of
+threads of their own (:mod:`echofs.auth.hashing`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from echofs.auth.accounts import AccountCheck
+from echofs.auth.attempt_limits import AttemptLimits
+from echofs.auth.hashing import PasswordHashing
 from echofs.auth.passwords import MAX_PASSWORD, MIN_PASSWORD, hash_password, verify_password
 from echofs.auth.tokens import Identity, issue_token, verify_token
-from echofs.core.errors import BadRequest, Forbidden, Unauthorized
-from echofs.metadata.users import UserRecord, UsersRepository
+from echofs.cache.base import Cache
+from echofs.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from echofs.metadata.users import ROLES, UserRecord, UsersRepository
 from echofs.serving.middleware import facts
+
+if TYPE_CHECKING:
+    from echofs.config import Settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -40,7 +51,7 @@ _PUBLIC = {
     ("GET", "/favicon.ico"), ("GET", "/metrics"),
 }
 _PUBLIC_PREFIXES = ("/static/",)
-ADMIN_PREFIXES = ("/api/v1/consistency", "/api/v1/workers")
+ADMIN_PREFIXES = ("/api/v1/consistency", "/api/v1/workers", "/api/v1/auth/users")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
 
 
@@ -51,10 +62,31 @@ def _dummy_hash() -> str:
     return hash_password("not-a-real-password")
 
 
+def _verify_known_or_dummy(stored_hash: str | None, password: str) -> bool:
+    return verify_password(stored_hash or _dummy_hash(), password) and stored_hash is not None
+
+
 @dataclass(frozen=True)
 class AuthConfig:
     jwt_secret: str | None
     token_ttl: float = 86400.0
+    # Seconds a master keeps an account it read (see echofs.auth.accounts).
+    account_cache_seconds: float = 5.0
+    # Sign-in attempts a minute per client address / per account (0 = no limit).
+    limit_per_address: int = 60
+    limit_per_account: int = 10
+    # Password hashes at once, and logins that may wait for one.
+    hash_concurrency: int = 2
+    hash_queue: int = 32
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuthConfig:
+        return cls(settings.jwt_secret, settings.token_ttl,
+                   account_cache_seconds=settings.auth_cache_seconds,
+                   limit_per_address=settings.login_limit_per_address,
+                   limit_per_account=settings.login_limit_per_account,
+                   hash_concurrency=settings.password_hash_concurrency,
+                   hash_queue=settings.password_hash_queue)
 
     @property
     def open(self) -> bool:
@@ -69,7 +101,7 @@ def is_open(request: web.Request) -> bool:
     return identity(request) is OPEN_IDENTITY
 
 
-def auth_middleware(config: AuthConfig) -> Any:
+def auth_middleware(config: AuthConfig, accounts: AccountCheck) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if config.open:
@@ -87,7 +119,7 @@ def auth_middleware(config: AuthConfig) -> Any:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Authorization must be 'Bearer <token>'", code="invalid_token")
         assert config.jwt_secret is not None
-        who = verify_token(token.strip(), config.jwt_secret)
+        who = await accounts.current(verify_token(token.strip(), config.jwt_secret))
         request[IDENTITY] = who
         facts(request).user = who.username
         if request.path.startswith(ADMIN_PREFIXES) and not who.is_admin:
@@ -122,17 +154,32 @@ def user_json(user: UserRecord | Identity) -> dict[str, str]:
 
 
 class AuthAPI:
-    def __init__(self, users: UsersRepository, config: AuthConfig) -> None:
+    """The auth endpoints and their middleware, sharing one account check
+    (so a change made here is seen by this master's next request)."""
+
+    def __init__(self, users: UsersRepository, config: AuthConfig, cache: Cache) -> None:
         self.users = users
         self.config = config
+        self.accounts = AccountCheck(users, config.account_cache_seconds)
+        self.limits = AttemptLimits(cache, config.limit_per_address, config.limit_per_account)
+        self.hashing = PasswordHashing(config.hash_concurrency, config.hash_queue)
+        self.middleware = auth_middleware(config, self.accounts)
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/api/v1/auth/register", self.register),
             web.post("/api/v1/auth/login", self.login),
+            web.post("/api/v1/auth/logout", self.logout),
             web.get("/api/v1/auth/me", self.me),
             web.get("/api/v1/auth/profile", self.me),  # the original's name
+            web.patch("/api/v1/auth/users/{username}", self.change_role),
+            web.delete("/api/v1/auth/users/{username}", self.delete_user),
         ]
+
+    async def hashing_threads(self, app: web.Application) -> AsyncIterator[None]:
+        """For ``app.cleanup_ctx``: the hashing threads end with the app."""
+        yield
+        self.hashing.close()
 
     def _require_jwt(self) -> str:
         if self.config.jwt_secret is None:
@@ -143,7 +190,7 @@ class AuthAPI:
 
     def _token_response(self, user: UserRecord, status: int) -> web.Response:
         secret = self._require_jwt()
-        who = Identity(user.user_id, user.username, user.role)
+        who = Identity(user.user_id, user.username, user.role, user.token_generation)
         return web.json_response({
             "user": user_json(user), "token": issue_token(who, secret, self.config.token_ttl),
             "token_type": "bearer", "expires_in": int(self.config.token_ttl),
@@ -151,25 +198,63 @@ class AuthAPI:
 
     async def register(self, request: web.Request) -> web.Response:
         self._require_jwt()
+        await self.limits.charge_address(request)
         username, password = validate_credentials(await _json(request))
-        password_hash = await asyncio.to_thread(hash_password, password)
+        password_hash = await self.hashing.run(hash_password, password)
         user = await self.users.create(username, password_hash)
         return self._token_response(user, 201)
 
     async def login(self, request: web.Request) -> web.Response:
         self._require_jwt()
+        await self.limits.charge_address(request)
         username, password = validate_credentials(await _json(request))
+        await self.limits.charge_account(username)
         user = await self.users.by_username(username)
-        stored = user.password_hash if user else await asyncio.to_thread(_dummy_hash)
-        ok = await asyncio.to_thread(verify_password, stored, password)
+        ok = await self.hashing.run(_verify_known_or_dummy,
+                                    user.password_hash if user else None, password)
         if user is None or not ok:
             raise Unauthorized("wrong username or password", code="invalid_credentials")
         return self._token_response(user, 200)
+
+    async def logout(self, request: web.Request) -> web.Response:
+        """Revoke every token of the caller's account (on every device)."""
+        self._require_jwt()
+        who = identity(request)
+        await self.users.revoke_tokens(who.user_id)
+        self.accounts.forget(who.user_id)
+        return web.Response(status=204)
 
     async def me(self, request: web.Request) -> web.Response:
         who = identity(request)
         if who is OPEN_IDENTITY:
             return web.json_response({"user": user_json(who), "auth": "open"})
-        if await self.users.by_id(who.user_id) is None:
-            raise Unauthorized("this account no longer exists", code="unknown_user")
         return web.json_response({"user": user_json(who), "auth": "jwt"})
+
+    async def _named_account(self, request: web.Request) -> UserRecord:
+        self._require_jwt()
+        username = request.match_info["username"]
+        user = await self.users.by_username(username)
+        if user is None:
+            raise NotFound(f"no account {username!r}", code="unknown_user")
+        return user
+
+    async def change_role(self, request: web.Request) -> web.Response:
+        """Make an account an admin or a plain user (admins only)."""
+        user = await self._named_account(request)
+        body = await _json(request)
+        role = body.get("role") if isinstance(body, dict) else None
+        if role not in ROLES:
+            raise BadRequest("send a JSON object with role: 'user' or 'admin'",
+                             code="invalid_role")
+        changed = await self.users.set_role(user.user_id, role)
+        self.accounts.forget(user.user_id)
+        if changed is None:
+            raise NotFound(f"no account {user.username!r}", code="unknown_user")
+        return web.json_response({"user": user_json(changed)})
+
+    async def delete_user(self, request: web.Request) -> web.Response:
+        """Remove an account (admins only); its files stay, owned by its id."""
+        user = await self._named_account(request)
+        await self.users.delete(user.user_id)
+        self.accounts.forget(user.user_id)
+        return web.Response(status=204)

@@ -70,6 +70,12 @@ class TooManyRequests(EchoFSError):
         self.retry_after = retry_after
 
 
+class AuthBusy(TooManyRequests):
+    """Too many logins are already waiting for a password hash on this master."""
+
+    code = "auth_busy"
+
+
 class RangeNotSatisfiable(EchoFSError):
     status = 416
     code = "range_not_satisfiable"

@@ -113,6 +113,15 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/auth/login": {"post": _op("Get a token", _json(_OBJ), tag="auth",
                                            body=_JSON_BODY)},
         "/api/v1/auth/me": {"get": _op("Who am I", _json(_OBJ), tag="auth")},
+        "/api/v1/auth/logout": {"post": _op("Revoke every token of my account",
+                                            {"description": "Signed out"}, status="204",
+                                            tag="auth")},
+        "/api/v1/auth/users/{username}": {
+            "patch": _op("Change an account's role (admin)", _json(_OBJ), tag="auth",
+                         parameters=[_param("username", "path")], body=_JSON_BODY),
+            "delete": _op("Delete an account (admin)", {"description": "Deleted"},
+                          status="204", tag="auth", parameters=[_param("username", "path")]),
+        },
         "/api/v1/auth/profile": {"get": _op("Who am I (original name)", _json(_OBJ),
                                             tag="auth")},
         "/api/v1/files": {"get": _op("List files", _json({

@@ -4,18 +4,18 @@ Runs after authentication, so a signed-in user is counted by name. Counted
 in the master's cache: in Redis, one count per user across every
 master; in-process (or while Redis is away), per master. Over the limit, a
 request gets 429 ``rate_limited`` with ``Retry-After``. Health and metrics
-are never limited.
+are never limited. Sign-in attempts have limits of their own, counted the
+same way (:mod:`echofs.auth.attempt_limits`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from echofs.auth.attempt_limits import charge
 from echofs.cache.base import Cache
-from echofs.core.errors import TooManyRequests
 from echofs.serving.middleware import facts
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -31,12 +31,7 @@ def rate_limit_middleware(cache: Cache, per_minute: int):  # type: ignore[no-unt
     async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(_LIMITED_PREFIX):
             user = facts(request).user or request.query.get("user_id") or _DEFAULT_USER
-            wait = await cache.hit(user, per_minute)
-            if wait is not None:
-                retry_after = max(1, math.ceil(wait))
-                raise TooManyRequests(
-                    f"more than {per_minute} requests a minute for user {user!r}; "
-                    f"retry in {retry_after}s", retry_after=retry_after)
+            await charge(cache, user, per_minute, f"user {user!r}")
         return await handler(request)
 
     return limit

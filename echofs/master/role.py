@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 
 from aiohttp import web
 
-from echofs.auth.http import AuthAPI, AuthConfig, auth_middleware
+from echofs.auth.http import AuthAPI, AuthConfig
 from echofs.cache import open_cache
 from echofs.config import Settings
 from echofs.controller.client import ControllerClient
@@ -91,7 +91,7 @@ class MasterRole:
                                  rate=settings.scrub_rate)
         self.sweeper = OrphanSweeper(repo, registry, self.chunk_io,
                                      interval=settings.sweep_interval)
-        self.auth = AuthConfig(settings.jwt_secret, settings.token_ttl)
+        self.auth = AuthConfig.from_settings(settings)
         # Adaptive consistency: the local mode table, fed by the controller.
         self.modes = ModeTable(parse_mode(settings.default_mode))
         self.activity = WriteActivity()
@@ -126,14 +126,16 @@ class MasterRole:
         await self._running.aclose()
 
     def build_app(self) -> web.Application:
-        middlewares = [error_middleware, metrics_middleware, auth_middleware(self.auth)]
+        auth = AuthAPI(UsersRepository(self.repo), self.auth, self.cache)
+        middlewares = [error_middleware, metrics_middleware, auth.middleware]
         if self.settings.rate_limit_per_minute > 0:
             middlewares.append(rate_limit_middleware(self.cache,
                                                      self.settings.rate_limit_per_minute))
         app = web.Application(middlewares=middlewares,
                               client_max_size=self.settings.max_upload_size + _BODY_SLACK)
         app.add_routes(FilesAPI(self.files, self.settings).routes())
-        app.add_routes(AuthAPI(UsersRepository(self.repo), self.auth).routes())
+        app.add_routes(auth.routes())
+        app.cleanup_ctx.append(auth.hashing_threads)
         app.add_routes(metrics_routes())
         app.add_routes(web_ui_routes())  # the web UI at / (echofs/web/)
         app.add_routes(HealthAPI(

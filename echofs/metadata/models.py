@@ -198,3 +198,5 @@ class UserRow(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[float] = mapped_column(Epoch)
+    # Tokens carry the generation they were issued in; logout bumps it.
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

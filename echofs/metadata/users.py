@@ -1,6 +1,12 @@
 """Accounts in the metadata store. Shares its repository's sessions and
 SQLite writer lock (its public ``reading`` and ``writing_unmemoized``); no
-memoized answer reads accounts, so a new one leaves the read memo alone."""
+memoized answer reads accounts, so a change to one leaves the read memo alone.
+
+A store keeps at least one admin: the changes that would remove the last one
+(deleting or demoting it) are refused inside the same transaction that counts
+the admins, with their rows locked, so two concurrent demotions cannot both
+pass the check.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,15 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from echofs.core.errors import Conflict
 from echofs.metadata.models import UserRow
 from echofs.metadata.repository import MetadataRepository
+
+ROLES = ("user", "admin")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +32,25 @@ class UserRecord:
     password_hash: str
     role: str
     created_at: float
+    # Tokens issued in another generation are revoked (see ``revoke_tokens``).
+    token_generation: int = 0
 
 
 def _record(row: UserRow) -> UserRecord:
-    return UserRecord(row.id, row.username, row.password_hash, row.role, row.created_at)
+    return UserRecord(row.id, row.username, row.password_hash, row.role, row.created_at,
+                      row.token_generation or 0)
+
+
+async def _refuse_removing_last_admin(session: AsyncSession, row: UserRow) -> None:
+    if row.role != "admin":
+        return
+    # FOR UPDATE: a concurrent demotion of another admin waits for this
+    # transaction and then counts again (PostgreSQL); SQLite writes are serial.
+    admins = (await session.execute(
+        select(UserRow.id).where(UserRow.role == "admin").with_for_update())).scalars().all()
+    if len(admins) <= 1:
+        raise Conflict(f"{row.username!r} is the last admin; make another admin first",
+                       code="last_admin")
 
 
 class UsersRepository:
@@ -38,7 +62,7 @@ class UsersRepository:
         """Create an account. Without an explicit role, the first account of
         the store becomes ``admin`` and every later one ``user``."""
         row = UserRow(id=uuid.uuid4().hex, username=username, password_hash=password_hash,
-                      role=role or "user", created_at=time.time())
+                      role=role or "user", created_at=time.time(), token_generation=0)
         try:
             async with self._repo.writing_unmemoized() as session:
                 if role is None:
@@ -59,3 +83,36 @@ class UsersRepository:
         async with self._repo.reading() as session:
             row = await session.get(UserRow, user_id)
         return _record(row) if row else None
+
+    async def set_role(self, user_id: str, role: str) -> UserRecord | None:
+        """Give an account ``role``; None if there is no such account."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        async with self._repo.writing_unmemoized() as session:
+            row = await session.get(UserRow, user_id)
+            if row is None:
+                return None
+            if role != "admin":
+                await _refuse_removing_last_admin(session, row)
+            row.role = role
+            return _record(row)
+
+    async def delete(self, user_id: str) -> bool:
+        """Remove an account (its files stay, still owned by its id); False
+        if there was none."""
+        async with self._repo.writing_unmemoized() as session:
+            row = await session.get(UserRow, user_id)
+            if row is None:
+                return False
+            await _refuse_removing_last_admin(session, row)
+            await session.delete(row)
+            return True
+
+    async def revoke_tokens(self, user_id: str) -> bool:
+        """Revoke every token issued so far to an account (its next login
+        gets a token of the new generation); False if there is no account."""
+        async with self._repo.writing_unmemoized() as session:
+            done = await session.execute(
+                update(UserRow).where(UserRow.id == user_id)
+                .values(token_generation=UserRow.token_generation + 1))
+            return bool(done.rowcount)

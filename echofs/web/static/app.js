@@ -182,6 +182,17 @@
     showPage("login");
   }
 
+  // The server revokes the token (every session of the account); the page
+  // forgets it whether or not the server could be reached.
+  async function signOut() {
+    try {
+      await fetch(`${API}/auth/logout`, { method: "POST", headers: authHeaders() });
+    } catch (error) {
+      // Offline: the token stays valid until it expires; nothing else to do here.
+    }
+    loggedOut();
+  }
+
   async function authenticate(kind) {
     const username = $("login-username").value.trim();
     const password = $("login-password").value;
@@ -1009,7 +1020,7 @@
     $("register-submit").addEventListener("click", () => {
       if ($("login-form").reportValidity()) authenticate("register");
     });
-    $("logout").addEventListener("click", loggedOut);
+    $("logout").addEventListener("click", signOut);
     $("refresh").addEventListener("click", refreshFiles);
     $("delete-selected").addEventListener("click", deleteSelected);
     $("select-all").addEventListener("change", (event) => selectAll(event.target.checked));
