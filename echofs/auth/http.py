@@ -26,6 +26,7 @@ from echofs.auth.passwords import MAX_PASSWORD, MIN_PASSWORD, hash_password, ver
 from echofs.auth.tokens import Identity, issue_token, verify_token
 from echofs.core.errors import BadRequest, Forbidden, Unauthorized
 from echofs.metadata.users import UserRecord, UsersRepository
+from echofs.serving.json_body import read_json
 from echofs.serving.middleware import facts
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -111,10 +112,8 @@ def validate_credentials(body: Any) -> tuple[str, str]:
 
 
 async def _json(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise BadRequest("request body must be JSON", code="invalid_json") from None
+    # Credentials are a few hundred bytes; the app-wide limit is an upload's.
+    return await read_json(request, max_bytes=16 * 1024)
 
 
 def user_json(user: UserRecord | Identity) -> dict[str, str]:
