@@ -46,6 +46,7 @@ from echofs.observability.http import metrics_middleware, metrics_routes
 from echofs.observability.metrics import untrack
 from echofs.observability.state import track_master
 from echofs.serving.middleware import error_middleware
+from echofs.serving.transfer_coding import transfer_coding_middleware
 from echofs.web import routes as web_ui_routes
 
 # Multipart overhead allowed on top of MAX_UPLOAD_SIZE before aiohttp itself
@@ -123,7 +124,8 @@ class MasterRole:
         await self._running.aclose()
 
     def build_app(self) -> web.Application:
-        middlewares = [error_middleware, metrics_middleware, auth_middleware(self.auth)]
+        middlewares = [error_middleware, metrics_middleware, transfer_coding_middleware,
+                       auth_middleware(self.auth)]
         if self.settings.rate_limit_per_minute > 0:
             middlewares.append(rate_limit_middleware(self.cache,
                                                      self.settings.rate_limit_per_minute))
