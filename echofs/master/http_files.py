@@ -32,10 +32,13 @@ from echofs.master.upload import Upload, UploadResult
 from echofs.master.upload_body import (
     MAX_FIELD_BYTES,
     READ_PIECE,
+    FormBudget,
     body_pieces,
     field_text,
+    form_reader,
     next_part,
     part_pieces,
+    skip_part,
 )
 from echofs.observability import metrics
 from echofs.serving.middleware import facts
@@ -156,16 +159,13 @@ class FilesAPI:
             raise BadRequest("upload must be multipart/form-data with a 'file' field",
                              code="not_multipart")
         self._check_declared_size(request)
-        try:
-            reader = await request.multipart()
-        except (ValueError, AssertionError, KeyError) as exc:
-            raise BadRequest(f"malformed multipart body: {exc}",
-                             code="malformed_multipart") from None
+        budget = FormBudget()
+        reader = form_reader(request, budget)
         fields: dict[str, str] = {}
         upload: Upload | None = None
         filename: str | None = None
         try:
-            while (part := await next_part(reader)) is not None:
+            while (part := await next_part(reader, budget)) is not None:
                 if part.name == "file":
                     if upload is not None:
                         raise BadRequest("only one 'file' field per upload")
@@ -183,10 +183,9 @@ class FilesAPI:
                         metrics.UPLOAD_BYTES.inc(len(piece))
                         await upload.write(piece)
                 elif part.name in ("path", "user_id", "consistency"):
-                    fields[part.name] = await field_text(part)
+                    fields[part.name] = await field_text(part, budget)
                 else:
-                    async for _ in part_pieces(part):  # unknown field: skip it
-                        pass
+                    await skip_part(part, budget)
             if upload is None:
                 raise BadRequest("multipart body has no 'file' field", code="missing_file")
             path = normalize_name(fields.get("path") or filename or "")
