@@ -34,6 +34,7 @@ from echofs.auth.tokens import Identity, issue_token, verify_token
 from echofs.cache.base import Cache
 from echofs.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from echofs.metadata.users import ROLES, UserRecord, UsersRepository
+from echofs.serving.json_body import read_json
 from echofs.serving.middleware import facts
 
 if TYPE_CHECKING:
@@ -143,10 +144,8 @@ def validate_credentials(body: Any) -> tuple[str, str]:
 
 
 async def _json(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise BadRequest("request body must be JSON", code="invalid_json") from None
+    # Credentials are a few hundred bytes; the app-wide limit is an upload's.
+    return await read_json(request, max_bytes=16 * 1024)
 
 
 def user_json(user: UserRecord | Identity) -> dict[str, str]:

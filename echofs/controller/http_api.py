@@ -7,7 +7,6 @@ directly when the controller runs in the same process, proxied otherwise.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ from echofs.controller.service import ControllerService, ModeInfo
 from echofs.core.consistency import parse_hint, parse_mode
 from echofs.core.errors import BadRequest
 from echofs.core.vocabulary import Role
+from echofs.serving.json_body import read_json
 
 _MAX_ID = 64
 _MAX_KEYS = 1000
@@ -40,10 +40,7 @@ def _object_id(value: Any) -> str:
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        raise BadRequest("request body must be a JSON object", code="invalid_json") from None
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object", code="invalid_json")
     return body

@@ -30,6 +30,18 @@ class InvalidName(BadRequest):
     code = "invalid_name"
 
 
+class InvalidJSON(BadRequest):
+    """A JSON body that does not parse, is not UTF-8, or nests too deep."""
+
+    code = "invalid_json"
+
+
+class TooManyParts(BadRequest):
+    """A multipart form with more parts than any real upload needs."""
+
+    code = "too_many_parts"
+
+
 class Unauthorized(EchoFSError):
     """No credentials, or credentials that do not check out."""
 
@@ -57,6 +69,20 @@ class Conflict(EchoFSError):
 class PayloadTooLarge(EchoFSError):
     status = 413
     code = "payload_too_large"
+
+
+class FormTooLarge(PayloadTooLarge):
+    """The fields of a multipart form (everything but the file) are too big."""
+
+    code = "form_too_large"
+
+
+class NotImplementedHere(EchoFSError):
+    """The request uses an HTTP feature EchoFS does not implement (RFC 9110
+    says 501), e.g. a transfer coding other than ``chunked``."""
+
+    status = 501
+    code = "not_implemented"
 
 
 class TooManyRequests(EchoFSError):

@@ -9,6 +9,7 @@ reject what would be dangerous or ambiguous for clients that map them onto one
 from __future__ import annotations
 
 import unicodedata
+import urllib.parse
 
 from echofs.core.errors import InvalidName
 
@@ -42,6 +43,21 @@ def normalize_name(raw: str) -> str:
         if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
             raise InvalidName(f"a path segment is longer than {MAX_SEGMENT_BYTES} bytes")
     return name
+
+
+def require_utf8_escapes(raw: str, what: str = "file name") -> None:
+    """Raise :class:`InvalidName` unless the percent escapes in ``raw`` (part
+    of a URL exactly as sent) decode to UTF-8.
+
+    URL decoders leave an escape that is not UTF-8 as it was: ``%ff%fe``
+    would arrive as the literal text ``%ff%fe`` and name the same file as the
+    correct spelling of that text, ``%25ff%25fe``. Such a URL names nothing.
+    """
+    try:
+        urllib.parse.unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeError:  # bad escapes, or raw bytes that were not UTF-8 either
+        raise InvalidName(f"{what} in the URL has percent escapes that are not UTF-8") \
+            from None
 
 
 def basename(name: str) -> str:

@@ -9,10 +9,10 @@ import aiohttp
 from aiohttp import web
 
 from echofs.core.errors import Unavailable
+from echofs.serving.json_body import MAX_JSON_BYTES, read_body
 
 CONSISTENCY_PREFIX = "/api/v1/consistency"
 _TIMEOUT = aiohttp.ClientTimeout(total=10)
-_MAX_BODY = 1024 * 1024
 
 
 class ConsistencyProxy:
@@ -26,9 +26,9 @@ class ConsistencyProxy:
         tail = request.match_info["tail"]
         target = f"{self.base}/{tail}" if tail in ("status", "health") else \
             f"{self.base}/v1/{tail}"
-        body = await request.read() if request.can_read_body else None
-        if body is not None and len(body) > _MAX_BODY:
-            raise web.HTTPRequestEntityTooLarge(max_size=_MAX_BODY, actual_size=len(body))
+        # Counted while it arrives: the master's app-wide limit is an upload's.
+        body = await read_body(request, max_bytes=MAX_JSON_BYTES) \
+            if request.can_read_body else None
         headers = {k: v for k, v in request.headers.items()
                    if k.lower() in ("content-type", "x-request-id")}
         try:

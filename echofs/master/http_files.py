@@ -18,7 +18,7 @@ from echofs.config import Settings
 from echofs.core.consistency import Hint, parse_hint
 from echofs.core.errors import BadRequest, EchoFSError, Forbidden, PayloadTooLarge
 from echofs.core.manifest import FileRecord, VersionRecord
-from echofs.core.names import basename, normalize_name
+from echofs.core.names import basename, normalize_name, require_utf8_escapes
 from echofs.core.ranges import ByteRange, parse_range
 from echofs.master.file_json import (
     decode_cursor,
@@ -32,10 +32,13 @@ from echofs.master.upload import Upload, UploadResult
 from echofs.master.upload_body import (
     MAX_FIELD_BYTES,
     READ_PIECE,
+    FormBudget,
     body_pieces,
     field_text,
+    form_reader,
     next_part,
     part_pieces,
+    skip_part,
 )
 from echofs.observability import metrics
 from echofs.serving.middleware import facts
@@ -43,6 +46,11 @@ from echofs.serving.middleware import facts
 _DEFAULT_OWNER = "local"
 _MAX_PAGE = 1000
 
+
+# Any text, line breaks included ('.' stops at them): a name with a CR or LF
+# must reach the handler to be refused as an invalid name, not miss the route
+# and come back as a 404.
+_ANY_NAME = r"[\s\S]+"
 
 # Version numbers are 64-bit integers in the database; a larger one in a query
 # would overflow the driver (a 500) instead of naming a version that cannot exist.
@@ -82,8 +90,8 @@ class FilesAPI:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/api/v1/files/upload", self.upload_multipart),
-            web.put("/api/v1/files/content/{path:.+}", self.upload_raw),
-            web.get("/api/v1/files/content/{path:.+}", self.download_by_path),
+            web.put(f"/api/v1/files/content/{{path:{_ANY_NAME}}}", self.upload_raw),
+            web.get(f"/api/v1/files/content/{{path:{_ANY_NAME}}}", self.download_by_path),
             web.get("/api/v1/files", self.list_files),
             web.get("/api/v1/files/{file_id}", self.stat),
             web.get("/api/v1/files/{file_id}/versions", self.versions),
@@ -128,7 +136,7 @@ class FilesAPI:
             )
 
     async def upload_raw(self, request: web.Request) -> web.Response:
-        path = normalize_name(request.match_info["path"])
+        path = _path_name(request)
         length = request.content_length
         if length is not None and length > self.settings.max_upload_size:
             raise PayloadTooLarge(
@@ -151,16 +159,13 @@ class FilesAPI:
             raise BadRequest("upload must be multipart/form-data with a 'file' field",
                              code="not_multipart")
         self._check_declared_size(request)
-        try:
-            reader = await request.multipart()
-        except (ValueError, AssertionError, KeyError) as exc:
-            raise BadRequest(f"malformed multipart body: {exc}",
-                             code="malformed_multipart") from None
+        budget = FormBudget()
+        reader = form_reader(request, budget)
         fields: dict[str, str] = {}
         upload: Upload | None = None
         filename: str | None = None
         try:
-            while (part := await next_part(reader)) is not None:
+            while (part := await next_part(reader, budget)) is not None:
                 if part.name == "file":
                     if upload is not None:
                         raise BadRequest("only one 'file' field per upload")
@@ -178,10 +183,9 @@ class FilesAPI:
                         metrics.UPLOAD_BYTES.inc(len(piece))
                         await upload.write(piece)
                 elif part.name in ("path", "user_id", "consistency"):
-                    fields[part.name] = await field_text(part)
+                    fields[part.name] = await field_text(part, budget)
                 else:
-                    async for _ in part_pieces(part):  # unknown field: skip it
-                        pass
+                    await skip_part(part, budget)
             if upload is None:
                 raise BadRequest("multipart body has no 'file' field", code="missing_file")
             path = normalize_name(fields.get("path") or filename or "")
@@ -199,6 +203,7 @@ class FilesAPI:
         limit = _int_param(request, "limit", 100, lo=1, hi=_MAX_PAGE)
         assert limit is not None
         prefix = request.query.get("prefix", "")
+        require_utf8_escapes(_raw_query_value(request, "prefix") or "", "prefix")
         if len(prefix) > 1024 or "\x00" in prefix:
             raise BadRequest("prefix must be at most 1024 characters without NUL")
         cursor = request.query.get("cursor")
@@ -246,7 +251,7 @@ class FilesAPI:
         return await self._send(request, record)
 
     async def download_by_path(self, request: web.Request) -> web.StreamResponse:
-        path = normalize_name(request.match_info["path"])
+        path = _path_name(request)
         record = await self.files.find(self._owner(request), path)
         return await self._send(request, record)
 
@@ -325,6 +330,23 @@ class FilesAPI:
         version_no = _int_param(request, "version", None, lo=1, hi=MAX_VERSION)
         deleted = await self.files.delete(file_id, self._reader_scope(request), version_no)
         return web.json_response({"file_id": file_id, "deleted_versions": deleted})
+
+
+def _path_name(request: web.Request) -> str:
+    """The file name in a ``/files/content/{path}`` URL, checked as sent
+    (escapes that are not UTF-8) and as decoded (:func:`normalize_name`)."""
+    require_utf8_escapes(request.raw_path.partition("?")[0])
+    return normalize_name(request.match_info["path"])
+
+
+def _raw_query_value(request: web.Request, name: str) -> str | None:
+    """A query parameter exactly as sent, escapes still in (the decoded
+    ``request.query`` has already lost escapes that were not UTF-8)."""
+    for pair in request.raw_path.partition("?")[2].split("&"):
+        key, _, value = pair.partition("=")
+        if key == name:
+            return value
+    return None
 
 
 def _uploaded(request: web.Request, result: UploadResult) -> web.Response:

@@ -46,6 +46,7 @@ from echofs.observability.http import metrics_middleware, metrics_routes
 from echofs.observability.metrics import untrack
 from echofs.observability.state import track_master
 from echofs.serving.middleware import error_middleware
+from echofs.serving.transfer_coding import transfer_coding_middleware
 from echofs.web import routes as web_ui_routes
 
 # Multipart overhead allowed on top of MAX_UPLOAD_SIZE before aiohttp itself
@@ -127,7 +128,8 @@ class MasterRole:
 
     def build_app(self) -> web.Application:
         auth = AuthAPI(UsersRepository(self.repo), self.auth, self.cache)
-        middlewares = [error_middleware, metrics_middleware, auth.middleware]
+        middlewares = [error_middleware, metrics_middleware, transfer_coding_middleware,
+                       auth.middleware]
         if self.settings.rate_limit_per_minute > 0:
             middlewares.append(rate_limit_middleware(self.cache,
                                                      self.settings.rate_limit_per_minute))

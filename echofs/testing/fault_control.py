@@ -14,6 +14,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from echofs.core.errors import EchoFSError
+from echofs.serving.json_body import read_json
 from echofs.testing.fault_forwarding import FaultProxy
 from echofs.testing.faults import FaultError, Faults
 
@@ -127,8 +129,14 @@ def _error(status: int, code: str, message: str) -> web.HTTPException:
                                 content_type="application/json")
 
 
+class _BodyTooLarge(web.HTTPClientError):
+    # aiohttp's own 413 insists on sizes; ours carries the JSON error instead.
+    status_code = 413
+
+
 _HTTP_ERRORS: dict[int, type[web.HTTPException]] = {
-    400: web.HTTPBadRequest, 404: web.HTTPNotFound, 405: web.HTTPMethodNotAllowed}
+    400: web.HTTPBadRequest, 404: web.HTTPNotFound, 405: web.HTTPMethodNotAllowed,
+    413: _BodyTooLarge}
 
 
 @web.middleware
@@ -149,9 +157,9 @@ async def _body(request: web.Request, *, required: bool) -> dict[str, Any]:
             raise _error(400, "invalid_json", "request body must be a JSON object")
         return {}
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        raise _error(400, "invalid_json", "request body must be a JSON object") from None
+        body = await read_json(request)
+    except EchoFSError as exc:
+        raise _error(exc.status, exc.code, exc.message) from None
     if not isinstance(body, dict):
         raise _error(400, "invalid_json", "request body must be a JSON object")
     return body

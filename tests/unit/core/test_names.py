@@ -7,7 +7,13 @@ import unicodedata
 import pytest
 
 from echofs.core.errors import BadRequest, InvalidName
-from echofs.core.names import MAX_NAME_BYTES, MAX_SEGMENT_BYTES, basename, normalize_name
+from echofs.core.names import (
+    MAX_NAME_BYTES,
+    MAX_SEGMENT_BYTES,
+    basename,
+    normalize_name,
+    require_utf8_escapes,
+)
 
 
 @pytest.mark.parametrize(
@@ -120,3 +126,16 @@ def test_segment_limit_applies_after_normalisation() -> None:
 def test_basename() -> None:
     assert basename("a.txt") == "a.txt"
     assert basename("dir/sub/file.bin") == "file.bin"
+
+
+@pytest.mark.parametrize("raw", ["%ff%fe", "ok%ff", "%c3", "%c3%28", "%ed%a0%80", "a/%80/b",
+                                 "%f8%88%80%80%80", "%C0%AF"])
+def test_percent_escapes_that_are_not_utf8_name_nothing(raw):
+    with pytest.raises(InvalidName, match="not UTF-8"):
+        require_utf8_escapes(raw)
+
+
+@pytest.mark.parametrize("raw", ["plain", "caf%c3%a9", "caf%C3%A9", "%25ff%25fe", "a%2Fb",
+                                 "%f0%9f%98%80", "100%", "%zz"])
+def test_utf8_escapes_and_text_without_escapes_pass(raw):
+    require_utf8_escapes(raw)
