@@ -87,6 +87,22 @@ class Settings:
     # How often workers' holdings are checked for copies with no metadata.
     sweep_interval: float = field(default=600.0, metadata={"env": "SWEEP_INTERVAL"})
 
+    # -- HTTP connections (every role's HTTP port) --
+    # Seconds a client has to send a request's line and headers, counted from
+    # its first byte (or from connecting); then the connection is closed.
+    http_header_timeout: float = field(default=15.0, metadata={"env": "HTTP_HEADER_TIMEOUT"})
+    # Seconds an unfinished request body may go without a byte arriving: then
+    # the request is answered 408 and its upload abandoned (nothing stored).
+    http_body_idle_timeout: float = field(default=60.0,
+                                          metadata={"env": "HTTP_BODY_IDLE_TIMEOUT"})
+    # Seconds an idle keep-alive connection stays open between requests.
+    http_keepalive_timeout: float = field(default=75.0,
+                                          metadata={"env": "HTTP_KEEPALIVE_TIMEOUT"})
+    # Connections one HTTP server holds open at once; more are answered 503
+    # and closed. Unset: half the process's open-file limit.
+    http_max_connections: int | None = field(default=None,
+                                             metadata={"env": "HTTP_MAX_CONNECTIONS"})
+
     # -- production backends (S3 chunk stores, Redis) --
     # S3 stores (--store s3://BUCKET/PREFIX): bucket when the spec names none,
     # endpoint (unset = AWS; set for MinIO, moto, ...) and region. Credentials
@@ -242,6 +258,12 @@ class Settings:
             raise ValueError("CONFIRM_SAMPLES must be ≥ 1 and SAMPLE_INTERVAL > 0")
         if self.rate_limit_per_minute < 0:
             raise ValueError("RATE_LIMIT_PER_MINUTE must not be negative (0 = unlimited)")
+        if min(self.http_header_timeout, self.http_body_idle_timeout,
+               self.http_keepalive_timeout) <= 0:
+            raise ValueError("HTTP_HEADER_TIMEOUT, HTTP_BODY_IDLE_TIMEOUT and "
+                             "HTTP_KEEPALIVE_TIMEOUT must be positive")
+        if self.http_max_connections is not None and self.http_max_connections < 1:
+            raise ValueError("HTTP_MAX_CONNECTIONS must be at least 1 (unset: automatic)")
         if self.jwt_secret is not None:
             check_secret(self.jwt_secret)
         if self.auth_cache_seconds < 0:

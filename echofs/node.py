@@ -49,6 +49,7 @@ from echofs.observability.state import track_controller
 from echofs.rpc.controller import GrpcControllerClient
 from echofs.rpc.membership import MembershipGrpcService
 from echofs.serving.endpoints import role_grpc_server, serving
+from echofs.serving.http_protocol import HttpLimits
 from echofs.serving.lifecycle import Lifecycle
 from echofs.worker.client import LocalWorkerClient
 from echofs.worker.heartbeat import Heartbeat
@@ -253,7 +254,7 @@ class Node(Lifecycle):
         served = await stack.enter_async_context(serving(
             master.build_app(), host=settings.host, http_port=settings.port,
             grpc=membership, grpc_port=settings.master_grpc_port,
-            shutdown_grace=_SHUTDOWN_GRACE))
+            shutdown_grace=_SHUTDOWN_GRACE, limits=HttpLimits.from_settings(settings)))
         self._runner = served.runner
         self.port = served.port
         self.grpc_port = served.grpc_port

@@ -22,6 +22,7 @@ from echofs.metadata.consistency import ConsistencyRepository
 from echofs.metadata.repository import MetadataRepository
 from echofs.rpc.controller import ControllerGrpcService
 from echofs.serving.endpoints import role_app, role_grpc_server, serving
+from echofs.serving.http_protocol import HttpLimits
 from echofs.serving.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class ControllerRole(Lifecycle):
             role_app(ControllerAPI(self.service).routes("/v1", "")),
             host=s.host, http_port=s.controller_http_port,
             grpc=role_grpc_server([ControllerGrpcService(self.service)], s.cluster_token),
-            grpc_port=s.controller_grpc_port))
+            grpc_port=s.controller_grpc_port, limits=HttpLimits.from_settings(s)))
         log.info("controller serving gRPC %s:%d and HTTP %s:%d (sample every %.1fs)",
                  s.host, s.controller_grpc_port, s.host, s.controller_http_port,
                  s.sample_interval)

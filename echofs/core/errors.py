@@ -66,6 +66,14 @@ class Conflict(EchoFSError):
     code = "conflict"
 
 
+class RequestTimeout(EchoFSError):
+    """The client stopped sending its request body part-way
+    (``HTTP_BODY_IDLE_TIMEOUT``): the request is abandoned."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class PayloadTooLarge(EchoFSError):
     status = 413
     code = "payload_too_large"

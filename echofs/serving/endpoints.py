@@ -9,10 +9,14 @@ the reverse: the HTTP site stops accepting and drains the requests in flight
 Every role's site binds with ``reuse_address`` (a restarted role gets its
 port back at once) and without aiohttp's access log (the request middleware
 in :mod:`echofs.serving.middleware` writes one line per request instead).
+Its connections have the header and body-idle timeouts and the connection
+cap of :mod:`echofs.serving.http_protocol`, and running out of descriptors
+is logged once per window (:mod:`echofs.serving.flood_log`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -21,9 +25,12 @@ from typing import Any
 from aiohttp import web
 from grpclib.server import Server
 
+from echofs.config import Settings
 from echofs.observability.grpc import instrument_server
 from echofs.observability.http import metrics_middleware, metrics_routes
 from echofs.rpc.cluster_auth import require_cluster_token
+from echofs.serving.flood_log import accept_exhaustion_logged
+from echofs.serving.http_protocol import GuardedAppRunner, HttpLimits
 from echofs.serving.middleware import error_middleware
 
 
@@ -57,18 +64,23 @@ def role_app(routes: Iterable[web.AbstractRouteDef]) -> web.Application:
 @asynccontextmanager
 async def serving(app: web.Application, *, host: str, http_port: int,
                   grpc: Server | None = None, grpc_port: int | None = None,
-                  shutdown_grace: float | None = None) -> AsyncIterator[Served]:
+                  shutdown_grace: float | None = None,
+                  limits: HttpLimits | None = None) -> AsyncIterator[Served]:
     """Serve ``app`` on ``host:http_port`` and ``grpc`` (if given) on
     ``host:grpc_port`` until the block exits. ``shutdown_grace``: seconds
-    in-flight HTTP requests get to finish (unset: aiohttp's default)."""
+    in-flight HTTP requests get to finish (unset: aiohttp's default);
+    ``limits``: what HTTP clients are allowed (unset: the defaults of
+    :class:`~echofs.config.Settings`)."""
     async with AsyncExitStack() as stack:
+        stack.enter_context(accept_exhaustion_logged(asyncio.get_running_loop()))
         if grpc is not None:
             assert grpc_port is not None, "a gRPC server needs its port"
             await grpc.start(host, grpc_port)
             stack.push_async_callback(_close_grpc, grpc)
         grace: dict[str, float] = ({} if shutdown_grace is None
                                    else {"shutdown_timeout": shutdown_grace})
-        runner = web.AppRunner(app, access_log=None, **grace)
+        runner = GuardedAppRunner(
+            app, limits=limits or HttpLimits.from_settings(Settings()), access_log=None, **grace)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)  # stop accepting, drain in flight
         await web.TCPSite(runner, host, http_port, reuse_address=True).start()

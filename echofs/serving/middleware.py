@@ -35,6 +35,7 @@ class RequestFacts:
     user: str | None = None
     mode: str | None = None
     bytes: int | None = None
+    error: str | None = None  # why a request ended without an answer
 
     def fields(self) -> dict[str, object]:
         return {k: v for k, v in ((f, getattr(self, f)) for f in _FACT_FIELDS) if v is not None}
@@ -54,6 +55,22 @@ _HTTP_CODES = {
     416: "range_not_satisfiable", 422: "unprocessable", 429: "rate_limited",
     431: "headers_too_large", 503: "unavailable",
 }
+
+
+# A request whose client went away before its answer: no HTTP status says
+# so; nginx's convention (also the metrics' label) does.
+CLIENT_CLOSED = 499
+
+
+def _client_connected(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
+
+
+def _unexpected(request: web.Request, request_id: str) -> web.Response:
+    log.exception("unhandled error", path=request.path, method=request.method)
+    return error_response(500, "internal", "internal server error; see the server log "
+                          f"for request {request_id}")
 
 
 def error_response(status: int, code: str, message: str,
@@ -87,12 +104,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         response = error_response(exc.status, code, message or exc.reason)
         status = exc.status
-    except ConnectionResetError:
-        raise  # the client went away; there is nobody to answer
+    except ConnectionResetError as exc:
+        if _client_connected(request):
+            # A connection of ours to another service was reset, not the client's.
+            response = _unexpected(request, request_id)
+        else:
+            # Nobody to answer (writing this fails quietly), but the request
+            # gets its line: 499, nginx's "client closed request".
+            status = CLIENT_CLOSED
+            request[FACTS].error = str(exc) or "connection lost"
+            response = web.Response(status=CLIENT_CLOSED)
     except Exception:
-        log.exception("unhandled error", path=request.path, method=request.method)
-        response = error_response(500, "internal", "internal server error; see the server log "
-                                  f"for request {request_id}")
+        response = _unexpected(request, request_id)
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
     if not response.prepared:
@@ -100,7 +123,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         mode = request[FACTS].mode
         if mode is not None and "X-EchoFS-Mode" not in response.headers:
             response.headers["X-EchoFS-Mode"] = mode
-    level = logging.ERROR if status == 500 else logging.WARNING if status >= 500 else logging.INFO
+    level = (logging.ERROR if status == 500 else
+             logging.WARNING if status >= 500 or status == CLIENT_CLOSED else logging.INFO)
     if REQUEST_LOG.enabled(level):
         REQUEST_LOG.emit(level, "echofs.http", "request", {
             "method": request.method, "path": request.path, "status": status,

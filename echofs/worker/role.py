@@ -22,6 +22,7 @@ from echofs.rpc.membership_link import MasterLink
 from echofs.rpc.worker_server import WorkerGrpcService
 from echofs.rpc.worker_transport import ChunkServer
 from echofs.serving.endpoints import role_app, role_grpc_server, serving
+from echofs.serving.http_protocol import HttpLimits
 from echofs.serving.lifecycle import Lifecycle
 from echofs.worker.heartbeat import Heartbeat
 from echofs.worker.service import WorkerService
@@ -56,7 +57,7 @@ class WorkerRole(Lifecycle):
             role_app([web.get("/health", self.health)]), host=s.host, http_port=s.http_port,
             grpc=role_grpc_server([WorkerGrpcService(self.service)], s.cluster_token,
                                   server_type=ChunkServer),
-            grpc_port=s.worker_grpc_port))
+            grpc_port=s.worker_grpc_port, limits=HttpLimits.from_settings(s)))
         # Every master keeps its own registry, so each gets the heartbeats,
         # on a beat of its own: a slow or dead master never delays the others.
         heartbeats = [Heartbeat(self.service, link.report, interval=s.heartbeat_interval)

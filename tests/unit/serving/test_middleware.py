@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 
+import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from echofs.core.errors import NotFound, RangeNotSatisfiable
+from echofs.observability.request_log import RequestLog
+from echofs.serving import middleware
+from echofs.serving.endpoints import role_app, serving
 from echofs.serving.middleware import error_middleware
 
 
@@ -55,3 +62,51 @@ async def test_domain_errors_and_framework_errors_map_to_status():
         resp = await client.post("/missing")
         assert resp.status == 405
         assert (await resp.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_a_reset_of_our_own_upstream_is_a_500_not_a_client_hang_up(caplog):
+    """ConnectionResetError means "the client left" only when the client's
+    connection is gone; from a connection of ours (to the controller, say)
+    it is an unexpected failure, answered 500."""
+    async def upstream_reset(request: web.Request) -> web.Response:
+        raise ConnectionResetError("controller reset the connection")
+
+    app = web.Application(middlewares=[error_middleware])
+    app.add_routes([web.get("/proxy", upstream_reset)])
+    caplog.set_level(logging.INFO)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get("/proxy")
+        assert resp.status == 500
+        assert (await resp.json())["error"]["code"] == "internal"
+    assert any("unhandled error" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_answer_the_server_cuts_short_is_one_warning_line_and_no_traceback(
+        caplog, monkeypatch):
+    """What the download path does when no replica can serve the rest:
+    abort the connection short of Content-Length and raise
+    ConnectionResetError. The client sees a cut body; the log one line."""
+    async def cut_short(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": "100"})
+        await response.prepare(request)
+        await response.write(b"x" * 10)
+        assert request.transport is not None
+        request.transport.abort()
+        raise ConnectionResetError("download aborted: no replica")
+
+    out = io.StringIO()
+    request_log = RequestLog()
+    request_log.configure(level=logging.INFO, json_format=False, context={}, stream=out)
+    monkeypatch.setattr(middleware, "REQUEST_LOG", request_log)
+    caplog.set_level(logging.INFO)
+    async with serving(role_app([web.get("/cut", cut_short)]), host="127.0.0.1",
+                       http_port=0) as up, aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.ClientPayloadError):
+            async with http.get(f"http://127.0.0.1:{up.port}/cut") as resp:
+                await resp.read()
+        await asyncio.sleep(0.1)
+    request_log.flush()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and "[warning" in lines[0], lines
+    assert "status=499" in lines[0] and "error=download aborted" in lines[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
