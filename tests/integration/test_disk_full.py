@@ -25,6 +25,7 @@ import pytest
 
 from echofs.testing import small_disk
 from echofs.testing.cluster import ProcessCluster
+from echofs.testing.node import running_node, stored_chunks
 from echofs.testing.process import ServeProcess
 
 MIB = 1024 * 1024
@@ -173,3 +174,40 @@ async def _wait_for(check, what: str, within: float = 10.0) -> None:  # type: ig
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"not within {within}s: {what}")
+
+
+class _ShortOfSpace:
+    """The storage signal as a disk within one reserve of full gives it."""
+
+    def short(self) -> bool:
+        return True
+
+
+async def test_early_reclaim_under_pressure_spares_uploads_in_flight(tmp_path):
+    """Short of space the collector's grace is seconds, not an hour: the
+    deleted file's chunks go at once, while an upload still in flight (its
+    chunks claimed, not yet referenced) keeps every one of them."""
+    async with running_node(tmp_path / "d", gc_grace=3600.0, gc_pressure_grace=1.0) as node, \
+            aiohttp.ClientSession(base_url=node.url) as http:
+        node.master.collector.space = _ShortOfSpace()  # type: ignore[assignment]
+        gone = os.urandom(300_000)
+        async with http.put("/api/v1/files/content/gone.bin", data=gone) as resp:
+            assert resp.status == 201
+            gone_id = (await resp.json())["file_id"]
+        async with http.delete(f"/api/v1/files/{gone_id}") as resp:
+            assert resp.status == 200
+
+        kept = os.urandom(300_000)
+        upload = node.master.uploads.begin()
+        await upload.write(kept[:200_000])
+        await asyncio.sleep(1.5)  # well past the pressure grace for both
+        before = set(stored_chunks(node))
+        report = await node.master.collector.run_once()
+        after = set(stored_chunks(node))
+        assert report.removed >= 1
+        assert len(after) < len(before)
+        await upload.write(kept[200_000:])
+        result = await upload.commit(owner="local", path="kept.bin")
+        async with http.get(f"/api/v1/files/{result.file.file_id}/download") as resp:
+            assert resp.status == 200
+            assert await resp.read() == kept
