@@ -173,8 +173,10 @@ class Compactor:
                 written = await asyncio.to_thread(write_generation, self.directory, old.fd,
                                                   seq, gen, keep, self.has_room)
                 if written is None:
-                    log.info("volume %d of %s not compacted: no room for its %d live "
-                             "records beside the reserve", seq, self.directory, len(keep))
+                    # Short of space this is retried every few seconds: not
+                    # worth a line each time.
+                    log.debug("volume %d of %s not compacted: no room for its %d live "
+                              "records beside the reserve", seq, self.directory, len(keep))
                     return 0
                 await asyncio.to_thread(publish, self.directory, seq, gen)
         finally:
