@@ -17,6 +17,7 @@ from typing import Any
 
 from echofs.auth.jwt_secret import check_secret
 from echofs.core.chunking import validate_chunk_size
+from echofs.core.space import SpaceReserve
 from echofs.core.vocabulary import Role
 
 MIB = 1024 * 1024
@@ -73,6 +74,21 @@ class Settings:
     # long: it must exceed the longest upload we want to protect.
     gc_grace: float = field(default=3600.0, metadata={"env": "GC_GRACE_SECONDS"})
     gc_interval: float = field(default=60.0, metadata={"env": "GC_INTERVAL_SECONDS"})
+    # The grace period while a worker's disk or the metadata disk is low on
+    # space (within one reserve of full), so deleted data is given back
+    # soon (never longer than GC_GRACE_SECONDS). Uploads touch their chunks
+    # four times within it, so it still protects every upload in flight;
+    # every master must use the same.
+    gc_pressure_grace: float = field(default=120.0,
+                                     metadata={"env": "GC_PRESSURE_GRACE_SECONDS"})
+    # Free space every local chunk store keeps back (the larger of the two):
+    # uploads that would eat into it answer 507, so deletes, tombstones and
+    # compaction always have room. METADATA_RESERVE_BYTES: the same for the
+    # disk of the SQLite metadata file (not used with PostgreSQL).
+    store_reserve: int = field(default=64 * MIB, metadata={"env": "STORE_RESERVE_BYTES"})
+    store_reserve_percent: float = field(default=1.0,
+                                         metadata={"env": "STORE_RESERVE_PERCENT"})
+    metadata_reserve: int = field(default=64 * MIB, metadata={"env": "METADATA_RESERVE_BYTES"})
     replication_interval: float = field(default=1.0, metadata={"env": "REPLICATION_INTERVAL"})
     # A copy owed to a chunk no version uses is dropped once no upload has
     # touched the chunk for this long: its upload died with a master or was
@@ -256,6 +272,13 @@ class Settings:
             raise ValueError("DEFAULT_MODE must be strong, hybrid or available")
         if self.confirm_samples < 1 or self.sample_interval <= 0:
             raise ValueError("CONFIRM_SAMPLES must be ≥ 1 and SAMPLE_INTERVAL > 0")
+        if self.gc_pressure_grace <= 0:
+            raise ValueError("GC_PRESSURE_GRACE_SECONDS must be positive")
+        if self.store_reserve < 0 or self.metadata_reserve < 0:
+            raise ValueError("STORE_RESERVE_BYTES and METADATA_RESERVE_BYTES must not be "
+                             "negative")
+        if not 0 <= self.store_reserve_percent < 100:
+            raise ValueError("STORE_RESERVE_PERCENT must be in [0, 100)")
         if self.rate_limit_per_minute < 0:
             raise ValueError("RATE_LIMIT_PER_MINUTE must not be negative (0 = unlimited)")
         if min(self.http_header_timeout, self.http_body_idle_timeout,
@@ -278,6 +301,18 @@ class Settings:
             raise ValueError("the worker role needs a master to report to (--master HOST:PORT)")
         if self.serves_worker and not self.worker_id:
             raise ValueError("the worker role needs an id (--id or WORKER_ID)")
+
+    @property
+    def gc_grace_under_pressure(self) -> float:
+        return min(self.gc_pressure_grace, self.gc_grace)
+
+    @property
+    def store_space_reserve(self) -> SpaceReserve:
+        return SpaceReserve(self.store_reserve, self.store_reserve_percent)
+
+    @property
+    def metadata_space_reserve(self) -> SpaceReserve:
+        return SpaceReserve(self.metadata_reserve)
 
     @property
     def metadata_url(self) -> str:

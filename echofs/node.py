@@ -267,7 +267,8 @@ class Node(Lifecycle):
     async def _start_local_worker(self, stack: AsyncExitStack, worker_id: str,
                                   registry: WorkerRegistry) -> None:
         root = self.settings.data_dir / "workers" / worker_id
-        service = WorkerService(worker_id, VolumeChunkStore(root))
+        service = WorkerService(worker_id, VolumeChunkStore(
+            root, reserve=self.settings.store_space_reserve))
         await service.open()
         stack.push_async_callback(service.close)
         registry.register(LocalWorkerClient(service))

@@ -119,6 +119,15 @@ class RangeNotSatisfiable(EchoFSError):
         self.size = size
 
 
+class InsufficientStorage(EchoFSError):
+    """No room to store this: every store that could take it is down to its
+    reserved free space (``STORE_RESERVE_BYTES``, ``METADATA_RESERVE_BYTES``).
+    Reads and deletes still work; deleting data makes room."""
+
+    status = 507
+    code = "insufficient_storage"
+
+
 class Unavailable(EchoFSError):
     """The cluster cannot do this right now (no quorum, no readable replica)."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from echofs.core.errors import ChunkMissing, CorruptChunk, Unavailable
+from echofs.core.errors import ChunkMissing, CorruptChunk, InsufficientStorage, Unavailable
 from echofs.master.membership import WorkerRegistry
 from echofs.master.read_latency import ReadLatencies
 
@@ -42,6 +42,12 @@ class ChunkIO:
         try:
             async with asyncio.timeout(self.write_timeout):
                 await client.put_chunk(chunk_id, frame)
+        except InsufficientStorage:
+            # The worker answered: its disk is full, not its data path broken.
+            # It must not turn suspect (reads would skip it); placement writes
+            # around it once its heartbeat says so.
+            self.registry.observe_success(worker_id, time.monotonic() - started)
+            raise
         except Exception:
             self.registry.observe_failure(worker_id)
             raise

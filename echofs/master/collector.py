@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from echofs.daemon import Daemon
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.membership import WorkerRegistry
+from echofs.master.storage_space import StorageSpace
 from echofs.metadata.repository import MetadataRepository
 
 log = logging.getLogger(__name__)
@@ -35,16 +36,29 @@ class GarbageCollector(Daemon):
     name = "collector"
 
     def __init__(self, repo: MetadataRepository, registry: WorkerRegistry, chunk_io: ChunkIO,
-                 *, grace: float, interval: float, batch: int = 500) -> None:
+                 *, grace: float, interval: float, batch: int = 500,
+                 pressure_grace: float | None = None, space: StorageSpace | None = None) -> None:
         super().__init__(interval)
         self.repo = repo
         self.registry = registry
         self.chunk_io = chunk_io
         self.grace = grace
+        self.pressure_grace = grace if pressure_grace is None else min(pressure_grace, grace)
+        self.space = space
         self.batch = batch
+        self.pressed = False  # storage was short at the last pass
+
+    def current_grace(self) -> float:
+        """The grace period the next pass uses."""
+        return self.pressure_grace if self.pressed else self.grace
 
     async def run_once(self, grace: float | None = None) -> CollectionReport:
-        cutoff = time.time() - (self.grace if grace is None else grace)
+        pressed = self.space is not None and self.space.short()
+        if pressed and not self.pressed:
+            log.warning("storage is short of space: deleted data is reclaimed after %.0fs "
+                        "instead of %.0fs", self.pressure_grace, self.grace)
+        self.pressed = pressed
+        cutoff = time.time() - (self.current_grace() if grace is None else grace)
         claimed = await self.repo.claim_garbage(cutoff, self.batch)
         removed: list[str] = []
         copies = 0

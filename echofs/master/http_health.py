@@ -1,8 +1,11 @@
 """``GET /api/v1/health`` and ``GET /api/v1/workers/health``.
 
-Health is ``ok`` while at least RF workers are alive, ``degraded`` while a
-strong write can still reach its quorum, and ``unavailable`` (HTTP 503)
-below that. The body gathers what an operator looks at first: the replication
+Health is ``ok`` while at least RF workers are alive and have room,
+``degraded`` while a strong write can still reach its quorum or while
+workers are alive but full (reads and deletes work, uploads may answer 507),
+and ``unavailable`` (HTTP 503) when too few workers are alive. Full workers
+are named (``workers.full``), as is a metadata disk down to its reserve.
+The body gathers what an operator looks at first: the replication
 backlog and convergence, the scrubber, caches, the consistency modes, and
 what the storage really is: whether the copies share one disk, and how many
 bytes deleted files still hold until the collector's grace period ends.
@@ -20,6 +23,7 @@ from aiohttp import web
 from echofs import __version__
 from echofs.cache.base import Cache
 from echofs.core.placement import write_quorum
+from echofs.core.space import SpaceState
 from echofs.core.vocabulary import Liveness
 from echofs.master.download import ChunkReader
 from echofs.master.files import FileService
@@ -28,6 +32,7 @@ from echofs.master.membership import WorkerRegistry
 from echofs.master.modes import ControllerLink, ModeTable
 from echofs.master.replicator import Replicator
 from echofs.master.scrubber import Scrubber
+from echofs.master.storage_space import StorageSpace
 from echofs.metadata.repository import MetadataRepository
 
 
@@ -44,6 +49,7 @@ class StorageLayout:
     shared_disk: bool = False
     local_workers: int = 0
     gc_grace: float = 3600.0
+    gc_pressure_grace: float = 3600.0
 
     def note(self) -> str | None:
         if not self.shared_disk:
@@ -67,6 +73,7 @@ class HealthAPI:
     files: FileService
     controller_link: ControllerLink | None
     storage: StorageLayout = StorageLayout()
+    space: StorageSpace | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -75,16 +82,22 @@ class HealthAPI:
         ]
 
     async def health(self, request: web.Request) -> web.Response:
-        alive = len(self.registry.live_ids())
-        total = len(self.registry.all_ids())
+        live = self.registry.live_ids()
+        alive, total = len(live), len(self.registry.all_ids())
+        full = self.registry.full_ids()
         rf = self.replication_factor
         quorum = write_quorum(rf)
         status = "ok" if alive >= rf else ("degraded" if alive >= quorum else "unavailable")
+        metadata_space = (SpaceState.UNKNOWN if self.space is None
+                          else self.space.metadata.state())
+        with_room = [w for w in live if w not in full]
+        if status == "ok" and (len(with_room) < rf or metadata_space is SpaceState.FULL):
+            status = "degraded"  # reads and deletes work; uploads may answer 507
         depth, oldest = await self.repo.replication_backlog()
         convergence = self.replicator.last_convergence
         body = {
             "status": status, "role": self.role_name, "version": __version__,
-            "workers": {"alive": alive, "total": total},
+            "workers": {"alive": alive, "total": total, "full": full},
             "replication_factor": rf, "write_quorum": quorum,
             "replication_queue": {
                 "depth": depth,
@@ -110,17 +123,20 @@ class HealthAPI:
                                              self.controller_link.connected),
                 "stale_reads": self.files.stale_reads,
             },
-            "storage": await self._storage(),
+            "storage": {**await self._storage(), "metadata_space": metadata_space},
         }
         return web.json_response(body, status=200 if status != "unavailable" else 503)
 
     async def _storage(self) -> dict[str, Any]:
         waiting = await self.repo.reclaimable()
-        grace = self.storage.gc_grace
+        # Short of space, the collector waits out the shorter grace period.
+        pressed = self.space is not None and self.space.short()
+        grace = self.storage.gc_pressure_grace if pressed else self.storage.gc_grace
         reclaim_at = (None if waiting.oldest_touched_at is None
                       else waiting.oldest_touched_at + grace)
         return {
             "shared_disk": self.storage.shared_disk,
+            "short_of_space": pressed,
             "note": self.storage.note(),
             "reclaimable": {
                 "chunks": waiting.chunks,

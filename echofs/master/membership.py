@@ -6,6 +6,11 @@ worker is ``alive`` while heartbeats arrive, ``suspect`` after
 after ``dead_after`` (:class:`~echofs.core.vocabulary.Liveness`). Which of them
 own placements is decided in :mod:`echofs.master.placement`; reads try live
 replicas first, fastest (lowest smoothed RTT) first.
+
+Apart from liveness, each worker's last heartbeat tells how much room its
+store has (:class:`~echofs.core.space.SpaceState`): a ``full`` worker is
+alive, serves reads and deletes, and takes no new chunks; a ``low`` one
+makes the collector give deleted data back early.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from echofs.core.space import SpaceState
 from echofs.core.vocabulary import Liveness
 from echofs.core.worker_status import WorkerStatus
 from echofs.worker.client import WorkerClient
@@ -115,6 +121,22 @@ class WorkerRegistry:
         now = time.monotonic()
         return [w for w in sorted(self._workers) if self.liveness(w, now) is Liveness.DEAD]
 
+    def space(self, worker_id: str) -> SpaceState:
+        """How much room the worker's store had at its last heartbeat."""
+        state = self._workers.get(worker_id)
+        if state is None or state.status is None:
+            return SpaceState.UNKNOWN
+        return state.status.usage.space
+
+    def full_ids(self) -> list[str]:
+        """Workers whose stores take no new chunks (out of room)."""
+        return [w for w in sorted(self._workers) if self.space(w) is SpaceState.FULL]
+
+    def short_of_space(self) -> bool:
+        """Is any worker that is not dead low on space, or full?"""
+        return any(self.space(w) in (SpaceState.LOW, SpaceState.FULL)
+                   for w in self.placeable_ids())
+
     def clients(self) -> list[WorkerClient]:
         return [s.client for s in self._workers.values() if s.client is not None]
 
@@ -166,6 +188,8 @@ class WorkerRegistry:
                 "store": status.store if status else None,
                 "capacity_bytes": usage.capacity_bytes if usage else None,
                 "free_bytes": usage.free_bytes if usage else None,
+                "reserve_bytes": usage.reserve_bytes if usage else None,
+                "space": self.space(worker_id),
                 "chunk_count": usage.chunk_count if usage else None,
                 "bytes_stored": usage.bytes_stored if usage else None,
                 "inflight": status.inflight if status else None,

@@ -7,7 +7,8 @@ module applies it to the membership with the two rules the master uses:
 - :meth:`Placement.write_targets` — a new write goes to the top-RF *live*
   workers; if fewer than RF are live, the missing homes are taken among
   suspect workers (likely back soon), whose copies are then owed rather than
-  forgotten.
+  forgotten. Workers whose stores are full are left out: the write goes
+  around them (and is refused as 507 if too few are left).
 - :meth:`Placement.homes` — where a chunk should live for the replicator:
   alive and suspect workers ranked together, since a suspect worker still
   owns its placements. Only a dead worker's chunks get new homes.
@@ -32,6 +33,8 @@ class WriteTargets:
 
     targets: list[str]
     live: frozenset[str]
+    # Workers left out because their stores are full.
+    full: frozenset[str] = frozenset()
 
 
 class Placement:
@@ -40,15 +43,16 @@ class Placement:
         self.replication_factor = replication_factor
 
     def write_targets(self, chunk_id: str) -> WriteTargets:
-        """Top-RF live workers, topped up from suspect ones."""
+        """Top-RF live workers with room, topped up from suspect ones."""
         rf = self.replication_factor
+        full = frozenset(self.registry.full_ids())
         live_ids = self.registry.live_ids()
-        live = frozenset(live_ids)
-        targets = place(chunk_id, live_ids, rf)
+        live = frozenset(live_ids)  # full ones too: the copies they hold count
+        targets = place(chunk_id, [w for w in live_ids if w not in full], rf)
         if len(targets) < rf:
-            absent = [w for w in self.registry.placeable_ids() if w not in live]
+            absent = [w for w in self.registry.placeable_ids() if w not in live and w not in full]
             targets += place(chunk_id, absent, rf - len(targets))
-        return WriteTargets(targets, live)
+        return WriteTargets(targets, live, full)
 
     def homes(self, chunk_id: str) -> list[str]:
         """The chunk's RF homes among alive and suspect workers, ranked together."""

@@ -38,8 +38,10 @@ from echofs.master.rate_limit import rate_limit_middleware
 from echofs.master.read_policies import VersionSources
 from echofs.master.replicator import Replicator
 from echofs.master.scrubber import Scrubber
+from echofs.master.storage_space import StorageSpace
 from echofs.master.sweeper import OrphanSweeper
 from echofs.master.upload import PipelineSettings, UploadPipeline
+from echofs.metadata.disk_space import MetadataDisk
 from echofs.metadata.repository import MetadataRepository
 from echofs.metadata.users import UsersRepository
 from echofs.observability.http import metrics_middleware, metrics_routes
@@ -63,6 +65,8 @@ class MasterRole:
         self.repo = repo
         self.registry = registry
         self.role_name = role_name
+        self.metadata_disk = MetadataDisk.of(repo.engine, settings.metadata_space_reserve)
+        self.space = StorageSpace(registry, self.metadata_disk)
         self.chunk_io = ChunkIO(registry, write_timeout=settings.write_timeout,
                                 read_timeout=settings.read_timeout,
                                 hedge_min_delay=settings.read_hedge_min_delay,
@@ -80,14 +84,16 @@ class MasterRole:
             pipeline_depth=settings.pipeline_depth,
             versions_kept=settings.versions_kept,
             max_upload_size=settings.max_upload_size,
-            gc_grace=settings.gc_grace,
-        ), self.chunk_cache)
+            gc_grace=settings.gc_grace_under_pressure,
+        ), self.chunk_cache, metadata_disk=self.metadata_disk)
         self.reader = ChunkReader(repo, registry, self.chunk_io, self.chunk_cache)
         # Manifest cache and rate limits: in-process, or Redis shared by masters.
         self.cache = open_cache(settings)
         self.manifests = ManifestReader(repo, self.cache)
         self.collector = GarbageCollector(repo, registry, self.chunk_io,
-                                          grace=settings.gc_grace, interval=settings.gc_interval)
+                                          grace=settings.gc_grace, interval=settings.gc_interval,
+                                          pressure_grace=settings.gc_grace_under_pressure,
+                                          space=self.space)
         self.scrubber = Scrubber(repo, registry, interval=settings.scrub_interval,
                                  rate=settings.scrub_rate)
         self.sweeper = OrphanSweeper(repo, registry, self.chunk_io,
@@ -147,7 +153,9 @@ class MasterRole:
             storage=StorageLayout(shared_disk=self.settings.embedded,
                                   local_workers=self.settings.workers
                                   if self.settings.embedded else 0,
-                                  gc_grace=self.settings.gc_grace)).routes())
+                                  gc_grace=self.settings.gc_grace,
+                                  gc_pressure_grace=self.settings.gc_grace_under_pressure),
+            space=self.space).routes())
         document = openapi_document()
 
         async def openapi(request: web.Request) -> web.Response:

@@ -40,6 +40,7 @@ from echofs.master.claims import MetadataBatcher
 from echofs.master.placement import Placement
 from echofs.master.quorum import Stragglers
 from echofs.master.write_policies import WRITE_POLICIES, ChunkWrite, WriteTools
+from echofs.metadata.disk_space import MetadataDisk
 from echofs.metadata.repository import CommitRequest, MetadataRepository
 
 log = logging.getLogger(__name__)
@@ -73,15 +74,20 @@ class PipelineSettings:
     pipeline_depth: int
     versions_kept: int
     max_upload_size: int
-    # The collector's grace period: an upload re-touches its chunks well
-    # within it, so however long the upload runs they are not collected.
+    # The shortest grace period the collector may use (the one under space
+    # pressure): an upload re-touches its chunks well within it, so however
+    # long the upload runs they are not collected.
     gc_grace: float
 
 
 class UploadPipeline:
     def __init__(self, repo: MetadataRepository, placement: Placement, chunk_io: ChunkIO,
-                 settings: PipelineSettings, chunk_cache: ChunkCache | None = None) -> None:
+                 settings: PipelineSettings, chunk_cache: ChunkCache | None = None,
+                 metadata_disk: MetadataDisk | None = None) -> None:
         self.repo = repo
+        # Checked before each chunk is claimed: a metadata disk down to its
+        # reserve takes no new data (507), so deletes still have room there.
+        self.metadata_disk = metadata_disk
         self.chunk_cache = ChunkCache(0) if chunk_cache is None else chunk_cache
         self.placement = placement
         self.settings = settings
@@ -187,6 +193,8 @@ class Upload:
         p = self._p
         new = NewChunk(encoded.chunk_id, encoded.raw_size, encoded.stored_size,
                        encoded.compressed, ())
+        if p.metadata_disk is not None:
+            p.metadata_disk.check()
         claim = await p.metadata.claim(new)
         if claim.state != ChunkState.LIVE:
             claim = await self._wait_for_collection(new)

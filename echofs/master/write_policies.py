@@ -15,6 +15,11 @@ the mode and lives here, one policy per mode, looked up in
 - ``available`` — like hybrid, but the one copy may land on any live worker
   (sloppy quorum); a copy stored off its targets makes the owed ones
   ``hinted_handoff`` intents the replicator delivers later.
+
+Workers whose stores are full are not placement targets. When a chunk cannot
+get its copies because too few workers have room (left out as full, or
+refusing the put for want of space), the write fails as
+:class:`~echofs.core.errors.InsufficientStorage` (507), not as a lost quorum.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 
 from echofs.core.chunk_codec import EncodedChunk
 from echofs.core.consistency import Mode
-from echofs.core.errors import QuorumNotReached
+from echofs.core.errors import InsufficientStorage, QuorumNotReached
 from echofs.core.placement import write_quorum
 from echofs.core.vocabulary import ReplicationReason
 from echofs.master.chunk_io import ChunkIO
@@ -95,6 +100,7 @@ class QuorumWrite(WritePolicy):
         reachable = [w for w in write.where.targets if w in live and w not in held]
         away = [w for w in write.where.targets if w not in live and w not in write.recorded]
         if len(held) + len(reachable) < quorum:
+            _raise_if_out_of_space(write.where, {})
             raise QuorumNotReached(
                 f"{len(held) + len(reachable)} of {rf} placement targets reachable; "
                 f"a strong write needs {quorum}"
@@ -111,6 +117,7 @@ class QuorumWrite(WritePolicy):
         if copies < quorum:
             for task in late:
                 task.cancel()
+            _raise_if_out_of_space(write.where, errors)
             detail = "; ".join(f"{w}: {e!r}" for w, e in errors.items())
             raise QuorumNotReached(
                 f"chunk {chunk.chunk_id[:12]} reached {copies} of {quorum} required "
@@ -145,12 +152,12 @@ class OneCopyWrite(WritePolicy):
 
     async def store(self, write: ChunkWrite, tools: WriteTools) -> Stored:
         chunk, targets = write.chunk, write.where.targets
-        errors: list[str] = []
+        errors: dict[str, BaseException] = {}
         for worker_id in self.candidates(write.where, tools.placement):
             try:
                 await tools.chunk_io.put(worker_id, chunk.chunk_id, chunk.frame)
             except Exception as exc:
-                errors.append(f"{worker_id}: {exc!r}")
+                errors[worker_id] = exc
                 continue
             owed = [w for w in targets if w != worker_id and w not in write.recorded]
             reason = (ReplicationReason.HINTED_HANDOFF if worker_id not in targets
@@ -158,9 +165,11 @@ class OneCopyWrite(WritePolicy):
             await tools.repo.record_partial_write(chunk.chunk_id, worker_id, owed, reason)
             return Stored(tuple(dict.fromkeys([*write.recorded, worker_id])), 1,
                           chunk.stored_size, deferred=True)
+        _raise_if_out_of_space(write.where, errors)
+        detail = "; ".join(f"{w}: {e!r}" for w, e in errors.items())
         raise QuorumNotReached(
             f"chunk {chunk.chunk_id[:12]}: no {self.where} could store a copy "
-            f"({'; '.join(errors) or 'none reachable'})",
+            f"({detail or 'none reachable'})",
             code="no_replica_stored",
         )
 
@@ -185,4 +194,19 @@ class SloppyWrite(OneCopyWrite):
     def candidates(self, where: WriteTargets, placement: Placement) -> list[str]:
         candidates = [w for w in where.targets if w in where.live]
         return candidates + [w for w in placement.fastest_first(where.live)
-                             if w not in candidates]
+                             if w not in candidates and w not in where.full]
+
+
+def _raise_if_out_of_space(where: WriteTargets, errors: dict[str, BaseException]) -> None:
+    """A write short of copies because workers are out of room is refused
+    as such: if any worker was left out as full or refused for want of
+    space, and every other failure was that too."""
+    refused = {w for w, e in errors.items() if isinstance(e, InsufficientStorage)}
+    if not where.full and not refused:
+        return
+    if len(refused) < len(errors):
+        return  # something else failed as well: not only a question of space
+    full = sorted(where.full | refused)
+    raise InsufficientStorage(
+        f"not enough storage space: worker(s) {', '.join(full)} are full (down to their "
+        "reserved free space); delete files to make room")

@@ -14,6 +14,7 @@ from echofs.core.errors import (
     ChunkMissing,
     CorruptChunk,
     EchoFSError,
+    InsufficientStorage,
     Unavailable,
 )
 from echofs.core.vocabulary import Verdict
@@ -27,13 +28,15 @@ def status_to_msg(status: WorkerStatus) -> WorkerStatusMsg:
         worker_id=status.worker_id, store=status.store, chunk_count=usage.chunk_count,
         bytes_stored=usage.bytes_stored, capacity_bytes=usage.capacity_bytes,
         free_bytes=usage.free_bytes, inflight=status.inflight, started_at=status.started_at,
+        reserve_bytes=usage.reserve_bytes,
     )
 
 
 def status_from_msg(msg: WorkerStatusMsg) -> WorkerStatus:
     return WorkerStatus(
         worker_id=msg.worker_id, store=msg.store,
-        usage=StoreUsage(msg.chunk_count, msg.bytes_stored, msg.capacity_bytes, msg.free_bytes),
+        usage=StoreUsage(msg.chunk_count, msg.bytes_stored, msg.capacity_bytes, msg.free_bytes,
+                         msg.reserve_bytes),
         inflight=msg.inflight, started_at=msg.started_at,
     )
 
@@ -49,6 +52,7 @@ _TO_GRPC: list[tuple[type[EchoFSError], Status]] = [
     (CorruptChunk, Status.DATA_LOSS),
     (BadRequest, Status.INVALID_ARGUMENT),
     (Unavailable, Status.UNAVAILABLE),
+    (InsufficientStorage, Status.RESOURCE_EXHAUSTED),
 ]
 
 
@@ -69,4 +73,6 @@ def from_grpc_error(exc: GRPCError) -> Exception:
         return CorruptChunk(message)
     if exc.status is Status.INVALID_ARGUMENT:
         return BadRequest(message)
+    if exc.status is Status.RESOURCE_EXHAUSTED:
+        return InsufficientStorage(message)
     return Unavailable(f"worker RPC failed ({exc.status.name}): {message}")

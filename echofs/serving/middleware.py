@@ -54,6 +54,7 @@ _HTTP_CODES = {
     413: "payload_too_large", 414: "uri_too_long", 415: "unsupported_media_type",
     416: "range_not_satisfiable", 422: "unprocessable", 429: "rate_limited",
     431: "headers_too_large", 503: "unavailable",
+    507: "insufficient_storage",
 }
 
 

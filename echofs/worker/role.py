@@ -39,7 +39,8 @@ class WorkerRole(Lifecycle):
         spec = settings.store or f"local:{Path(settings.data_dir) / 'workers' / self.worker_id}"
         self.service = WorkerService(self.worker_id, open_store(
             spec, worker_id=self.worker_id, s3_bucket=settings.s3_bucket,
-            s3_endpoint_url=settings.s3_endpoint_url, aws_region=settings.aws_region))
+            s3_endpoint_url=settings.s3_endpoint_url, aws_region=settings.aws_region,
+            reserve=settings.store_space_reserve))
 
     async def _start(self, stack: AsyncExitStack) -> None:
         s = self.settings
@@ -78,5 +79,7 @@ class WorkerRole(Lifecycle):
             "store": status.store, "chunk_count": status.usage.chunk_count,
             "bytes_stored": status.usage.bytes_stored,
             "capacity_bytes": status.usage.capacity_bytes,
-            "free_bytes": status.usage.free_bytes, "inflight": status.inflight,
+            "free_bytes": status.usage.free_bytes,
+            "reserve_bytes": status.usage.reserve_bytes, "space": status.usage.space,
+            "inflight": status.inflight,
         })

@@ -212,11 +212,12 @@ async def test_health_and_workers_health(http):
     async with http.get("/api/v1/health") as resp:
         health = await resp.json()
     assert resp.status == 200 and health["status"] == "ok"
-    assert health["workers"] == {"alive": 3, "total": 3}
+    assert health["workers"] == {"alive": 3, "total": 3, "full": []}
     async with http.get("/api/v1/workers/health") as resp:
         workers = (await resp.json())["workers"]
     assert [w["id"] for w in workers] == ["w1", "w2", "w3"]
     for worker in workers:
         assert worker["state"] == "alive"
+        assert worker["space"] == "ok"
         assert worker["capacity_bytes"] > 0
         assert worker["chunk_count"] == 0

@@ -760,9 +760,9 @@
     const tbody = $("storage-workers-body");
     clear(tbody);
     for (const w of workers) {
-      tbody.append(el("tr", { dataset: { workerId: w.id, state: w.state } },
+      tbody.append(el("tr", { dataset: { workerId: w.id, state: w.state, space: w.space || "" } },
         el("td", {}, w.id),
-        el("td", {}, el("span", { class: `badge state-${w.state}` }, w.state)),
+        el("td", {}, el("span", { class: `badge state-${w.state}` }, w.state), spaceBadge(w)),
         el("td", { class: "num chunks" }, w.chunk_count ?? "–"),
         el("td", { class: "num stored" }, formatBytes(w.bytes_stored)),
         el("td", { class: "num disk-col" }, formatBytes(w.capacity_bytes)),
@@ -853,14 +853,23 @@
 
   // -- workers ------------------------------------------------------------------------------
 
+  // A store down to its reserved free space takes no new chunks (uploads may
+  // answer 507) but still serves reads and deletes; "low" is close to that.
+  const SPACE_LABELS = { full: "full: no space for new data", low: "low on space" };
+
+  function spaceBadge(w) {
+    const label = SPACE_LABELS[w.space];
+    return label ? el("span", { class: `badge space-${w.space}` }, label) : null;
+  }
+
   async function refreshWorkers() {
     const body = await api("GET", "/workers/health");
     const tbody = $("workers-body");
     clear(tbody);
     for (const w of body.workers) {
-      tbody.append(el("tr", { dataset: { workerId: w.id, state: w.state } },
+      tbody.append(el("tr", { dataset: { workerId: w.id, state: w.state, space: w.space || "" } },
         el("td", {}, w.id),
-        el("td", {}, el("span", { class: `badge state-${w.state}` }, w.state)),
+        el("td", {}, el("span", { class: `badge state-${w.state}` }, w.state), spaceBadge(w)),
         el("td", { class: "num disk-col" }, formatBytes(w.capacity_bytes)),
         el("td", { class: "num disk-col" }, formatBytes(w.free_bytes)),
         el("td", { class: "num" }, formatBytes(w.bytes_stored)),
@@ -871,7 +880,9 @@
         el("td", { class: "small muted" }, w.store || "–")));
     }
     showSharedDisk(body.workers, $("workers-table"), $("workers-disk"));
-    $("workers-summary").textContent = `${body.alive} of ${body.total} alive`;
+    const full = body.workers.filter((w) => w.space === "full").length;
+    $("workers-summary").textContent = `${body.alive} of ${body.total} alive`
+      + (full ? ` · ${full} full` : "");
     $("workers-updated").textContent = `Last update ${new Date().toLocaleTimeString()}.`;
   }
 

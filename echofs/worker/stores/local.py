@@ -6,29 +6,37 @@ file, is fsync'd, renamed into place and the directory fsync'd: after ``put``
 returns the chunk survives a power cut, and a crash mid-write leaves only a
 temporary file, which ``open`` removes.
 
+A put that would leave less free space than the store's reserve is refused
+with :class:`~echofs.core.errors.InsufficientStorage` (so is one the disk
+itself refuses, ENOSPC, its partial temporary file removed); deletes are
+never refused.
+
 File I/O runs in threads so the event loop keeps serving other requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from echofs.core.chunk_codec import is_chunk_id
-from echofs.core.errors import ChunkMissing
+from echofs.core.errors import ChunkMissing, InsufficientStorage
+from echofs.core.space import NO_RESERVE, SpaceReserve
 from echofs.core.worker_status import StoreUsage
+from echofs.disk_space import ROOM_LOCK, check_room, measure
 from echofs.worker.stores.base import ChunkStore
 from echofs.worker.stores.fsync import fsync_dir
 
 
 class LocalChunkStore(ChunkStore):
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, reserve: SpaceReserve = NO_RESERVE) -> None:
         self.root = Path(root)
         self.description = f"local:{self.root}"
+        self.reserve = reserve
         self._chunks = self.root / "chunks"
         self._tmp = self.root / "tmp"
         self._count = 0
@@ -67,15 +75,17 @@ class LocalChunkStore(ChunkStore):
         """Write ``frame`` durably at ``path``; True if the id was new here."""
         self._tmp.mkdir(parents=True, exist_ok=True)
         tmp = self._tmp / f"{path.name}.{uuid.uuid4().hex}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            view = memoryview(frame)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            with ROOM_LOCK:
+                check_room(self.root, self.reserve, len(frame), self.description)
+                fd = _written(tmp, frame)
+            _sync_and_close(fd)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)  # a partial copy must not eat the reserve
+            if exc.errno == errno.ENOSPC:
+                raise InsufficientStorage(f"{self.description}: no space left on device "
+                                          f"for a {len(frame)}-byte chunk") from exc
+            raise
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -123,8 +133,30 @@ class LocalChunkStore(ChunkStore):
             yield name
 
     async def usage(self) -> StoreUsage:
-        disk = await asyncio.to_thread(_disk_usage, self.root)
-        return StoreUsage(self._count, self._bytes, disk.total, disk.free)
+        disk = await asyncio.to_thread(measure, self.root)
+        return StoreUsage(self._count, self._bytes, disk.total, disk.free,
+                          self.reserve.bytes_for(disk.total))
+
+
+def _written(path: Path, frame: bytes) -> int:
+    """``frame`` written to a new file at ``path`` (not synced yet): its fd."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(frame)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _sync_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _unlink_size(path: Path) -> int | None:
@@ -134,11 +166,3 @@ def _unlink_size(path: Path) -> int | None:
     except FileNotFoundError:
         return None
     return size
-
-
-def _disk_usage(root: Path) -> shutil._ntuple_diskusage:
-    try:
-        return shutil.disk_usage(root)
-    except FileNotFoundError:
-        return shutil.disk_usage(root.parent if root.parent.exists() else "/")
-

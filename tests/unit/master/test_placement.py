@@ -10,11 +10,15 @@ class FakeMembership:
     """Liveness by hand: who is alive, who suspect; everyone else is dead."""
 
     def __init__(self, alive: list[str], suspect: tuple[str, ...] = (),
-                 rtt: dict[str, float] | None = None) -> None:
+                 rtt: dict[str, float] | None = None, full: tuple[str, ...] = ()) -> None:
         self.alive, self.suspect, self.rtt = alive, list(suspect), rtt or {}
+        self.full = list(full)
 
     def live_ids(self) -> list[str]:
         return sorted(self.alive)
+
+    def full_ids(self) -> list[str]:
+        return sorted(self.full)
 
     def placeable_ids(self) -> list[str]:
         return sorted([*self.alive, *self.suspect])
@@ -75,3 +79,18 @@ def test_homes_leave_dead_workers_out():
 def test_fastest_first_is_the_membership_read_order():
     membership = FakeMembership(["w1", "w2", "w3"], rtt={"w1": 0.3, "w2": 0.1, "w3": 0.2})
     assert Placement(membership, 3).fastest_first({"w1", "w2", "w3"}) == ["w2", "w3", "w1"]
+
+
+def test_write_targets_go_around_full_workers_that_stay_live():
+    ranked = place("c1", WORKERS, 6)
+    full = tuple(ranked[:2])  # the two best-ranked have no room left
+    where = Placement(FakeMembership(WORKERS, full=full), 3).write_targets("c1")
+    assert where.targets == ranked[2:5]
+    # Still live: the copies they already hold count for deduplication.
+    assert where.live == frozenset(WORKERS)
+    assert where.full == frozenset(full)
+
+
+def test_with_every_worker_full_there_is_no_target():
+    where = Placement(FakeMembership(WORKERS, full=tuple(WORKERS)), 3).write_targets("c1")
+    assert where.targets == []

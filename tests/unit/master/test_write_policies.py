@@ -9,7 +9,7 @@ import pytest
 
 from echofs.core.chunk_codec import EncodedChunk
 from echofs.core.consistency import Mode
-from echofs.core.errors import QuorumNotReached
+from echofs.core.errors import InsufficientStorage, QuorumNotReached
 from echofs.core.vocabulary import ReplicationReason
 from echofs.master.placement import WriteTargets
 from echofs.master.policy_router import ModeRouter
@@ -29,13 +29,16 @@ CHUNK = EncodedChunk("c" * 64, raw_size=10, compressed=False, frame=b"0123456789
 class FakeChunkIO:
     """Puts succeed, unless the worker is told to fail or to hang."""
 
-    def __init__(self, failing: tuple[str, ...] = (), hanging: tuple[str, ...] = ()) -> None:
-        self.failing, self.hanging = failing, hanging
+    def __init__(self, failing: tuple[str, ...] = (), hanging: tuple[str, ...] = (),
+                 full: tuple[str, ...] = ()) -> None:
+        self.failing, self.hanging, self.full = failing, hanging, full
         self.stored: list[str] = []
 
     async def put(self, worker_id: str, chunk_id: str, frame: bytes) -> None:
         if worker_id in self.hanging:
             await asyncio.Event().wait()
+        if worker_id in self.full:
+            raise InsufficientStorage(f"{worker_id} is down to its reserve")
         if worker_id in self.failing:
             raise ConnectionError(f"{worker_id} refused")
         self.stored.append(worker_id)
@@ -85,8 +88,9 @@ def tools(chunk_io: FakeChunkIO, placement: FakePlacement | None = None
 
 
 def write(targets: list[str], live: set[str], recorded: tuple[str, ...] = (),
-          held: list[str] | None = None) -> ChunkWrite:
-    return ChunkWrite(CHUNK, recorded, held or [], WriteTargets(targets, frozenset(live)))
+          held: list[str] | None = None, full: tuple[str, ...] = ()) -> ChunkWrite:
+    return ChunkWrite(CHUNK, recorded, held or [],
+                      WriteTargets(targets, frozenset(live), frozenset(full)))
 
 
 # -- the registry ------------------------------------------------------------------------
@@ -183,6 +187,47 @@ async def test_strong_fails_when_puts_fail_below_quorum():
     assert raised.value.message.startswith(
         f"chunk {CHUNK.chunk_id[:12]} reached 1 of 2 required replicas (")
     assert repo.intents == []
+
+
+async def test_strong_without_enough_workers_with_room_is_insufficient_storage():
+    # Placement left the two full workers out: one target remains.
+    kit, _, _ = tools(FakeChunkIO())
+    with pytest.raises(InsufficientStorage) as raised:
+        await QuorumWrite().store(write(["w3"], {"w1", "w2", "w3"}, full=("w1", "w2")), kit)
+    assert raised.value.status == 507
+    assert "w1, w2 are full" in raised.value.message
+
+
+async def test_strong_refused_for_space_by_its_targets_is_insufficient_storage():
+    # Heartbeats had not said so yet: the workers refuse the puts themselves.
+    kit, repo, _ = tools(FakeChunkIO(full=("w2", "w3")))
+    with pytest.raises(InsufficientStorage):
+        await QuorumWrite().store(write(["w1", "w2", "w3"], {"w1", "w2", "w3"}), kit)
+    assert repo.intents == []
+
+
+async def test_strong_short_for_space_and_a_failure_is_still_a_lost_quorum():
+    kit, _, _ = tools(FakeChunkIO(full=("w2",), failing=("w3",)))
+    with pytest.raises(QuorumNotReached):
+        await QuorumWrite().store(write(["w1", "w2", "w3"], {"w1", "w2", "w3"}), kit)
+
+
+@pytest.mark.parametrize("policy", [TargetCopyWrite, SloppyWrite])
+async def test_one_copy_writes_with_every_worker_full_are_insufficient_storage(policy):
+    io = FakeChunkIO(full=("w1", "w2", "w3"))
+    kit, repo, _ = tools(io)
+    with pytest.raises(InsufficientStorage):
+        await policy().store(write(["w1", "w2", "w3"], {"w1", "w2", "w3"}), kit)
+    assert repo.partial == []
+
+
+async def test_sloppy_write_skips_full_workers_off_its_targets():
+    io = FakeChunkIO(failing=("w1",))
+    kit, _, _ = tools(io, FakePlacement(rtt_order=("w4", "w5")))
+    stored = await SloppyWrite().store(
+        write(["w1"], {"w1", "w4", "w5"}, full=("w4",)), kit)
+    assert stored.replicas == ("w5",)
+    assert "w4" not in io.stored
 
 
 # -- hybrid ------------------------------------------------------------------------------

@@ -19,6 +19,13 @@ a volume never has unacknowledged bytes in the middle. After each fdatasync
 the thread checks that the file is still linked: a volume deleted from under
 the store (a wiped disk) fails the batch instead of acknowledging writes
 that no longer have a file.
+
+Before each batch the thread measures the disk: puts that would leave less
+free space than the store's reserve are refused (InsufficientStorage)
+without touching the file, tombstones always go (they are what frees space).
+A batch the disk refuses all the same (ENOSPC) is cut off like any failed
+one. The store may ask for the volume being appended to to be sealed
+(:meth:`Appender.seal`), so that compaction can take it when space is short.
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from echofs.core.errors import InsufficientStorage
+from echofs.core.space import NO_RESERVE, SpaceReserve
+from echofs.disk_space import ROOM_LOCK, DiskSpace, measure
 from echofs.worker.stores.volume.files import fsync_dir, volume_name
 from echofs.worker.stores.volume.records import HEADER_SIZE, Kind, encode_header
 
@@ -64,6 +74,10 @@ class BatchOutcome:
     error: OSError | None = None
     opened: int | None = None  # a volume created for this batch
     lost: int | None = None  # a volume found deleted from under the store
+    refused: list[Append] = field(default_factory=list)  # puts over the reserve
+    refusal: InsufficientStorage | None = None  # why they were refused
+    space: DiskSpace | None = None  # the disk as measured before the batch
+    sealed: int | None = None  # a volume no longer appended to (see seal)
 
 
 class VolumeRemoved(OSError):
@@ -73,10 +87,12 @@ class VolumeRemoved(OSError):
 class Appender:
     def __init__(self, directory: Path, *, loop: asyncio.AbstractEventLoop,
                  on_batch: Callable[[BatchOutcome], None], next_seq: int,
-                 volume_limit: int, resume: tuple[int, int] | None = None) -> None:
+                 volume_limit: int, resume: tuple[int, int] | None = None,
+                 reserve: SpaceReserve = NO_RESERVE) -> None:
         """``resume``: (number, size) of a volume to keep appending to."""
         self.directory = directory
         self.volume_limit = volume_limit
+        self.reserve = reserve
         self._loop = loop
         self._on_batch = on_batch
         self._next_seq = next_seq
@@ -86,6 +102,7 @@ class Appender:
         self._queue: deque[Append] = deque()
         self._cond = threading.Condition()
         self._stopping = False
+        self._seal = False
         self._thread = threading.Thread(target=self._run, name=f"volume-writer {directory}",
                                         daemon=True)
 
@@ -99,6 +116,13 @@ class Appender:
             self._queue.append(item)
             self._cond.notify()
 
+    def seal(self) -> None:
+        """Stop appending to the current volume; the next batch starts a new
+        one. Reported back as ``BatchOutcome.sealed``."""
+        with self._cond:
+            self._seal = True
+            self._cond.notify()
+
     def stop(self) -> None:
         """Write what is queued, then end the thread (blocks: call in a thread)."""
         with self._cond:
@@ -109,14 +133,18 @@ class Appender:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._stopping:
+                while not self._queue and not self._stopping and not self._seal:
                     self._cond.wait()
-                if not self._queue:
+                seal, self._seal = self._seal, False
+                if not self._queue and not seal:
                     break
-                batch = self._take()
-            outcome = self._write(batch)
+                batch = self._take() if self._queue else []
+            outcomes = [self._write(batch)] if batch else []
+            if seal:
+                outcomes.append(self._sealed())
             try:
-                self._loop.call_soon_threadsafe(self._on_batch, outcome)
+                for outcome in outcomes:
+                    self._loop.call_soon_threadsafe(self._on_batch, outcome)
             except RuntimeError:  # the loop is gone: nobody awaits these any more
                 break
         self._close()
@@ -138,21 +166,34 @@ class Appender:
             size += item.record_len
         return batch
 
+    def _sealed(self) -> BatchOutcome:
+        outcome = BatchOutcome([])
+        self._resume = False
+        if self._fd >= 0 or self._seq:  # one open, or one to resume
+            outcome.sealed = self._seq
+        self._close()
+        return outcome
+
     def _write(self, batch: list[Append]) -> BatchOutcome:
         outcome = BatchOutcome(batch)
         start = -1
         try:
-            self._ready(outcome, sum(item.record_len for item in batch))
-            start = pos = self._end
-            buffers: list[bytes | memoryview] = []
-            for item in batch:
-                frame = item.frame
-                buffers.append(encode_header(item.kind, bytes.fromhex(item.chunk_id), frame))
-                if frame:
-                    buffers.append(frame)
-                outcome.offsets.append(pos)
-                pos += item.record_len
-            _pwritev_all(self._fd, buffers, start)
+            with ROOM_LOCK:
+                self._refuse_over_reserve(outcome)
+                batch = outcome.items
+                if not batch:
+                    return outcome
+                self._ready(outcome, sum(item.record_len for item in batch))
+                start = pos = self._end
+                buffers: list[bytes | memoryview] = []
+                for item in batch:
+                    frame = item.frame
+                    buffers.append(encode_header(item.kind, bytes.fromhex(item.chunk_id), frame))
+                    if frame:
+                        buffers.append(frame)
+                    outcome.offsets.append(pos)
+                    pos += item.record_len
+                _pwritev_all(self._fd, buffers, start)
             os.fdatasync(self._fd)
             if os.fstat(self._fd).st_nlink == 0:
                 outcome.lost = self._seq
@@ -165,6 +206,25 @@ class Appender:
         self._end = pos
         outcome.seq, outcome.end = self._seq, pos
         return outcome
+
+    def _refuse_over_reserve(self, outcome: BatchOutcome) -> None:
+        """Move the puts that would eat into the reserve from ``outcome.items``
+        to ``outcome.refused``; tombstones always stay."""
+        space = outcome.space = measure(self.directory)
+        reserve = self.reserve.bytes_for(space.total)
+        room = space.free - reserve
+        kept: list[Append] = []
+        for item in outcome.items:
+            if item.kind is Kind.PUT and item.record_len > room:
+                outcome.refused.append(item)
+                continue
+            room -= item.record_len
+            kept.append(item)
+        if outcome.refused:
+            outcome.items = kept
+            outcome.refusal = InsufficientStorage(
+                f"not enough free space on {self.directory.parent}: {space.free} bytes free, "
+                f"{reserve} kept in reserve; delete files to make room")
 
     def _ready(self, outcome: BatchOutcome, batch_bytes: int) -> None:
         """Have a volume with room for the batch (noting in ``outcome`` one

@@ -11,7 +11,10 @@ and writes go on. Steps, with what a crash after each leaves:
    volume exists. (A tombstone's put is always older than it: in its own
    volume it was dropped as garbage; in an older volume it may still be on
    disk until that volume is compacted too.)
-2. :func:`write_generation` (thread): copy the kept records verbatim
+2. :func:`write_generation` (thread): if the disk has room for them beside
+   the store's reserve (checked, and the room allocated, under the lock every
+   writer of the process takes: an embedded node's workers share one disk;
+   else the volume is left as it is, for later), copy the kept records verbatim
    (``copy_file_range``: the kernel copies, frames never pass through
    Python) into ``NNNNNNNN.G.vol.tmp``, then fdatasync it.
    Crash: the temp file is deleted at the next open; the old volume is intact.
@@ -41,9 +44,11 @@ import asyncio
 import errno
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from echofs.disk_space import ROOM_LOCK
 from echofs.worker.stores.volume.files import TMP_SUFFIX, VolumeFile, fsync_dir, volume_name
 from echofs.worker.stores.volume.index import ChunkIndex, Location
 from echofs.worker.stores.volume.records import Kind, ScannedRecord, scan
@@ -63,10 +68,36 @@ def plan_records(fd: int, size: int) -> list[ScannedRecord]:
 
 
 def write_generation(directory: Path, src_fd: int, seq: int, gen: int,
-                     keep: list[ScannedRecord]) -> Written:
-    """Copy ``keep`` into a synced temp file for generation ``gen``."""
+                     keep: list[ScannedRecord],
+                     has_room: Callable[[int], bool] = lambda size: True) -> Written | None:
+    """Copy ``keep`` into a synced temp file for generation ``gen``; None,
+    writing nothing, unless ``has_room`` for their bytes. If the copy fails
+    (the disk full, most likely) the temp file goes at once: left for the
+    next open to delete, it would hold on to the space it took."""
     tmp = directory / (volume_name(seq, gen) + TMP_SUFFIX)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    size = sum(record.header.record_len for record in keep)
+    try:
+        with ROOM_LOCK:
+            if not has_room(size):
+                return None
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            _allocate(fd, size)  # the room checked for is taken before the lock goes
+        return _copy_records(fd, src_fd, keep)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _allocate(fd: int, size: int) -> None:
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in _NO_COPY_RANGE:  # a file system that cannot: copy anyway
+            os.close(fd)
+            raise
+
+
+def _copy_records(fd: int, src_fd: int, keep: list[ScannedRecord]) -> Written:
     try:
         offsets, ranges, pos = [], [], 0
         for record in keep:
@@ -120,10 +151,14 @@ class Compactor:
     """Compacts the volumes of one store: its folder, index and volume table."""
 
     def __init__(self, directory: Path, index: ChunkIndex,
-                 volumes: dict[int, VolumeFile]) -> None:
+                 volumes: dict[int, VolumeFile],
+                 has_room: Callable[[int], bool] = lambda size: True) -> None:
+        """``has_room(size)``: may a new generation of ``size`` bytes be
+        written now (called in a thread, just before)?"""
         self.directory = directory
         self.index = index
         self.volumes = volumes
+        self.has_room = has_room
 
     async def compact(self, seq: int) -> int:
         """Rewrite volume ``seq`` with only what is still needed; bytes freed."""
@@ -136,7 +171,13 @@ class Compactor:
             written = None
             if keep:
                 written = await asyncio.to_thread(write_generation, self.directory, old.fd,
-                                                  seq, gen, keep)
+                                                  seq, gen, keep, self.has_room)
+                if written is None:
+                    # Short of space this is retried every few seconds: not
+                    # worth a line each time.
+                    log.debug("volume %d of %s not compacted: no room for its %d live "
+                              "records beside the reserve", seq, self.directory, len(keep))
+                    return 0
                 await asyncio.to_thread(publish, self.directory, seq, gen)
         finally:
             old.release()

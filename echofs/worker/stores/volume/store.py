@@ -32,22 +32,34 @@ the still-open file, and its bytes are still right.
 Background: sealed volumes with enough garbage are compacted (``compaction``),
 and the index snapshot is rewritten at each rollover, after compaction and at
 close, so an open scans only what was written since (``recovery``).
+
+Space: puts that would eat into the store's reserve of free space are refused
+with :class:`~echofs.core.errors.InsufficientStorage` (as is a batch the disk
+itself refuses, ENOSPC: its partial bytes are cut off, the store goes on);
+deletes never are. While the disk is low on space (within one reserve of
+full), deleted bytes are given back at once rather than at the usual garbage
+share: any volume with :data:`PRESSURE_GARBAGE` (or an eighth of it) of
+garbage is compacted as soon as its live records fit in the free space, and
+the volume being appended to is sealed first so it can be. Unless set,
+volumes are sized to half the reserve at most, so that any one of them can
+be compacted within the reserve however full the disk.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
 import fcntl
 import logging
 import os
-import shutil
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 from echofs.core.chunk_codec import is_chunk_id
-from echofs.core.errors import ChunkMissing, CorruptChunk
+from echofs.core.errors import ChunkMissing, CorruptChunk, InsufficientStorage
+from echofs.core.space import NO_RESERVE, SpaceReserve, SpaceState
 from echofs.core.worker_status import StoreUsage
+from echofs.disk_space import DiskSpace, measure
 from echofs.worker.stores.base import ChunkStore
 from echofs.worker.stores.volume.appender import Append, Appender, BatchOutcome
 from echofs.worker.stores.volume.compaction import Compactor
@@ -60,10 +72,17 @@ from echofs.worker.stores.volume.recovery import Recovered, recover
 log = logging.getLogger(__name__)
 
 DEFAULT_VOLUME_SIZE = 1024 * 1024 * 1024
+# The least a volume is sized to when it follows the reserve.
+MIN_VOLUME_SIZE = 256 * 1024
 DEFAULT_COMPACT_RATIO = 0.5
 # Records up to this size are read on the event loop: a page-cache pread of
 # 64 KiB takes a few microseconds, a thread hop tens.
 READ_ON_LOOP = 64 * 1024
+# Under space pressure a volume is compacted once this much of it (or a
+# eighth of it, if less) is garbage: enough to be worth a rewrite.
+PRESSURE_GARBAGE = 1024 * 1024
+# Short of space, how often maintenance looks again without being woken.
+PRESSURE_RECHECK = 1.0
 _LOCK_NAME = "LOCK"
 
 
@@ -72,23 +91,32 @@ class StoreInUse(OSError):
 
 
 class VolumeChunkStore(ChunkStore):
-    def __init__(self, root: Path, *, volume_size: int = DEFAULT_VOLUME_SIZE,
-                 compact_ratio: float = DEFAULT_COMPACT_RATIO) -> None:
-        if volume_size <= HEADER_SIZE:
+    def __init__(self, root: Path, *, volume_size: int | None = None,
+                 compact_ratio: float = DEFAULT_COMPACT_RATIO,
+                 reserve: SpaceReserve = NO_RESERVE) -> None:
+        """``volume_size`` unset: :data:`DEFAULT_VOLUME_SIZE`, or half the
+        reserve if that is smaller (see :meth:`open`)."""
+        if volume_size is not None and volume_size <= HEADER_SIZE:
             raise ValueError(f"volume size {volume_size} is too small")
         if not 0 < compact_ratio <= 1:
             raise ValueError(f"compaction ratio {compact_ratio} is not in (0, 1]")
         self.root = Path(root)
         self.description = f"local:{self.root}"
-        self.volume_size = volume_size
+        self._volume_size = volume_size
+        self.volume_size = volume_size or DEFAULT_VOLUME_SIZE
         self.compact_ratio = compact_ratio
+        self.reserve = reserve
+        # The disk as last measured (by the writer, before each batch).
+        self._space: DiskSpace | None = None
+        self._short_noted = False  # maintenance ran out of space, and said so
         self._dir = self.root / VOLUMES_DIR
         self._index = ChunkIndex()
         self._volumes: dict[int, VolumeFile] = {}
         self._active: int | None = None  # the volume appends go to, as last heard
         self._legacy: LegacyChunks | None = None
         self._appender: Appender | None = None
-        self._compactor = Compactor(self._dir, self._index, self._volumes)
+        self._compactor = Compactor(self._dir, self._index, self._volumes,
+                                    has_room=self._room_for)
         self._compacting = asyncio.Lock()
         self._snapshotting = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -106,6 +134,14 @@ class VolumeChunkStore(ChunkStore):
             return
         loop = asyncio.get_running_loop()
         recovered = await asyncio.to_thread(self._open_files)
+        if self._volume_size is None:
+            # Any one sealed volume can then be compacted within the reserve,
+            # however full the disk: a volume larger than the free space could
+            # only give its deleted bytes back once every record in it was.
+            total = (await asyncio.to_thread(measure, self.root)).total
+            half_reserve = self.reserve.bytes_for(total) // 2
+            self.volume_size = min(DEFAULT_VOLUME_SIZE,
+                                   max(MIN_VOLUME_SIZE, half_reserve or DEFAULT_VOLUME_SIZE))
         self._index = self._compactor.index = recovered.index
         self.opened_from = "snapshot" if recovered.from_snapshot else "scan"
         self._volumes.clear()
@@ -121,7 +157,8 @@ class VolumeChunkStore(ChunkStore):
         self._closing = False
         self._appender = Appender(self._dir, loop=loop, on_batch=self._applied,
                                   next_seq=(last.seq + 1) if last else 1,
-                                  volume_limit=self.volume_size, resume=resume)
+                                  volume_limit=self.volume_size, resume=resume,
+                                  reserve=self.reserve)
         self._appender.start()
         self._maintenance = asyncio.create_task(self._maintain(),
                                                 name=f"volume maintenance {self.root}")
@@ -234,8 +271,11 @@ class VolumeChunkStore(ChunkStore):
         if self._legacy is not None:
             legacy_count, legacy_bytes = await self._legacy.counts()
             count, stored = count + legacy_count, stored + legacy_bytes
-        disk = await asyncio.to_thread(_disk_usage, self.root)
-        return StoreUsage(count, stored, disk.total, disk.free)
+        disk = self._space = await asyncio.to_thread(measure, self.root)
+        if self._pressed():
+            self._wake_if_compactable(list(self._volumes))
+        return StoreUsage(count, stored, disk.total, disk.free,
+                          self.reserve.bytes_for(disk.total))
 
     # -- beyond the contract -----------------------------------------------------------
 
@@ -244,12 +284,20 @@ class VolumeChunkStore(ChunkStore):
         threshold, now; bytes freed. (The background task calls this too.)"""
         freed = 0
         async with self._compacting:
-            for seq in sorted(self._volumes):
-                if self._closing:
+            while True:
+                progress = 0
+                for seq in sorted(self._volumes):
+                    if self._closing:
+                        break
+                    if self._compactable(seq):
+                        progress += await self._compactor.compact(seq)
+                        self._snapshot_due = True
+                freed += progress
+                if not progress or self._closing or not self._pressed():
                     break
-                if self._compactable(seq):
-                    freed += await self._compactor.compact(seq)
-                    self._snapshot_due = True
+                # Short of space, what was freed may let a volume be compacted
+                # that did not fit before: measure again and go round.
+                self._space = await asyncio.to_thread(measure, self.root)
         if self._snapshot_due and not self._closing:
             await self._save_snapshot()
         return freed
@@ -284,14 +332,24 @@ class VolumeChunkStore(ChunkStore):
     def _applied(self, outcome: BatchOutcome) -> None:
         """A batch is durable (or failed): apply it to the index in log order,
         then answer its callers. Runs on the event loop."""
+        if outcome.space is not None:
+            self._space = outcome.space
+        if outcome.sealed is not None and outcome.sealed == self._active:
+            self._active = None  # no volume is appended to until the next opens
+            self._wake_if_compactable([outcome.sealed])
         if outcome.opened is not None:
             self._opened(outcome.opened)
         if outcome.lost is not None:
             self._lose(outcome.lost)
+        for item in outcome.refused:
+            if not item.future.done():
+                assert outcome.refusal is not None
+                item.future.set_exception(outcome.refusal)
         if outcome.error is not None:
+            error = self._explained(outcome.error, outcome.items)
             for item in outcome.items:
                 if not item.future.done():
-                    item.future.set_exception(outcome.error)
+                    item.future.set_exception(error)
             return
         touched: set[int] = set()
         index = self._index
@@ -311,6 +369,14 @@ class VolumeChunkStore(ChunkStore):
         if volume is not None:
             volume.size = outcome.end
         self._wake_if_compactable(touched)
+
+    def _explained(self, error: OSError, items: list[Append]) -> Exception:
+        if error.errno != errno.ENOSPC:
+            return error
+        log.warning("%s: the disk is full (a batch of %d records refused; its bytes were "
+                    "cut off)", self.root, len(items))
+        return InsufficientStorage(f"no space left on the disk of {self.description}; "
+                                   "delete files to make room")
 
     def _opened(self, seq: int) -> None:
         """The writer rolled over: the volume before is sealed."""
@@ -355,34 +421,90 @@ class VolumeChunkStore(ChunkStore):
             return False
         return True
 
-    def _compactable(self, seq: int) -> bool:
+    def _pressed(self) -> bool:
+        """Is the disk within one reserve of full (as last measured)?"""
+        space = self._space
+        return space is not None and space.state(self.reserve) in (SpaceState.LOW,
+                                                                    SpaceState.FULL)
+
+    def _worth_compacting(self, seq: int) -> bool:
+        """Enough garbage in volume ``seq``, appended to or not."""
         volume = self._volumes.get(seq)
         if volume is None or volume.size == 0:
             return False
+        garbage = self._index.garbage.get(seq, 0)
+        if garbage >= self.compact_ratio * volume.size:
+            return True
+        if not self._pressed() or garbage == 0:
+            return False
+        # Short of space: worth it at less garbage, if the live records fit
+        # (the new generation is written before the old file goes).
+        space = self._space
+        assert space is not None
+        live = volume.size - garbage
+        enough = min(PRESSURE_GARBAGE, volume.size // 8)
+        return (garbage >= enough or live == 0) and self._fits(live, space)
+
+    def _fits(self, size: int, space: DiskSpace) -> bool:
+        # Compaction may use half the reserve: it gives back more than it
+        # takes, one volume at a time, and deletes keep the other half.
+        return size == 0 or size + self.reserve.bytes_for(space.total) // 2 <= space.free
+
+    def _room_for(self, size: int) -> bool:
+        """May compaction write ``size`` bytes now? (Measured afresh: runs in
+        the compaction's thread, just before it writes.)"""
+        return self._fits(size, measure(self._dir))
+
+    def _compactable(self, seq: int) -> bool:
         if self._active is not None and seq >= self._active:
             return False  # still (or possibly still) being appended to
-        return self._index.garbage.get(seq, 0) >= self.compact_ratio * volume.size
+        return self._worth_compacting(seq)
 
     def _wake_if_compactable(self, seqs: Iterable[int]) -> None:
+        seqs = list(seqs)
+        active = self._active
+        if (active is not None and active in seqs and self._pressed()
+                and self._appender is not None and self._worth_compacting(active)):
+            self._appender.seal()  # compacted once the writer has left it
         if any(self._compactable(seq) for seq in seqs):
             self._wake.set()
 
     async def _maintain(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            if await self._woken():
+                self._wake.clear()
             if self._closing:
                 return
             try:
                 await self.compact()
                 if self._snapshot_due:
                     await self._save_snapshot()
+                self._short_noted = False
             except OSError as exc:  # a disk error, a folder removed meanwhile
+                if exc.errno == errno.ENOSPC and self._short_noted:
+                    continue  # said once already: waits for more garbage or room
+                self._short_noted = exc.errno == errno.ENOSPC
                 log.warning("volume maintenance of %s failed (%s); retried on the next "
                             "change", self.root, exc)
             except Exception:
                 log.exception("volume maintenance of %s failed; retried on the next change",
                               self.root)
+
+    async def _woken(self) -> bool:
+        """Wait for a change worth a look. Short of space, also look again
+        every :data:`PRESSURE_RECHECK` seconds: a volume that did not fit
+        may fit now that other writers freed space (False then)."""
+        if not self._pressed():
+            await self._wake.wait()
+            return True
+        try:
+            async with asyncio.timeout(PRESSURE_RECHECK):
+                await self._wake.wait()
+            return True
+        except TimeoutError:
+            self._space = await asyncio.to_thread(measure, self.root)
+            self._wake_if_compactable(list(self._volumes))  # seals the active one if due
+            return False
 
     async def _save_snapshot(self) -> None:
         async with self._snapshotting:
@@ -398,9 +520,3 @@ class VolumeChunkStore(ChunkStore):
 def _check_id(chunk_id: str) -> None:
     if not is_chunk_id(chunk_id):
         raise ValueError(f"not a chunk id: {chunk_id!r}")
-
-
-def _disk_usage(root: Path) -> shutil._ntuple_diskusage:
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        return shutil.disk_usage(root)
-    return shutil.disk_usage(root.parent if root.parent.exists() else "/")

@@ -361,6 +361,12 @@ class WorkerStatus(betterproto2.Message):
 
     started_at: "float" = betterproto2.field(8, betterproto2.TYPE_DOUBLE)
 
+    reserve_bytes: "int" = betterproto2.field(9, betterproto2.TYPE_UINT64)
+    """
+    Free space the store keeps back and never fills with chunks: with less
+    than this (plus one chunk) free the worker takes no new chunks.
+    """
+
 
 default_message_pool.register_message("echofs.v1", "WorkerStatus", WorkerStatus)
 
