@@ -268,10 +268,15 @@ async def _login(client: AsyncClient, args: argparse.Namespace) -> None:
 
 
 async def _logout(client: AsyncClient, args: argparse.Namespace) -> None:
+    # Revoked on the server first: a token forgotten here but still valid
+    # there would go on working for whoever copied it.
+    revoked = await client.logout() if client.token else False
     forgotten = credentials.forget_login(client.base_url)
-    _emit(args, {"server": client.base_url, "forgotten": forgotten},
-          f"logged out of {client.base_url}" if forgotten
-          else f"no saved login for {client.base_url}")
+    text = (f"logged out of {client.base_url}" if forgotten
+            else f"no saved login for {client.base_url}")
+    if revoked:
+        text += "; every token of this account is revoked"
+    _emit(args, {"server": client.base_url, "forgotten": forgotten, "revoked": revoked}, text)
 
 
 # -- admin -------------------------------------------------------------------------------------

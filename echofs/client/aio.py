@@ -150,6 +150,12 @@ class AsyncClient:
     async def me(self) -> Identity:
         return Identity.from_json(await self._json("GET", f"{_API}/auth/me"))
 
+    async def logout(self) -> bool:
+        """Revoke every token of this account on the server; False if the
+        server already refused the token (expired, revoked, account gone)."""
+        async with self._request("POST", f"{_API}/auth/logout", accept=(401,)) as resp:
+            return resp.status != 401
+
     # -- uploads -------------------------------------------------------------------
 
     async def upload(self, source: Source, remote: str, *, consistency: str | None = None,

@@ -8,6 +8,7 @@ on the server, never sent to the client — anything unexpected, as a 500.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -74,6 +75,23 @@ def _unexpected(request: web.Request, request_id: str) -> web.Response:
                           f"for request {request_id}")
 
 
+def _out_of_space(exc: BaseException) -> bool:
+    """A disk full under us after all: the reserves keep EchoFS's own writes
+    off the last bytes, but something else may fill the disk. Then a write
+    fails deep down (ENOSPC; SQLite's "database or disk is full", wrapped by
+    SQLAlchemy) and the client is owed a 507, not a 500."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+            return True
+        if "database or disk is full" in str(cause):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def error_response(status: int, code: str, message: str,
                    headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}},
@@ -115,8 +133,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             status = CLIENT_CLOSED
             request[FACTS].error = str(exc) or "connection lost"
             response = web.Response(status=CLIENT_CLOSED)
-    except Exception:
-        response = _unexpected(request, request_id)
+    except Exception as exc:
+        if _out_of_space(exc):
+            log.warning("out of disk space", path=request.path, method=request.method,
+                        error=str(exc))
+            status = 507
+            response = error_response(507, "insufficient_storage",
+                                      "the server's disk is full; deleting data makes room")
+        else:
+            response = _unexpected(request, request_id)
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
     if not response.prepared:

@@ -360,6 +360,11 @@ def test_accounts_from_the_command_line(secured, env, tmp_path):
                                             ("Password again: ", "second try")])
     assert code == 2 and "the passwords do not match" in screen, screen
 
-    assert out(echofs("logout", env=env)) == f"logged out of {secured.url}\n"
+    root_token = json.loads(saved.read_text())["servers"][secured.url]["token"]
+    assert out(echofs("logout", env=env)) == (
+        f"logged out of {secured.url}; every token of this account is revoked\n")
     assert out(echofs("logout", env=env)) == f"no saved login for {secured.url}\n"
     one_line_error(echofs("ls", env=env, expect=None))
+    # Revoked on the server, not only forgotten here.
+    err = one_line_error(echofs("ls", env=env | {"ECHOFS_TOKEN": root_token}, expect=None))
+    assert "HTTP 401" in err and "token_revoked" in err, err

@@ -110,3 +110,26 @@ async def test_an_answer_the_server_cuts_short_is_one_warning_line_and_no_traceb
     assert len(lines) == 1 and "[warning" in lines[0], lines
     assert "status=499" in lines[0] and "error=download aborted" in lines[0]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+@pytest.mark.parametrize("failure", ["sqlite", "enospc"])
+async def test_a_disk_filled_by_someone_else_is_a_507(failure):
+    import errno
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    async def full(request: web.Request) -> web.Response:
+        if failure == "enospc":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        try:
+            raise sqlite3.OperationalError("database or disk is full")
+        except sqlite3.OperationalError as exc:  # as SQLAlchemy wraps it
+            raise sqlalchemy.exc.OperationalError("DELETE ...", (), exc) from exc
+
+    app = web.Application(middlewares=[error_middleware])
+    app.add_routes([web.delete("/full", full)])
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.delete("/full")
+        assert resp.status == 507
+        assert (await resp.json())["error"]["code"] == "insufficient_storage"
