@@ -13,6 +13,10 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+from echofs.core.chunk_codec import EncodedChunk, encode_chunk
+from echofs.core.errors import InsufficientStorage
+from echofs.worker.stores.base import ChunkStore
+
 
 class SmallDiskUnavailable(RuntimeError):
     """This process may not mount a file system here."""
@@ -34,3 +38,18 @@ def small_filesystem(where: Path, size: str) -> Iterator[Path]:
         # Lazy: a file a crashed server still holds open must not keep the
         # mount (and the test's temporary folder) around.
         subprocess.run(["umount", "-l", str(where)], check=False, capture_output=True)
+
+
+async def fill_store(store: ChunkStore, size: int = 200 * 1024,
+                     limit: int = 200) -> tuple[list[EncodedChunk], InsufficientStorage]:
+    """Put incompressible chunks until the store refuses one for want of
+    room: those stored, and the refusal."""
+    stored = []
+    for _ in range(limit):
+        enc = encode_chunk(os.urandom(size))
+        try:
+            await store.put(enc.chunk_id, enc.frame)
+        except InsufficientStorage as exc:
+            return stored, exc
+        stored.append(enc)
+    raise AssertionError("the disk never filled")

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from echofs.core.chunk_codec import encode_chunk
-from echofs.core.errors import InsufficientStorage
 from echofs.core.space import SpaceReserve
 from echofs.disk_space import DiskSpace
-from echofs.testing.small_disk import SmallDiskUnavailable, small_filesystem
+from echofs.testing.small_disk import SmallDiskUnavailable, fill_store, small_filesystem
 from echofs.worker.stores import local as local_module
 from echofs.worker.stores.local import LocalChunkStore
 
@@ -31,22 +30,10 @@ def disk(tmp_path: Path) -> Iterator[Path]:
         pytest.skip(str(exc))
 
 
-async def _fill(store: LocalChunkStore) -> tuple[list, InsufficientStorage]:
-    stored = []
-    for _ in range(100):
-        enc = encode_chunk(os.urandom(200 * 1024))
-        try:
-            await store.put(enc.chunk_id, enc.frame)
-        except InsufficientStorage as exc:
-            return stored, exc
-        stored.append(enc)
-    raise AssertionError("the disk never filled")
-
-
 async def test_puts_past_the_reserve_are_refused_and_deletes_free_space(disk: Path):
     store = LocalChunkStore(disk / "store", reserve=SpaceReserve(MIB))
     await store.open()
-    stored, refusal = await _fill(store)
+    stored, refusal = await fill_store(store)
     assert "reserve" in str(refusal)
     assert shutil.disk_usage(disk).free >= MIB
     assert (await store.usage()).reserve_bytes == MIB
@@ -65,7 +52,7 @@ async def test_a_put_the_disk_refuses_leaves_no_partial_file(
                         lambda *args: DiskSpace(1 << 40, 1 << 40))
     store = LocalChunkStore(disk / "store")
     await store.open()
-    stored, refusal = await _fill(store)
+    stored, refusal = await fill_store(store)
     assert "no space left" in str(refusal)
     assert list((disk / "store" / "tmp").iterdir()) == []
     for enc in stored:

@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from echofs.core.chunk_codec import EncodedChunk, encode_chunk
-from echofs.core.errors import InsufficientStorage
 from echofs.core.space import SpaceReserve, SpaceState
 from echofs.disk_space import DiskSpace
 from echofs.testing.disk import volume_paths
-from echofs.testing.small_disk import SmallDiskUnavailable, small_filesystem
+from echofs.testing.small_disk import SmallDiskUnavailable, fill_store, small_filesystem
 from echofs.worker.stores.volume import VolumeChunkStore
 from echofs.worker.stores.volume import appender as appender_module
 
@@ -38,25 +37,11 @@ def incompressible(size: int = 200 * 1024) -> EncodedChunk:
     return encode_chunk(os.urandom(size))
 
 
-async def fill(store: VolumeChunkStore, size: int = 200 * 1024,
-               limit: int = 200) -> tuple[list[EncodedChunk], InsufficientStorage]:
-    """Put chunks until the store refuses one: those stored, and the refusal."""
-    stored = []
-    for _ in range(limit):
-        enc = incompressible(size)
-        try:
-            await store.put(enc.chunk_id, enc.frame)
-        except InsufficientStorage as exc:
-            return stored, exc
-        stored.append(enc)
-    raise AssertionError("the disk never filled")
-
-
 async def test_puts_past_the_reserve_are_refused_and_reads_and_deletes_go_on(disk: Path):
     store = VolumeChunkStore(disk / "store", reserve=SpaceReserve(MIB))
     await store.open()
     try:
-        stored, refusal = await fill(store)
+        stored, refusal = await fill_store(store)
         assert "reserve" in str(refusal)
         assert len(stored) >= 5
         # The reserve is intact: the refused put wrote nothing.
@@ -81,7 +66,7 @@ async def test_a_batch_the_disk_refuses_is_cut_off_and_the_store_goes_on(
     store = VolumeChunkStore(disk / "store", reserve=SpaceReserve(MIB))
     await store.open()
     try:
-        stored, refusal = await fill(store)
+        stored, refusal = await fill_store(store)
         assert "no space left" in str(refusal)
         # Nothing of the refused batch is left in the files: each volume is
         # exactly as long as the records the store acknowledged in it.
@@ -117,7 +102,7 @@ async def test_under_pressure_deleted_bytes_go_back_to_the_file_system(disk: Pat
     await store.open()
     assert store.volume_size == MIB // 2
     try:
-        stored, _ = await fill(store, 100 * 1024)
+        stored, _ = await fill_store(store, 100 * 1024)
         full = _free(disk)
         # Delete every fourth chunk: no volume reaches the usual threshold
         # (half of it garbage), and the one being appended to is among them.
