@@ -62,6 +62,10 @@ class Settings:
     chunk_cache_bytes: int = field(default=32 * MIB, metadata={"env": "CHUNK_CACHE_BYTES"})
     write_timeout: float = field(default=30.0, metadata={"env": "WRITE_TIMEOUT"})
     read_timeout: float = field(default=10.0, metadata={"env": "READ_TIMEOUT"})
+    # Write pipeline (large chunks of strong writes in a process cluster): each
+    # hop of a chain gets this long, times the hops left below it, before the
+    # worker (or master) above cuts it out and the master sends directly.
+    chain_hop_timeout: float = field(default=2.0, metadata={"env": "CHAIN_HOP_TIMEOUT"})
     # Hedged reads: a chunk read slower than its replica's recent p99 latency,
     # clamped to these bounds, asks the next replica too (first good answer
     # wins), so a frozen worker costs at most the upper bound, not READ_TIMEOUT.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 
 from grpclib import GRPCError
 from grpclib.client import Channel
@@ -117,8 +118,9 @@ class ChainRelay:
         deadline = request.hop_timeout * len(hops)
         error: GRPCError | None = None
         try:
-            async with asyncio.timeout(deadline):
-                async for ack in self._forward(hops[0], onward, deadline):
+            async with (asyncio.timeout(deadline),
+                        aclosing(self._forward(hops[0], onward, deadline)) as relayed):
+                async for ack in relayed:
                     if ack.worker_id in expected and ack.worker_id not in answered:
                         answered.add(ack.worker_id)
                         acks.put_nowait(ack)
