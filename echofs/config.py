@@ -270,6 +270,8 @@ class Settings:
             raise ValueError("REPLICATION_FACTOR must be at least 1")
         if not 0 < self.read_hedge_min_delay <= self.read_hedge_max_delay:
             raise ValueError("READ_HEDGE_MIN_DELAY must be > 0 and ≤ READ_HEDGE_MAX_DELAY")
+        if self.chain_hop_timeout <= 0:
+            raise ValueError("CHAIN_HOP_TIMEOUT must be > 0")
         if self.replication_orphan_after < 0:
             raise ValueError("REPLICATION_ORPHAN_AFTER must not be negative")
         if self.default_mode not in ("strong", "hybrid", "available"):

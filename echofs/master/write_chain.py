@@ -10,7 +10,7 @@ per target, ending when that target's copy is durable or failed, so
 The master is the chain's hop zero and cuts it the way the relays do: the
 whole chain must answer within ``hop_timeout`` times its length. A target
 the chain never reached (a hop before it failed or stalled, the head went
-away, the head is too old to relay) fails as
+away, it or the hop is too old to relay) fails as
 :class:`~echofs.worker.client.HopNotReached`, which the policy answers by
 sending to it directly.
 """
@@ -70,6 +70,14 @@ class WriteChain:
     def _settle(self, outcome: HopOutcome) -> None:
         ack = self._acks.get(outcome.worker_id)
         if ack is None or ack.done():
+            return
+        if isinstance(outcome.error, ChainUnsupported):
+            # A worker too old to relay, down the chain: it gets its copy
+            # directly now, and fan-out from now on.
+            client = self.registry.client(outcome.worker_id)
+            if client is not None:
+                client.supports_chain = False
+            ack.set_exception(HopNotReached(str(outcome.error)))
             return
         if outcome.error is None:
             if outcome.worker_id == self.head.worker_id:

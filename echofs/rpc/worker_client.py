@@ -51,6 +51,8 @@ def hop_outcome(ack: ChainAck) -> HopOutcome:
         return HopOutcome(ack.worker_id, None)
     if ack.not_reached:
         return HopOutcome(ack.worker_id, HopNotReached(ack.message))
+    if ack.status == Status.UNIMPLEMENTED.value:  # an older worker down the chain
+        return HopOutcome(ack.worker_id, ChainUnsupported(ack.message))
     return HopOutcome(ack.worker_id, from_grpc_error(GRPCError(_status(ack.status), ack.message)))
 
 

@@ -48,11 +48,14 @@ class WorkerClient(abc.ABC):
     @abc.abstractmethod
     async def put_chunk(self, chunk_id: str, frame: bytes) -> None: ...
 
-    def put_chunk_chain(self, chunk_id: str, frame: bytes, downstream: Sequence[tuple[str, str]],
-                        hop_timeout: float) -> AsyncIterator[HopOutcome]:
+    async def put_chunk_chain(self, chunk_id: str, frame: bytes,
+                              downstream: Sequence[tuple[str, str]],
+                              hop_timeout: float) -> AsyncIterator[HopOutcome]:
         """Store the frame here and relay it down ``downstream`` ((worker id,
-        address) pairs), yielding one outcome per hop as each answers."""
+        address) pairs), yielding one outcome per hop as each answers. A hop
+        too old to relay answers :class:`ChainUnsupported`."""
         raise ChainUnsupported(f"worker {self.worker_id} cannot head a write pipeline")
+        yield  # an async generator, as every implementation is
 
     @abc.abstractmethod
     async def get_chunk(self, chunk_id: str) -> bytes: ...

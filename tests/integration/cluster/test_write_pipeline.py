@@ -22,8 +22,9 @@ from echofs.testing.metrics import scrape
 from echofs.testing.waiting import eventually
 
 MIB = 1024 * 1024
-# Short hop deadlines: a frozen worker is cut out of a chain in a second.
-PIPELINE_ENV = {"CHAIN_HOP_TIMEOUT": "0.5"}
+# Short hop deadlines: a frozen worker is cut out of a chain in a second. A
+# cluster token: workers relaying to each other must present it too.
+PIPELINE_ENV = {"CHAIN_HOP_TIMEOUT": "0.5", "CLUSTER_TOKEN": "pipeline-test-token"}
 SENT = "echofs_master_chunk_bytes_sent_total"
 
 

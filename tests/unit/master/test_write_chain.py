@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
+from grpclib import GRPCError
+from grpclib.const import Status
+
 from echofs.core.chunk_codec import EncodedChunk
 from echofs.core.errors import InsufficientStorage, Unavailable
 from echofs.core.vocabulary import ReplicationReason, Verdict
@@ -49,6 +52,8 @@ class _Cluster:
 
     async def _forward(self, hop: ChainHop, request: PutChunkChainRequest,
                        seconds: float) -> AsyncIterator[ChainAck]:
+        if hop.worker_id in self.old:
+            raise GRPCError(Status.UNIMPLEMENTED, "Method not found")
         await self._reach(hop.worker_id)
         async for ack in self.relays[hop.worker_id].relay(request):
             yield ack
@@ -215,3 +220,16 @@ async def test_a_worker_too_old_to_relay_gets_fan_out_and_is_remembered():
     assert stored.copies >= 2
     assert sorted(cluster.direct) == ["w1", "w2", "w3"]
     assert not tools.chunk_io.can_chain(list(WORKERS), len(FRAME))
+
+
+async def test_a_worker_too_old_to_relay_down_the_chain_gets_its_copy_directly():
+    cluster = _Cluster()
+    cluster.old.add("w2")
+    registry, tools, write, repo, stragglers = _setup(cluster)
+    stored = await QuorumWrite().store(write, tools)
+    await _settle(stragglers)
+    assert stored.copies >= 2 and repo.intents == []
+    # w3 never got it down the chain (w2 could not relay): both got it directly.
+    assert sorted(cluster.direct) == ["w2", "w3"]
+    assert cluster.stored == {w: [CHUNK.chunk_id] for w in WORKERS}
+    assert not registry.client("w2").supports_chain  # type: ignore[union-attr]
