@@ -19,6 +19,7 @@ copy goes, and it alone records copies.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 
@@ -26,9 +27,10 @@ from grpclib import GRPCError
 from grpclib.client import Channel
 from grpclib.const import Status
 
+from echofs.core.errors import BadRequest
 from echofs.observability.grpc import propagate_request_id
 from echofs.rpc.cluster_auth import send_cluster_token
-from echofs.rpc.convert import to_grpc_error
+from echofs.rpc.convert import is_unimplemented, to_grpc_error
 from echofs.rpc.generated.echofs.v1 import (
     ChainAck,
     ChainHop,
@@ -37,6 +39,8 @@ from echofs.rpc.generated.echofs.v1 import (
 )
 from echofs.rpc.worker_client import split_address
 from echofs.rpc.worker_transport import ChunkChannel
+
+log = logging.getLogger(__name__)
 
 # Stores a verified frame here (the worker service's put).
 StoreFrame = Callable[[str, bytes], Awaitable[None]]
@@ -84,9 +88,18 @@ class ChainRelay:
         self._store = store
         self._forward = forward
 
+    def check(self, request: PutChunkChainRequest) -> None:
+        """Refuse a chain this relay could not answer one ack per hop for."""
+        hops = [self.worker_id, *(hop.worker_id for hop in request.downstream)]
+        if len(set(hops)) != len(hops):
+            raise BadRequest(f"a write pipeline names each worker once, not {hops}")
+        if request.downstream and not request.hop_timeout > 0:
+            raise BadRequest("a write pipeline's hops need a hop timeout above 0")
+
     async def relay(self, request: PutChunkChainRequest) -> AsyncIterator[ChainAck]:
         """Yields exactly one ack per hop (this worker first among equals:
-        acks come in the order copies become durable), then ends."""
+        acks come in the order copies become durable), then ends. The
+        caller checks the request first (:meth:`check`)."""
         acks: asyncio.Queue[ChainAck] = asyncio.Queue()
         tasks = [asyncio.create_task(self._store_here(request, acks))]
         if request.downstream:
@@ -128,15 +141,23 @@ class ChainRelay:
             error = GRPCError(Status.DEADLINE_EXCEEDED,
                               f"no ack within {deadline:.2f} s (hop stalled)")
         except GRPCError as exc:
-            error = exc
+            # An older worker: said plainly, so the master sends it the copy
+            # directly and stops putting it in chains.
+            error = (GRPCError(Status.UNIMPLEMENTED, f"{hops[0].worker_id} does not know "
+                               "PutChunkChain") if is_unimplemented(exc) else exc)
         except Exception as exc:  # connection refused or lost: the hop is away
             error = GRPCError(Status.UNAVAILABLE, f"{type(exc).__name__}: {exc}")
         missing = [hop for hop in hops if hop.worker_id not in answered]
         if not missing:
             return
         blamed = missing[0]
-        acks.put_nowait(_failed(blamed.worker_id, error or GRPCError(
-            Status.UNAVAILABLE, "the chain ended without this hop's ack")))
+        error = error or GRPCError(Status.UNAVAILABLE, "the chain ended without this hop's ack")
+        # The call itself ends OK (its acks say what failed): this line is
+        # where an operator sees a hop cut out of a pipeline.
+        log.warning("write pipeline: chunk %s not relayed to %s (%s: %s); %d hop(s) after it "
+                    "not reached", request.chunk_id[:12], blamed.worker_id, error.status.name,
+                    error.message, len(missing) - 1)
+        acks.put_nowait(_failed(blamed.worker_id, error))
         for hop in missing[1:]:
             acks.put_nowait(ChainAck(
                 worker_id=hop.worker_id, status=Status.UNAVAILABLE.value, not_reached=True,

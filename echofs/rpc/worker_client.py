@@ -20,7 +20,12 @@ from echofs.core.worker_status import WorkerStatus
 from echofs.observability.grpc import propagate_request_id
 from echofs.observability.request_id import current_request_id
 from echofs.rpc.cluster_auth import send_cluster_token
-from echofs.rpc.convert import from_grpc_error, status_from_msg, verdict_from_msg
+from echofs.rpc.convert import (
+    from_grpc_error,
+    is_unimplemented,
+    status_from_msg,
+    verdict_from_msg,
+)
 from echofs.rpc.generated.echofs.v1 import (
     ChainAck,
     ChainHop,
@@ -118,9 +123,10 @@ class GrpcWorkerClient(WorkerClient):
             async for ack in self._stub.put_chunk_chain(request):
                 yield hop_outcome(ack)
         except GRPCError as exc:
-            if exc.status is Status.UNIMPLEMENTED:
+            if is_unimplemented(exc):
                 self.supports_chain = False
-                raise ChainUnsupported(exc.message or "PutChunkChain") from exc
+                raise ChainUnsupported(f"worker {self.worker_id} does not know PutChunkChain"
+                                       ) from exc
             raise from_grpc_error(exc) from exc
 
     async def get_chunk(self, chunk_id: str) -> bytes:

@@ -70,6 +70,10 @@ class WorkerGrpcService(WorkerServiceBase):
         return PutChunksResponse(results=[_put_result(o) for o in outcomes])
 
     async def put_chunk_chain(self, message: PutChunkChainRequest) -> AsyncIterator[ChainAck]:
+        try:
+            self.chain.check(message)
+        except Exception as exc:
+            raise to_grpc_error(exc) from exc
         async for ack in self.chain.relay(message):
             yield ack
 

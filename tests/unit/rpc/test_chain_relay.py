@@ -7,9 +7,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+import pytest
 from grpclib.const import Status
 
-from echofs.core.errors import InsufficientStorage
+from echofs.core.errors import BadRequest, InsufficientStorage
 from echofs.rpc.chain_relay import ChainRelay
 from echofs.rpc.generated.echofs.v1 import ChainAck, ChainHop, PutChunkChainRequest
 
@@ -130,3 +131,14 @@ async def test_a_single_hop_chain_is_a_plain_put():
     grid = _Grid("w1")
     acks = await grid.write(["w1"])
     assert _outcomes(acks) == {"w1": (Status.OK, False)}
+
+
+@pytest.mark.parametrize(("downstream", "hop_timeout"), [
+    (["w2", "w2"], 1.0), (["w2", "w1"], 1.0), (["w2"], 0.0)])
+def test_a_chain_it_could_not_answer_once_per_hop_is_refused(downstream, hop_timeout):
+    relay = _Grid("w1", "w2").relays["w1"]
+    request = PutChunkChainRequest(
+        chunk_id="c1", frame=b"frame", hop_timeout=hop_timeout,
+        downstream=[ChainHop(worker_id=w, address=f"{w}:1") for w in downstream])
+    with pytest.raises(BadRequest):
+        relay.check(request)
