@@ -62,6 +62,10 @@ class Settings:
     chunk_cache_bytes: int = field(default=32 * MIB, metadata={"env": "CHUNK_CACHE_BYTES"})
     write_timeout: float = field(default=30.0, metadata={"env": "WRITE_TIMEOUT"})
     read_timeout: float = field(default=10.0, metadata={"env": "READ_TIMEOUT"})
+    # Write pipeline (large chunks of strong writes in a process cluster): each
+    # hop of a chain gets this long, times the hops left below it, before the
+    # worker (or master) above cuts it out and the master sends directly.
+    chain_hop_timeout: float = field(default=2.0, metadata={"env": "CHAIN_HOP_TIMEOUT"})
     # Hedged reads: a chunk read slower than its replica's recent p99 latency,
     # clamped to these bounds, asks the next replica too (first good answer
     # wins), so a frozen worker costs at most the upper bound, not READ_TIMEOUT.
@@ -266,6 +270,8 @@ class Settings:
             raise ValueError("REPLICATION_FACTOR must be at least 1")
         if not 0 < self.read_hedge_min_delay <= self.read_hedge_max_delay:
             raise ValueError("READ_HEDGE_MIN_DELAY must be > 0 and ≤ READ_HEDGE_MAX_DELAY")
+        if self.chain_hop_timeout <= 0:
+            raise ValueError("CHAIN_HOP_TIMEOUT must be > 0")
         if self.replication_orphan_after < 0:
             raise ValueError("REPLICATION_ORPHAN_AFTER must not be negative")
         if self.default_mode not in ("strong", "hybrid", "available"):

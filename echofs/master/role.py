@@ -70,7 +70,8 @@ class MasterRole:
         self.chunk_io = ChunkIO(registry, write_timeout=settings.write_timeout,
                                 read_timeout=settings.read_timeout,
                                 hedge_min_delay=settings.read_hedge_min_delay,
-                                hedge_max_delay=settings.read_hedge_max_delay)
+                                hedge_max_delay=settings.read_hedge_max_delay,
+                                chain_hop_timeout=settings.chain_hop_timeout)
         self.replicator = Replicator(repo, registry, self.chunk_io,
                                      replication_factor=settings.replication_factor,
                                      interval=settings.replication_interval,

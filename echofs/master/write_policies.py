@@ -9,7 +9,10 @@ the mode and lives here, one policy per mode, looked up in
 - ``strong`` — a strict majority of the placement targets must store the
   chunk. It is acknowledged at quorum; copies still in flight go on in the
   background (:class:`~echofs.master.quorum.Stragglers`), and each copy not
-  confirmed now gets a durable ``under_replicated`` intent first.
+  confirmed now gets a durable ``under_replicated`` intent first. In a
+  process cluster a large chunk goes down a write pipeline
+  (:mod:`~echofs.master.write_chain`): it leaves the master once, and targets
+  the pipeline never reached get it directly before the write is given up.
 - ``hybrid`` — one durable copy on a placement target now; the copies owed to
   the other targets are ``deferred_copy`` intents in the same transaction.
 - ``available`` — like hybrid, but the one copy may land on any live worker
@@ -36,8 +39,9 @@ from echofs.core.vocabulary import ReplicationReason
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.placement import Placement, WriteTargets
 from echofs.master.policy_router import ModeRouter
-from echofs.master.quorum import Stragglers, until_quorum
+from echofs.master.quorum import Puts, Stragglers, until_quorum
 from echofs.metadata.repository import MetadataRepository
+from echofs.worker.client import HopNotReached
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +109,26 @@ class QuorumWrite(WritePolicy):
                 f"{len(held) + len(reachable)} of {rf} placement targets reachable; "
                 f"a strong write needs {quorum}"
             )
-        puts = {asyncio.create_task(tools.chunk_io.put(w, chunk.chunk_id, chunk.frame)): w
-                for w in reachable}
+        needed = quorum - len(held)
+        puts = _start_puts(tools.chunk_io, chunk, reachable)
+        sent = list(puts)
         try:
-            acked, errors, late = await until_quorum(puts, quorum - len(held))
+            acked, errors, late = await until_quorum(puts, needed)
+            unreached = [w for w, e in errors.items() if isinstance(e, HopNotReached)]
+            if len(acked) < needed and unreached:
+                # The pipeline broke above these targets (or its head could
+                # not relay): send to them directly, as fan-out would have,
+                # before the write is given up.
+                direct = _direct_puts(tools.chunk_io, chunk, unreached)
+                sent += direct
+                for worker_id in unreached:
+                    del errors[worker_id]
+                more, more_errors, late = await until_quorum({**late, **direct},
+                                                              needed - len(acked))
+                acked += more
+                errors.update(more_errors)
         except BaseException:
-            for task in puts:
+            for task in sent:
                 task.cancel()
             raise
         copies = len(held) + len(acked)
@@ -195,6 +213,19 @@ class SloppyWrite(OneCopyWrite):
         candidates = [w for w in where.targets if w in where.live]
         return candidates + [w for w in placement.fastest_first(where.live)
                              if w not in candidates and w not in where.full]
+
+
+def _start_puts(chunk_io: ChunkIO, chunk: EncodedChunk, targets: list[str]) -> Puts:
+    """A large frame for several workers that can relay goes down a write
+    pipeline (it leaves the master once); anything else to each directly."""
+    if chunk_io.can_chain(targets, len(chunk.frame)):
+        return chunk_io.put_chain(targets, chunk.chunk_id, chunk.frame)
+    return _direct_puts(chunk_io, chunk, targets)
+
+
+def _direct_puts(chunk_io: ChunkIO, chunk: EncodedChunk, targets: list[str]) -> Puts:
+    return {asyncio.create_task(chunk_io.put(w, chunk.chunk_id, chunk.frame)): w
+            for w in targets}
 
 
 def _raise_if_out_of_space(where: WriteTargets, errors: dict[str, BaseException]) -> None:

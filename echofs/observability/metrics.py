@@ -93,6 +93,11 @@ DEDUP_BYTES = Counter("echofs_dedup_bytes", "Raw bytes of deduplicated chunks.")
 STALE_READS = Counter("echofs_stale_reads",
                       "Reads answered with an older version than the latest committed one "
                       "(responses marked X-EchoFS-Stale: true).")
+MASTER_CHUNK_BYTES_SENT = Counter(
+    "echofs_master_chunk_bytes_sent",
+    "Chunk frame bytes the master sent to workers, by path (direct: one put per copy; "
+    "chain: once, to the head of a write pipeline that relays it to the other targets). "
+    "Against echofs_upload_bytes: the master's egress per byte uploaded.", ["path"])
 QUORUM_FAILURES = Counter("echofs_quorum_failures",
                           "Writes refused because too few replicas could be written.")
 

@@ -76,3 +76,17 @@ def from_grpc_error(exc: GRPCError) -> Exception:
     if exc.status is Status.RESOURCE_EXHAUSTED:
         return InsufficientStorage(message)
     return Unavailable(f"worker RPC failed ({exc.status.name}): {message}")
+
+
+# What a grpclib client reports when a grpclib server does not know the
+# method: the server's trailers-only UNIMPLEMENTED answer carries no
+# content-type, and the client checks that before it reads grpc-status.
+_UNKNOWN_METHOD_AS_SEEN = "Missing content-type header"
+
+
+def is_unimplemented(exc: GRPCError) -> bool:
+    """Did the peer answer that it does not know the method (an older
+    worker)? Asked of a call to a peer that serves gRPC, the answer a grpclib
+    client sees for that is UNKNOWN "Missing content-type header"."""
+    return exc.status is Status.UNIMPLEMENTED or (
+        exc.status is Status.UNKNOWN and exc.message == _UNKNOWN_METHOD_AS_SEEN)

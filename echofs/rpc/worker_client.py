@@ -20,10 +20,18 @@ from echofs.core.worker_status import WorkerStatus
 from echofs.observability.grpc import propagate_request_id
 from echofs.observability.request_id import current_request_id
 from echofs.rpc.cluster_auth import send_cluster_token
-from echofs.rpc.convert import from_grpc_error, status_from_msg, verdict_from_msg
+from echofs.rpc.convert import (
+    from_grpc_error,
+    is_unimplemented,
+    status_from_msg,
+    verdict_from_msg,
+)
 from echofs.rpc.generated.echofs.v1 import (
+    ChainAck,
+    ChainHop,
     ChunkRef,
     ListChunksRequest,
+    PutChunkChainRequest,
     PutChunkRequest,
     PutChunksRequest,
     StatusRequest,
@@ -31,7 +39,7 @@ from echofs.rpc.generated.echofs.v1 import (
 )
 from echofs.rpc.put_coalescer import BatchUnsupported, PutCoalescer
 from echofs.rpc.worker_transport import ChunkChannel
-from echofs.worker.client import WorkerClient
+from echofs.worker.client import ChainUnsupported, HopNotReached, HopOutcome, WorkerClient
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -39,6 +47,25 @@ def split_address(address: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise ValueError(f"expected HOST:PORT, got {address!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def hop_outcome(ack: ChainAck) -> HopOutcome:
+    """A write pipeline's ack as the domain sees it: the error its hop's own
+    put would have raised, or HopNotReached."""
+    if ack.status == Status.OK.value:
+        return HopOutcome(ack.worker_id, None)
+    if ack.not_reached:
+        return HopOutcome(ack.worker_id, HopNotReached(ack.message))
+    if ack.status == Status.UNIMPLEMENTED.value:  # an older worker down the chain
+        return HopOutcome(ack.worker_id, ChainUnsupported(ack.message))
+    return HopOutcome(ack.worker_id, from_grpc_error(GRPCError(_status(ack.status), ack.message)))
+
+
+def _status(code: int) -> Status:
+    try:
+        return Status(code)
+    except ValueError:  # a code this grpclib does not know: a failure all the same
+        return Status.UNKNOWN
 
 
 # A coalesced put call's own deadline: its callers time out on their own
@@ -51,6 +78,9 @@ class GrpcWorkerClient(WorkerClient):
     def __init__(self, worker_id: str, address: str, cluster_token: str | None = None) -> None:
         self.worker_id = worker_id
         self.address = address
+        self.chain_address = address
+        # Until it answers UNIMPLEMENTED (an older worker): then fan-out for good.
+        self.supports_chain = True
         host, port = split_address(address)
         # Chunk calls made for a client request carry its id to the worker's log.
         self._channel = send_cluster_token(propagate_request_id(ChunkChannel(host, port)),
@@ -82,6 +112,22 @@ class GrpcWorkerClient(WorkerClient):
         return [None if r.status == Status.OK.value
                 else from_grpc_error(GRPCError(Status(r.status), r.message))
                 for r in reply.results]
+
+    async def put_chunk_chain(self, chunk_id: str, frame: bytes,
+                              downstream: Sequence[tuple[str, str]],
+                              hop_timeout: float) -> AsyncIterator[HopOutcome]:
+        request = PutChunkChainRequest(
+            chunk_id=chunk_id, frame=frame, hop_timeout=hop_timeout,
+            downstream=[ChainHop(worker_id=w, address=a) for w, a in downstream])
+        try:
+            async for ack in self._stub.put_chunk_chain(request):
+                yield hop_outcome(ack)
+        except GRPCError as exc:
+            if is_unimplemented(exc):
+                self.supports_chain = False
+                raise ChainUnsupported(f"worker {self.worker_id} does not know PutChunkChain"
+                                       ) from exc
+            raise from_grpc_error(exc) from exc
 
     async def get_chunk(self, chunk_id: str) -> bytes:
         parts: list[bytes] = []

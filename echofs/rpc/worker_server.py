@@ -8,14 +8,17 @@ import time
 from collections.abc import AsyncIterator
 
 from echofs.observability.grpc import log_batch_item
+from echofs.rpc.chain_relay import ChainRelay, PeerChannels
 from echofs.rpc.convert import status_to_msg, to_grpc_error
 from echofs.rpc.generated.echofs.v1 import (
+    ChainAck,
     ChunkIdBatch,
     ChunkPart,
     ChunkRef,
     DeleteChunkResponse,
     HasChunkResponse,
     ListChunksRequest,
+    PutChunkChainRequest,
     PutChunkRequest,
     PutChunkResponse,
     PutChunkResult,
@@ -37,8 +40,14 @@ _SERVICE = "echofs.v1.WorkerService"
 
 
 class WorkerGrpcService(WorkerServiceBase):
-    def __init__(self, service: WorkerService) -> None:
+    def __init__(self, service: WorkerService, peers: PeerChannels | None = None) -> None:
         self.service = service
+        # Channels to the other workers, for the write pipeline's relays.
+        self.peers = peers or PeerChannels(cluster_token=None)
+        self.chain = ChainRelay(service.worker_id, service.put_chunk, self.peers.forward)
+
+    def close(self) -> None:
+        self.peers.close()
 
     async def put_chunk(self, message: PutChunkRequest) -> PutChunkResponse:
         try:
@@ -59,6 +68,14 @@ class WorkerGrpcService(WorkerServiceBase):
             log_batch_item(_SERVICE, "PutChunks", failure, elapsed, item.chunk_id,
                            len(item.frame), item.request_id)
         return PutChunksResponse(results=[_put_result(o) for o in outcomes])
+
+    async def put_chunk_chain(self, message: PutChunkChainRequest) -> AsyncIterator[ChainAck]:
+        try:
+            self.chain.check(message)
+        except Exception as exc:
+            raise to_grpc_error(exc) from exc
+        async for ack in self.chain.relay(message):
+            yield ack
 
     async def get_chunk(self, message: ChunkRef) -> AsyncIterator[ChunkPart]:
         try:

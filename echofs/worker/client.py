@@ -9,18 +9,53 @@ hands them a gRPC client with the same methods. Domain code never asks which.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
+from echofs.core.errors import Unavailable
 from echofs.core.vocabulary import Verdict
 from echofs.core.worker_status import WorkerStatus
 from echofs.worker.service import WorkerService
 
 
+class ChainUnsupported(Exception):
+    """The worker cannot head a write pipeline (in-process, or too old to
+    know ``PutChunkChain``): send to each target directly."""
+
+
+class HopNotReached(Unavailable):
+    """A write pipeline never got the frame to this hop (a hop before it
+    failed): the copy may still be sent there directly."""
+
+
+@dataclass(frozen=True, slots=True)
+class HopOutcome:
+    """One hop's answer in a write pipeline: ``error`` is None when its copy
+    is durable."""
+
+    worker_id: str
+    error: Exception | None
+
+
 class WorkerClient(abc.ABC):
     worker_id: str
+    # Whether this worker can head a write pipeline (put_chunk_chain), and the
+    # address its peers reach it at as a downstream hop. In-process workers
+    # cannot: the embedded node has no network egress to save.
+    supports_chain: bool = False
+    chain_address: str | None = None
 
     @abc.abstractmethod
     async def put_chunk(self, chunk_id: str, frame: bytes) -> None: ...
+
+    async def put_chunk_chain(self, chunk_id: str, frame: bytes,
+                              downstream: Sequence[tuple[str, str]],
+                              hop_timeout: float) -> AsyncIterator[HopOutcome]:
+        """Store the frame here and relay it down ``downstream`` ((worker id,
+        address) pairs), yielding one outcome per hop as each answers. A hop
+        too old to relay answers :class:`ChainUnsupported`."""
+        raise ChainUnsupported(f"worker {self.worker_id} cannot head a write pipeline")
+        yield  # an async generator, as every implementation is
 
     @abc.abstractmethod
     async def get_chunk(self, chunk_id: str) -> bytes: ...

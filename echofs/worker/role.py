@@ -18,6 +18,7 @@ from aiohttp import web
 
 from echofs.config import Settings
 from echofs.core.vocabulary import Role
+from echofs.rpc.chain_relay import PeerChannels
 from echofs.rpc.membership_link import MasterLink
 from echofs.rpc.worker_server import WorkerGrpcService
 from echofs.rpc.worker_transport import ChunkServer
@@ -54,9 +55,13 @@ class WorkerRole(Lifecycle):
         ) for address in s.master_addresses]
         for link in links:
             stack.callback(link.close)
+        # Channels to the other workers (the write pipeline's relays), closed
+        # after the gRPC server stops serving the calls that use them.
+        grpc_service = WorkerGrpcService(self.service, PeerChannels(s.cluster_token))
+        stack.callback(grpc_service.close)
         await stack.enter_async_context(serving(
             role_app([web.get("/health", self.health)]), host=s.host, http_port=s.http_port,
-            grpc=role_grpc_server([WorkerGrpcService(self.service)], s.cluster_token,
+            grpc=role_grpc_server([grpc_service], s.cluster_token,
                                   server_type=ChunkServer),
             grpc_port=s.worker_grpc_port, limits=HttpLimits.from_settings(s)))
         # Every master keeps its own registry, so each gets the heartbeats,

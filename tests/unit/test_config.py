@@ -34,7 +34,8 @@ def test_sizes(text, value):
 
 
 @pytest.mark.parametrize("overrides", [{"chunk_size": 100}, {"replication_factor": 4},
-                                       {"workers": 0}, {"versions_kept": 0}])
+                                       {"workers": 0}, {"versions_kept": 0},
+                                       {"chain_hop_timeout": 0}])
 def test_invalid_settings_are_refused(overrides):
     with pytest.raises(ValueError):
         Settings.load({}, overrides=overrides)

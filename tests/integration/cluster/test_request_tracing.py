@@ -77,12 +77,13 @@ async def test_a_request_id_is_followed_from_master_to_workers(cluster):
     def traced_puts() -> list[dict]:
         return [e for w in cluster.workers.values() for e in events(w.log_path)
                 if e.get("event") == "rpc" and e.get("request_id") == request_id
-                and e.get("method") in ("PutChunk", "PutChunks")]
+                and e.get("method") in ("PutChunk", "PutChunks", "PutChunkChain")]
 
     async def every_copy_logged() -> bool:
         return len(traced_puts()) == len(chunk_ids) * 3
 
     # The upload returns at quorum; the last copies may land a moment later.
+    # Large chunks go down the write pipeline: the relayed calls carry the id too.
     await eventually(every_copy_logged, 20, "a PutChunk log line per copy with the request id")
     puts = traced_puts()
     assert {e["status"] for e in puts} == {"OK"}
@@ -126,10 +127,11 @@ async def test_grpc_calls_are_counted_by_every_role(cluster):
             "/api/v1/files/content/m.bin", data=os.urandom(MIB)) as resp:
         assert resp.status == 201
     worker = await scrape(f"{worker_http(cluster, 'w1')}/metrics")
+    # A 1 MiB chunk goes down the write pipeline (PutChunkChain), not PutChunk.
     assert worker.total("echofs_grpc_requests_total", service="echofs.v1.WorkerService",
-                        method="PutChunk", status="OK") >= 1
+                        method="PutChunkChain", status="OK") >= 1
     assert worker.total("echofs_grpc_request_duration_seconds_count",
-                        method="PutChunk") >= 1
+                        method="PutChunkChain") >= 1
     assert worker.value("echofs_store_chunks", worker="w1") == 1
     master = await scrape(f"{cluster.url}/metrics")
     # Workers heartbeat to the master's membership service over gRPC.

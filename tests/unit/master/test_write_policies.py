@@ -34,6 +34,9 @@ class FakeChunkIO:
         self.failing, self.hanging, self.full = failing, hanging, full
         self.stored: list[str] = []
 
+    def can_chain(self, worker_ids: list[str], frame_size: int) -> bool:
+        return False  # in-process fakes: fan-out (the pipeline: test_write_chain)
+
     async def put(self, worker_id: str, chunk_id: str, frame: bytes) -> None:
         if worker_id in self.hanging:
             await asyncio.Event().wait()

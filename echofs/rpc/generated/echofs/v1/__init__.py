@@ -5,6 +5,8 @@
 # This file has been @generated
 
 __all__ = (
+    "ChainAck",
+    "ChainHop",
     "ChunkIdBatch",
     "ChunkPart",
     "ChunkRef",
@@ -20,6 +22,7 @@ __all__ = (
     "MembershipStub",
     "ModeEntry",
     "ModeUpdate",
+    "PutChunkChainRequest",
     "PutChunkRequest",
     "PutChunkResponse",
     "PutChunkResult",
@@ -55,6 +58,46 @@ if TYPE_CHECKING:
 
 _COMPILER_VERSION = "0.10.1"
 betterproto2.check_compiler_version(_COMPILER_VERSION)
+
+
+@dataclass(eq=False, repr=False)
+class ChainAck(betterproto2.Message):
+    """
+    One hop's outcome: status 0 (OK, the copy is durable there) or the gRPC
+    status code and message its PutChunk would have failed with.
+    """
+
+    worker_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    status: "int" = betterproto2.field(2, betterproto2.TYPE_UINT32)
+
+    message: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+    not_reached: "bool" = betterproto2.field(4, betterproto2.TYPE_BOOL)
+    """
+    True when the frame never reached this hop (a hop before it failed):
+    the caller may still send it there directly.
+    """
+
+
+default_message_pool.register_message("echofs.v1", "ChainAck", ChainAck)
+
+
+@dataclass(eq=False, repr=False)
+class ChainHop(betterproto2.Message):
+    """
+    A worker further down a write pipeline.
+    """
+
+    worker_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    address: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    Its gRPC address, HOST:PORT.
+    """
+
+
+default_message_pool.register_message("echofs.v1", "ChainHop", ChainHop)
 
 
 @dataclass(eq=False, repr=False)
@@ -178,6 +221,28 @@ class ModeUpdate(betterproto2.Message):
 
 
 default_message_pool.register_message("echofs.v1", "ModeUpdate", ModeUpdate)
+
+
+@dataclass(eq=False, repr=False)
+class PutChunkChainRequest(betterproto2.Message):
+    chunk_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    frame: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+
+    downstream: "list[ChainHop]" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, repeated=True)
+    """
+    The workers after this one, in order; empty for the last hop.
+    """
+
+    hop_timeout: "float" = betterproto2.field(4, betterproto2.TYPE_DOUBLE)
+    """
+    Seconds each hop may take: the relay to the next hop must end within
+    this times the hops left from there, so the nearest live worker above a
+    stalled one reports it, before its caller's own deadline.
+    """
+
+
+default_message_pool.register_message("echofs.v1", "PutChunkChainRequest", PutChunkChainRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -505,6 +570,33 @@ class WorkerServiceStub(betterproto2_grpclib.ServiceStub):
             metadata=metadata,
         )
 
+    async def put_chunk_chain(
+        self,
+        message: "PutChunkChainRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "AsyncIterator[ChainAck]":
+        """
+        The write pipeline for large frames: store the frame here and, at the
+        same time, relay it to the first of `downstream` with the rest of the
+        hops as its own downstream. One ack per hop (this worker's own and the
+        relayed ones) streams back as each copy becomes durable or fails; the
+        stream ends when every hop has answered. A hop that fails or stalls past
+        its deadline is acked as failed, and the hops after it as not reached.
+        """
+
+        async for response in self._unary_stream(
+            "/echofs.v1.WorkerService/PutChunkChain",
+            message,
+            ChainAck,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        ):
+            yield response
+
     async def get_chunk(
         self,
         message: "ChunkRef",
@@ -748,6 +840,19 @@ class WorkerServiceBase(betterproto2_grpclib.ServiceBase):
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def put_chunk_chain(self, message: "PutChunkChainRequest") -> "AsyncIterator[ChainAck]":
+        """
+        The write pipeline for large frames: store the frame here and, at the
+        same time, relay it to the first of `downstream` with the rest of the
+        hops as its own downstream. One ack per hop (this worker's own and the
+        relayed ones) streams back as each copy becomes durable or fails; the
+        stream ends when every hop has answered. A hop that fails or stalls past
+        its deadline is acked as failed, and the hops after it as not reached.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+        yield ChainAck()
+
     async def get_chunk(self, message: "ChunkRef") -> "AsyncIterator[ChunkPart]":
         """
         A stored frame, in parts of at most 2 MiB (large chunks stream).
@@ -798,6 +903,17 @@ class WorkerServiceBase(betterproto2_grpclib.ServiceBase):
         assert request is not None
         response = await self.put_chunks(request)
         await stream.send_message(response)
+
+    async def __rpc_put_chunk_chain(
+        self, stream: "grpclib.server.Stream[PutChunkChainRequest, ChainAck]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        await self._call_rpc_handler_server_stream(
+            self.put_chunk_chain,
+            stream,
+            request,
+        )
 
     async def __rpc_get_chunk(self, stream: "grpclib.server.Stream[ChunkRef, ChunkPart]") -> None:
         request = await stream.recv_message()
@@ -864,6 +980,12 @@ class WorkerServiceBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 PutChunksRequest,
                 PutChunksResponse,
+            ),
+            "/echofs.v1.WorkerService/PutChunkChain": grpclib.const.Handler(
+                self.__rpc_put_chunk_chain,
+                grpclib.const.Cardinality.UNARY_STREAM,
+                PutChunkChainRequest,
+                ChainAck,
             ),
             "/echofs.v1.WorkerService/GetChunk": grpclib.const.Handler(
                 self.__rpc_get_chunk,
