@@ -106,7 +106,7 @@ class GrpcWorkerClient(WorkerClient):
         try:
             reply = await self._stub.put_chunks(request, timeout=BATCH_TIMEOUT)
         except GRPCError as exc:
-            if exc.status is Status.UNIMPLEMENTED:
+            if is_unimplemented(exc):
                 raise BatchUnsupported(exc.message or "PutChunks") from exc
             raise from_grpc_error(exc) from exc
         return [None if r.status == Status.OK.value
