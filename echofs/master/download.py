@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 
@@ -73,16 +74,23 @@ class ChunkReader:
         racing: dict[asyncio.Task[bytes], str] = {}
         hedges: set[asyncio.Task[bytes]] = set()
         tried = 0
+        latencies = self.chunk_io.read_latencies
+        started = time.monotonic()  # of the newest read
         try:
             while racing or tried < len(order):
                 if not racing:  # nothing running (the start, or all failed): next one
                     racing[self._fetch(order[tried], ref)] = order[tried]
                     tried += 1
+                    started = time.monotonic()
                 newest = order[tried - 1]
-                delay = (self.chunk_io.read_latencies.hedge_delay(newest)
+                delay = (latencies.hedge_delay(newest)
                          if tried < len(order) and self._hedges < _MAX_HEDGES else None)
+                waited_from = time.monotonic()
                 done, _ = await asyncio.wait(racing, timeout=delay,
                                              return_when=asyncio.FIRST_COMPLETED)
+                if not done and latencies.answered_since(newest, waited_from) and \
+                        time.monotonic() - started < latencies.max_delay:
+                    continue  # queued behind its worker's other reads, not stalled
                 if not done:
                     # Slower than nearly all its recent reads: ask the next too.
                     self.chunk_io.read_latencies.note_lagging(newest)
@@ -90,6 +98,7 @@ class ChunkReader:
                     racing[hedge] = order[tried]
                     hedges.add(hedge)
                     tried += 1
+                    started = time.monotonic()
                     self._hedges += 1
                     hedge.add_done_callback(self._hedge_done)
                     metrics.READ_HEDGES.labels("started").inc()

@@ -243,6 +243,29 @@ async def test_a_replica_answering_within_its_p99_is_not_hedged():
     assert [cluster.workers[w].get.calls for w in ("w1", "w2")] == [1, 0]
 
 
+async def test_a_read_queued_behind_its_workers_other_answers_is_not_hedged():
+    # Many large reads at once: each outlives a p99 taken a moment earlier,
+    # but the worker is answering the others meanwhile, so it is busy, not
+    # stalled. The read waits on (up to the hedging ceiling) instead of being
+    # asked twice.
+    cluster = Cluster("w1", "w2")
+    latencies = cluster.reader.chunk_io.read_latencies
+    raw = os.urandom(1000)
+    ref = cluster.store(raw, 0, 0, "w1", "w2")
+    for _ in range(10):
+        latencies.observe("w1", 0.005)  # p99 at the 20 ms floor
+    cluster.workers["w1"].get.hang()
+    started = _hedges("started")
+    read = asyncio.create_task(cluster.reader.read(ref))
+    for _ in range(8):  # 80 ms of w1 answering other reads
+        await asyncio.sleep(0.01)
+        latencies.observe("w1", 0.03)
+    cluster.workers["w1"].get.release()
+    assert await read == raw
+    assert _hedges("started") == started
+    assert [cluster.workers[w].get.calls for w in ("w1", "w2")] == [1, 0]
+
+
 async def test_a_hedge_that_fails_leaves_the_first_read_to_finish():
     cluster = Cluster("w1", "w2")
     latencies = cluster.reader.chunk_io.read_latencies
