@@ -13,7 +13,6 @@ import contextlib
 import os
 import time
 
-import aiohttp
 import pytest
 
 from echofs.testing.cluster import FAST_ENV, ProcessCluster
@@ -31,11 +30,6 @@ def cluster(tmp_path):
         yield c
 
 
-@pytest.fixture
-async def http(cluster):
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(base_url=cluster.url, timeout=timeout) as session:
-        yield session
 
 
 async def mode_of(http, file_id: str) -> str:

@@ -26,11 +26,6 @@ def cluster(tmp_path):
         yield c
 
 
-@pytest.fixture
-async def http(cluster):
-    timeout = aiohttp.ClientTimeout(total=120)
-    async with aiohttp.ClientSession(base_url=cluster.url, timeout=timeout) as session:
-        yield session
 
 
 async def paced_stream(total: int, *, at: int, action: Callable[[], None],

@@ -101,11 +101,6 @@ def cluster(tmp_path):
         yield c
 
 
-@pytest.fixture
-async def http(cluster):
-    timeout = aiohttp.ClientTimeout(total=120)
-    async with aiohttp.ClientSession(base_url=cluster.url, timeout=timeout) as session:
-        yield session
 
 
 async def test_a_large_upload_leaves_the_master_about_once(cluster, http):
