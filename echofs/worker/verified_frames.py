@@ -29,9 +29,9 @@ from echofs.core.chunk_codec import verify_frame
 # more than hashing them.
 VERIFY_ON_LOOP = 64 * 1024
 
-# Room for the frames of a few uploads in flight (chunks are 1 MiB by
+# Room for the frames of the uploads in flight (chunks are 1 MiB by
 # default); a frame larger than this is checked and not remembered.
-BUDGET_BYTES = 8 * 1024 * 1024
+BUDGET_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(slots=True)
