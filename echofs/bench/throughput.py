@@ -138,8 +138,10 @@ async def large_transfer(target: Target, profile: Profile) -> dict[str, float]:
     figures: dict[str, float] = {}
     async with _session() as session:
         # The master's own cost of an upload (EchoFS targets: pids[0] is the
-        # master): CPU seconds, and for a cluster the chunk bytes it sends.
+        # master): CPU seconds, and for a cluster all its members' CPU and the
+        # chunk bytes the master sends.
         cpu = _cpu_seconds(target.pids[0]) if target.master else 0.0
+        cpu_all = sum(map(_cpu_seconds, target.pids)) if target.cluster else 0.0
         egress = await _chunk_egress(session, target) if target.cluster else 0.0
         started = time.perf_counter()
         await _bounded(profile.concurrency, [
@@ -149,6 +151,10 @@ async def large_transfer(target: Target, profile: Profile) -> dict[str, float]:
             figures["upload_master_cpu_s_per_gib"] = (
                 (_cpu_seconds(target.pids[0]) - cpu) / (total / 1024))
         if target.cluster:
+            # Every member's CPU: on a small machine their sum, not the
+            # master's share, is what bounds a cluster's upload rate.
+            figures["upload_cluster_cpu_s_per_gib"] = (
+                (sum(map(_cpu_seconds, target.pids)) - cpu_all) / (total / 1024))
             figures["upload_master_egress_per_mib"] = (
                 (await _chunk_egress(session, target) - egress) / MIB / total)
         started = time.perf_counter()
@@ -238,9 +244,12 @@ def cluster(root: Path) -> Iterator[Target]:
            "GC_GRACE_SECONDS": "3600", "SWEEP_INTERVAL": "600"}
     with ProcessCluster(root, workers=3, env=env) as c:
         assert c.master.proc is not None
+        # The master first, then every other member, for the CPU figures.
+        others = [p.proc.pid for p in (c.controller, *c.workers.values())
+                  if p is not None and p.proc is not None]
         yield Target("echofs cluster RF=3", c.url, "/api/v1/files/content/{name}",
-                     "/api/v1/files/content/{name}", [c.master.proc.pid], master=True,
-                     cluster=True)
+                     "/api/v1/files/content/{name}", [c.master.proc.pid, *others],
+                     master=True, cluster=True)
 
 
 def disk(root: Path, mib: int) -> dict[str, float]:

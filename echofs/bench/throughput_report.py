@@ -105,6 +105,11 @@ def _master_cpu(target: dict[str, Any]) -> str:
     return NOT_MEASURED if value is None else f"{value:.2f} s"
 
 
+def _cluster_cpu(target: dict[str, Any]) -> str:
+    value = target["large"].get("upload_cluster_cpu_s_per_gib")
+    return NOT_MEASURED if value is None else f"{value:.1f} s"
+
+
 def _egress(target: dict[str, Any]) -> str:
     value = target["large"].get("upload_master_egress_per_mib")
     return NOT_MEASURED if value is None else f"{value:.2f} MiB"
@@ -146,6 +151,8 @@ def render_markdown(results: dict[str, Any], command: str) -> str:
         f"{_latency(c3)} | | | ≤ {up_goal} / ≤ {down_goal} ms |",
         f"| master CPU per GiB of large uploads, embedded RF=3 / cluster RF=3 | | | "
         f"{_master_cpu(e3)} / {_master_cpu(c3)} | | | |",
+        f"| CPU per GiB of large uploads, whole cluster RF=3 (master, workers, controller) "
+        f"| | | {_cluster_cpu(c3)} | | | |",
         f"| master chunk egress per MiB uploaded, cluster RF=3 | | | {_egress(c3)} | | | "
         f"≤ {EGRESS_GOAL:g} MiB |",
         "",

@@ -98,10 +98,13 @@ def test_the_masters_cost_of_an_upload_is_reported():
     results = _results()
     results["embedded_rf3"]["large"]["upload_master_cpu_s_per_gib"] = 3.456
     results["cluster_rf3"]["large"].update(upload_master_cpu_s_per_gib=5.5,
+                                           upload_cluster_cpu_s_per_gib=27.04,
                                            upload_master_egress_per_mib=1.031)
     rows = _rows(render_markdown(results, "echofs bench throughput"))
     assert rows["master CPU per GiB of large uploads, embedded RF=3 / cluster RF=3"][3] == \
         "3.46 s / 5.50 s"
+    assert rows["CPU per GiB of large uploads, whole cluster RF=3 (master, workers, "
+                "controller)"][3] == "27.0 s"
     egress = rows["master chunk egress per MiB uploaded, cluster RF=3"]
     assert egress[3] == "1.03 MiB" and egress[6] == "≤ 1.1 MiB"
 
