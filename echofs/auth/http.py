@@ -52,7 +52,8 @@ _PUBLIC = {
     ("GET", "/favicon.ico"), ("GET", "/metrics"),
 }
 _PUBLIC_PREFIXES = ("/static/",)
-ADMIN_PREFIXES = ("/api/v1/consistency", "/api/v1/workers", "/api/v1/auth/users")
+ADMIN_PREFIXES = ("/api/v1/consistency", "/api/v1/workers", "/api/v1/auth/users",
+                  "/api/v1/replication", "/metrics/dashboard")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
 # A plain address: something@domain.tld, no spaces, quotes or control
 # characters (RFC 5321 allows more; no mail system people use needs it).
