@@ -119,8 +119,9 @@ def auth_middleware(config: AuthConfig, accounts: AccountCheck) -> Any:
         if header is None:
             if public:
                 return await handler(request)
-            raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'",
-                               code="missing_token")
+            # The original's words first: its clients and scripts look for them.
+            raise Unauthorized("Authorization header required: send 'Authorization: "
+                               "Bearer <token>'", code="missing_token")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Authorization must be 'Bearer <token>'", code="invalid_token")

@@ -101,6 +101,7 @@ class HealthAPI:
         convergence = self.replicator.last_convergence
         body = {
             "status": status, "role": self.role_name, "version": __version__,
+            "service": "echofs-master",  # the original's field
             "workers": {"alive": alive, "total": total, "full": full},
             "replication_factor": rf, "write_quorum": quorum,
             "replication_queue": {

@@ -2,7 +2,8 @@
 in its test script's order and with its requests, through curl: register
 (username, email, password), login by email, profile with the token, profile
 without one → 401; then the original's web client's upload, which reads the
-new file's id from ``data.file_id``."""
+new file's id from ``data.file_id``, and the rest of the script: list,
+download, no token, another user, delete."""
 
 from __future__ import annotations
 
@@ -71,16 +72,36 @@ def test_register_login_by_email_profile_and_no_token(server, tmp_path):
     status, refused = curl(f"{api}/auth/profile")
     assert status == 401, refused
 
-    # The original web client's upload: the new file's id is data.file_id.
-    sample = tmp_path / "example.txt"
-    sample.write_bytes(b"hello from the original client\n")
-    status, uploaded = curl("-X", "POST", f"{api}/files/upload",
-                            "-H", f"Authorization: Bearer {token}",
-                            "-F", f"file=@{sample}")
+    # The script goes on: upload (the id is data.file_id), list (.data), download.
+    sample = tmp_path / "echofs_test_file.txt"
+    sample.write_bytes(b"Test file content\n")
+    auth = ("-H", f"Authorization: Bearer {token}")
+    status, uploaded = curl("-X", "POST", f"{api}/files/upload", *auth, "-F", f"file=@{sample}")
     assert status == 201, uploaded
     assert uploaded["success"] is True and uploaded["data"]["file_id"] == uploaded["file_id"]
-    download = subprocess.run(
-        [CURL, "-sS", "--fail-with-body", "-H", f"Authorization: Bearer {token}",
-         f"{api}/files/{uploaded['data']['file_id']}/download"],
-        capture_output=True, timeout=60, check=True)
+    file_id = uploaded["data"]["file_id"]
+    status, listed = curl(f"{api}/files", *auth)
+    assert status == 200 and listed["success"] is True
+    assert [f["file_id"] for f in listed["data"]] == [file_id]
+    download = subprocess.run([CURL, "-sS", "--fail-with-body", *auth,
+                               f"{api}/files/{file_id}/download"],
+                              capture_output=True, timeout=60, check=True)
     assert download.stdout == sample.read_bytes()
+
+    # Without a token: refused, in the words the script looks for.
+    status, refused = curl(f"{api}/files")
+    assert status == 401 and "Authorization header required" in refused["error"]["message"]
+
+    # A second user cannot reach the file: 404 here (the original said 403;
+    # a 404 does not tell that the file exists).
+    _, second = curl("-X", "POST", f"{api}/auth/register", *json_header, "-d",
+                     json.dumps({"username": "testuser2", "email": "test2@example.com",
+                                 "password": "password123"}))
+    status, _ = curl(f"{api}/files/{file_id}/download",
+                     "-H", f"Authorization: Bearer {second['token']}")
+    assert status == 404
+
+    status, deleted = curl("-X", "DELETE", f"{api}/files/{file_id}", *auth)
+    assert status == 200 and deleted["success"] is True
+    _, listed = curl(f"{api}/files", *auth)
+    assert listed["data"] == []
