@@ -44,6 +44,11 @@ _CONSISTENCY = _param("consistency", schema={"type": "string",
                                              "enum": ["auto", "strong", "available"]},
                       description="Per-upload consistency hint")
 _JSON_BODY = {"required": True, "content": {"application/json": {"schema": _OBJ}}}
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
 _BINARY = {"type": "string", "format": "binary"}
 
 
@@ -126,11 +131,18 @@ def openapi_document() -> dict[str, Any]:
         "/metrics": {"get": _op("Prometheus metrics", {
             "description": "Prometheus text format",
             "content": {"text/plain": {"schema": {"type": "string"}}}}, tag="cluster")},
-        "/api/v1/auth/register": {"post": _op("Create an account (first one is admin)",
-                                              _json(_OBJ, "Created"), status="201",
-                                              tag="auth", body=_JSON_BODY)},
-        "/api/v1/auth/login": {"post": _op("Get a token", _json(_OBJ), tag="auth",
-                                           body=_JSON_BODY)},
+        "/api/v1/auth/register": {"post": _op(
+            "Create an account (first one is admin); the email is optional and unique",
+            _json(_OBJ, "Created"), status="201", tag="auth", body=_json_body({
+                "type": "object", "required": ["username", "password"],
+                "properties": {"username": {"type": "string"}, "email": {"type": "string"},
+                               "password": {"type": "string"}}}))},
+        "/api/v1/auth/login": {"post": _op(
+            "Get a token: by email or username (any wrong credentials: 401)", _json(_OBJ),
+            tag="auth", body=_json_body({
+                "type": "object", "required": ["password"],
+                "properties": {"email": {"type": "string"}, "username": {"type": "string"},
+                               "password": {"type": "string"}}}))},
         "/api/v1/auth/me": {"get": _op("Who am I", _json(_OBJ), tag="auth")},
         "/api/v1/auth/logout": {"post": _op("Revoke every token of my account",
                                             {"description": "Signed out"}, status="204",
