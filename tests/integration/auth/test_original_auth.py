@@ -97,3 +97,18 @@ async def test_profile_shows_the_email(http):
         assert body["user"]["username"] == "alice"
     async with http.get("/api/v1/auth/profile") as resp:
         assert resp.status == 401
+
+
+async def test_the_dashboard_and_replication_stats_are_for_admins(http):
+    tokens = []
+    for name in ("admin1", "plain1"):  # the first account is the admin
+        async with http.post("/api/v1/auth/register", json={
+                "username": name, "password": "correct horse"}) as resp:
+            tokens.append((await resp.json())["token"])
+    for route in ("/metrics/dashboard", "/api/v1/replication/stats"):
+        async with http.get(route) as resp:
+            assert resp.status == 401, route
+        async with http.get(route, headers={"Authorization": f"Bearer {tokens[1]}"}) as resp:
+            assert resp.status == 403, route
+        async with http.get(route, headers={"Authorization": f"Bearer {tokens[0]}"}) as resp:
+            assert resp.status == 200, route
