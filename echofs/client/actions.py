@@ -189,7 +189,9 @@ async def _rm(client: AsyncClient, args: argparse.Namespace) -> None:
     info = await _ref(client, args.ref)
     result = await client.delete(info.file_id, version=args.version)
     what = f"version {args.version} of " if args.version else ""
-    _emit(args, {**result.raw, "path": info.path},
+    # Our fields only (the answer also carries the original's envelope).
+    _emit(args, {"file_id": result.file_id, "deleted_versions": result.deleted_versions,
+                 "path": info.path},
           f"deleted {what}{info.path} ({result.deleted_versions} "
           f"version{'s' if result.deleted_versions != 1 else ''})")
 

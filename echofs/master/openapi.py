@@ -44,6 +44,11 @@ _CONSISTENCY = _param("consistency", schema={"type": "string",
                                              "enum": ["auto", "strong", "available"]},
                       description="Per-upload consistency hint")
 _JSON_BODY = {"required": True, "content": {"application/json": {"schema": _OBJ}}}
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
 _BINARY = {"type": "string", "format": "binary"}
 
 
@@ -97,6 +102,25 @@ def openapi_document() -> dict[str, Any]:
                                        "enum": ["auto", "strong", "available"]}},
     }}}}
     consistency = "consistency"
+    consistency_form = {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": _BINARY, "path": {"type": "string"},
+                       "user_id": {"type": "string"},
+                       "consistency": {"type": "string",
+                                       "enum": ["auto", "strong", "available"]},
+                       "hint": {"type": "string", "enum": ["auto", "strong", "available"]}},
+    }}}}
+    consistency_upload = {"allOf": [upload, {
+        "type": "object", "required": ["success", "message", "data", "consistency"],
+        "properties": {"consistency": {
+            "type": "object",
+            "required": ["mode_used", "mode", "requested", "version", "replicas", "latency"],
+            "properties": {"mode_used": {"type": "string", "enum": ["C", "A", "Hybrid"]},
+                           "mode": {"type": "string"},
+                           "requested": {"type": "string",
+                                         "enum": ["auto", "strong", "available"]},
+                           "version": {"type": "integer"}, "replicas": {"type": "integer"},
+                           "latency": {"type": "string"}}}}}]}
     paths: dict[str, Any] = {
         "/api/v1/health": {"get": _op("Master health",
                                       _json({"$ref": "#/components/schemas/Health"}),
@@ -107,11 +131,18 @@ def openapi_document() -> dict[str, Any]:
         "/metrics": {"get": _op("Prometheus metrics", {
             "description": "Prometheus text format",
             "content": {"text/plain": {"schema": {"type": "string"}}}}, tag="cluster")},
-        "/api/v1/auth/register": {"post": _op("Create an account (first one is admin)",
-                                              _json(_OBJ, "Created"), status="201",
-                                              tag="auth", body=_JSON_BODY)},
-        "/api/v1/auth/login": {"post": _op("Get a token", _json(_OBJ), tag="auth",
-                                           body=_JSON_BODY)},
+        "/api/v1/auth/register": {"post": _op(
+            "Create an account (first one is admin); the email is optional and unique",
+            _json(_OBJ, "Created"), status="201", tag="auth", body=_json_body({
+                "type": "object", "required": ["username", "password"],
+                "properties": {"username": {"type": "string"}, "email": {"type": "string"},
+                               "password": {"type": "string"}}}))},
+        "/api/v1/auth/login": {"post": _op(
+            "Get a token: by email or username (any wrong credentials: 401)", _json(_OBJ),
+            tag="auth", body=_json_body({
+                "type": "object", "required": ["password"],
+                "properties": {"email": {"type": "string"}, "username": {"type": "string"},
+                               "password": {"type": "string"}}}))},
         "/api/v1/auth/me": {"get": _op("Who am I", _json(_OBJ), tag="auth")},
         "/api/v1/auth/logout": {"post": _op("Revoke every token of my account",
                                             {"description": "Signed out"}, status="204",
@@ -138,6 +169,20 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/files/upload": {"post": _op("Upload (multipart, field 'file')",
                                              _json(upload, "Created"), status="201",
                                              parameters=[_CONSISTENCY], body=multipart)},
+        "/api/v1/files/upload/consistency": {"post": _op(
+            "Upload with the original's consistency and hint fields (multipart)",
+            _json(consistency_upload), body=consistency_form)},
+        "/api/v1/replication/stats": {"get": _op(
+            "The replication queue by reason and target, and the replicator (admin)",
+            _json({"type": "object", "required": ["success", "data", "queue", "replicator"],
+                   "properties": {"queue": {"type": "object", "required": [
+                       "depth", "due_now", "by_reason", "by_target_worker"]}}}),
+            tag="cluster")},
+        "/metrics/dashboard": {"get": _op(
+            "The original's metrics summary, from this process's metrics (admin)",
+            _json({"type": "object", "required": ["file_operations", "performance",
+                                                  "system", "grpc", "http"]}),
+            tag="cluster")},
         "/api/v1/files/content/{path}": {
             "put": _op("Upload a raw body to a path", _json(upload, "Created"),
                        status="201", parameters=[_PATH, _CONSISTENCY], body=raw_upload),

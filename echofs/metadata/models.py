@@ -200,3 +200,6 @@ class UserRow(Base):
     created_at: Mapped[float] = mapped_column(Epoch)
     # Tokens carry the generation they were issued in; logout bumps it.
     token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Lowercased; unique among accounts that have one (None before 0006).
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True, unique=True,
+                                              index=True)

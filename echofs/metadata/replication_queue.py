@@ -157,3 +157,30 @@ class ReplicationQueue(Transactions):
                 )
             ).one()
         return int(depth), oldest
+
+    async def replication_breakdown(self) -> ReplicationBreakdown:
+        """The queue by reason and by target worker, how much of it is due
+        now and the most attempts any task has had (the replication stats)."""
+        now = time.time()
+        async with self._read() as session:
+            by_reason = (await session.execute(
+                select(ReplicationTaskRow.reason, func.count(ReplicationTaskRow.id))
+                .group_by(ReplicationTaskRow.reason))).all()
+            by_target = (await session.execute(
+                select(ReplicationTaskRow.target_worker, func.count(ReplicationTaskRow.id))
+                .group_by(ReplicationTaskRow.target_worker))).all()
+            due, attempts = (await session.execute(
+                select(func.count(ReplicationTaskRow.id).filter(
+                    ReplicationTaskRow.next_attempt_at <= now),
+                       func.max(ReplicationTaskRow.attempts)))).one()
+        return ReplicationBreakdown({str(r): int(n) for r, n in by_reason},
+                                    {str(w): int(n) for w, n in by_target},
+                                    int(due or 0), int(attempts or 0))
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationBreakdown:
+    by_reason: dict[str, int]
+    by_target: dict[str, int]
+    due_now: int
+    max_attempts: int

@@ -22,6 +22,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The routes that move file bodies, as route templates (what ``route`` labels
 # carry); a unit test checks each exists in the master's app.
 UPLOAD_ROUTES = frozenset({("POST", "/api/v1/files/upload"),
+                           ("POST", "/api/v1/files/upload/consistency"),
                            ("PUT", "/api/v1/files/content/{path}")})
 DOWNLOAD_ROUTES = frozenset({("GET", "/api/v1/files/{file_id}/download"),
                              ("GET", "/api/v1/files/content/{path}")})

@@ -41,7 +41,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from echofs.core.errors import ChunkMissing
@@ -297,6 +297,14 @@ async def render() -> bytes:
     await _STATE.refresh()
     await _CONTROLLER_STATE.refresh()
     return generate_latest(REGISTRY)
+
+
+async def collect() -> list[Metric]:
+    """Every family of this process, state refreshed first (what ``/metrics``
+    renders, as objects: the dashboard JSON is computed from these)."""
+    await _STATE.refresh()
+    await _CONTROLLER_STATE.refresh()
+    return list(REGISTRY.collect())
 
 
 @contextmanager
