@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable
 
@@ -51,6 +52,14 @@ _MAX_HEDGES = 16
 # Bytes of chunk reads a download runs ahead of the chunk it sends, unless
 # the master's settings say otherwise.
 READ_AHEAD_BYTES = 16 * 1024 * 1024
+
+# Striping leaves out a replica whose typical read takes longer than this
+# many times the fastest replica's, plus the slack (a replica in another
+# rack or zone): hedging only catches reads slower than a replica's *own*
+# p99, so a steadily slow one would otherwise slow a share of every
+# download. The slack keeps scheduling noise between equals from doing so.
+STRIPE_SPREAD = 4.0
+STRIPE_SLACK = 0.02
 
 # A chunk's verified bytes: a view into the worker's frame when uncompressed.
 ChunkBytes = bytes | memoryview
@@ -90,9 +99,15 @@ class ChunkReader:
         if stripe is None:
             return order
 
+        typical = {w: latencies.typical(w) for w in order}
+        known = [t for t in typical.values() if t is not None]
+        slowest = min(known) * STRIPE_SPREAD + STRIPE_SLACK if known else math.inf
+
         def healthy(worker_id: str) -> bool:
+            latency = typical[worker_id]
             return (self.registry.liveness(worker_id) == Liveness.ALIVE
-                    and not latencies.lagging(worker_id))
+                    and not latencies.lagging(worker_id)
+                    and (latency is None or latency <= slowest))
 
         return striped_order(order, stripe, healthy)
 

@@ -7,9 +7,10 @@ download instead *stripes* its chunks over the healthy replicas: consecutive
 chunks start at consecutive replicas, so a file on three workers is read
 from all three at once and read-ahead keeps each of them busy.
 
-Only healthy replicas (alive, not lagging behind a hedged read) take part;
-suspect, dead and lagging ones keep their places at the back of the order,
-so failover and hedging try the others exactly as before. The rotation is
+Only healthy replicas take part: alive, not lagging behind a hedged read,
+and not far slower than the fastest one (the reader decides, see
+:mod:`echofs.master.download`). The others keep their places after them in
+the read order, so failover and hedging try every replica as before. The rotation is
 over the replicas sorted by id, not by RTT: RTT estimates move with every
 call, and a rotation over a moving order would send neighbouring chunks to
 the same worker.

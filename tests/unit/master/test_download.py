@@ -352,3 +352,24 @@ async def test_an_uncompressed_chunk_is_handed_on_without_a_copy():
     got = await cluster.reader.read(ref)
     # A view into the frame the worker sent, after verification.
     assert isinstance(got, memoryview) and got == raw
+
+
+async def test_a_replica_far_slower_than_the_others_is_left_out_of_the_stripe():
+    cluster = Cluster("w1", "w2", "w3")
+    latencies = cluster.reader.chunk_io.read_latencies
+    for _ in range(10):  # w3 is in another zone: 200 ms a read, the others 2
+        latencies.observe("w1", 0.002)
+        latencies.observe("w2", 0.003)
+        latencies.observe("w3", 0.2)
+    version, data = _replicated_version(cluster, 6, 1000)
+    assert await _download(cluster, version) == data
+    assert [cluster.workers[w].get.calls for w in ("w1", "w2", "w3")] == [3, 3, 0]
+    # Still a replica: asked when the near ones cannot answer.
+    ref = version.chunks[0]
+    assert cluster.reader.read_order(ref, 0)[-1] == "w3"
+    # Replicas a little apart (noise, load) all stay in.
+    for _ in range(64):
+        latencies.observe("w3", 0.008)
+    calls = cluster.workers["w3"].get.calls
+    assert await _download(cluster, version) == data
+    assert cluster.workers["w3"].get.calls - calls == 2
