@@ -56,21 +56,26 @@ async def test_a_large_download_reads_from_every_replica(cluster, http):
 
 
 async def test_a_worker_killed_in_the_middle_of_a_download_costs_no_byte(cluster, http):
-    data = os.urandom(CHUNKS * MIB + 4321)
+    # Larger than the read-ahead window and the sockets' buffers together:
+    # most of the file is still to be read from the workers at the kill.
+    data = os.urandom(3 * CHUNKS * MIB + 4321)
     body = await put_raw(http, "killed.bin", data)
+    failures_before = cluster.workers_health()["w2"]["failures"]
     hasher, received = blake3.blake3(), 0
     async with http.get(f"/api/v1/files/{body['file_id']}/download") as resp:
         assert resp.status == 200
         async for piece in resp.content.iter_chunked(256 * 1024):
-            if received < 3 * MIB <= received + len(piece):
+            if received < MIB <= received + len(piece):
                 # Reads are in flight to every worker now (read-ahead over
                 # the stripe): one of them dies mid-read.
                 cluster.kill_worker("w2")
             hasher.update(piece)
             received += len(piece)
-            await asyncio.sleep(0.005)  # a client slower than the cluster
+            await asyncio.sleep(0.002)  # a client slower than the cluster
     assert not cluster.workers["w2"].running
     assert (received, hasher.hexdigest()) == (len(data), blake3.blake3(data).hexdigest())
+    # The download met the dead worker (its stripe's reads failed over).
+    assert cluster.workers_health()["w2"]["failures"] > failures_before
     # And again with the worker gone for good.
     assert await download(http, body["file_id"]) == data
 
