@@ -373,3 +373,24 @@ async def test_a_replica_far_slower_than_the_others_is_left_out_of_the_stripe():
     calls = cluster.workers["w3"].get.calls
     assert await _download(cluster, version) == data
     assert cluster.workers["w3"].get.calls - calls == 2
+
+
+async def test_a_hung_replica_in_the_stripe_is_hedged_and_then_left_out():
+    cluster = Cluster("w1", "w2", "w3")
+    latencies = cluster.reader.chunk_io.read_latencies
+    for _ in range(10):
+        for worker_id in ("w1", "w2", "w3"):
+            latencies.observe(worker_id, 0.005)
+    version, data = _replicated_version(cluster, 12, 1000)
+    cluster.workers["w2"].get.hang()
+    started = _hedges("started")
+    loop = asyncio.get_running_loop()
+    begun = loop.time()
+    assert await _download(cluster, version) == data
+    assert loop.time() - begun < 1.0  # hedging delays, not the read timeout
+    assert _hedges("started") > started
+    # Only the reads that started at w2 before its first hedge went to it:
+    # hedged around, it is lagging and out of the stripe.
+    assert 1 <= cluster.workers["w2"].get.calls <= 2
+    assert cluster.workers["w2"].get.waiting == 0  # the hung reads were cancelled
+    cluster.workers["w2"].get.release()
