@@ -57,6 +57,9 @@ class Settings:
     pipeline_depth: int = field(default=8, metadata={"env": "PIPELINE_DEPTH"})
     # Chunks read ahead of the one being sent to a downloading client.
     read_ahead: int = field(default=4, metadata={"env": "READ_AHEAD"})
+    # ...and at most this many bytes of them, so memory per download stays
+    # flat whatever the chunk size (see master/read_ahead).
+    read_ahead_bytes: int = field(default=8 * MIB, metadata={"env": "READ_AHEAD_BYTES"})
     # Memory for small chunks' bytes, so reads of small files just written or
     # read skip the worker (0 = off; see master/chunk_cache).
     chunk_cache_bytes: int = field(default=32 * MIB, metadata={"env": "CHUNK_CACHE_BYTES"})

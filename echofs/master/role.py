@@ -87,7 +87,8 @@ class MasterRole:
             max_upload_size=settings.max_upload_size,
             gc_grace=settings.gc_grace_under_pressure,
         ), self.chunk_cache, metadata_disk=self.metadata_disk)
-        self.reader = ChunkReader(repo, registry, self.chunk_io, self.chunk_cache)
+        self.reader = ChunkReader(repo, registry, self.chunk_io, self.chunk_cache,
+                                  read_ahead_bytes=settings.read_ahead_bytes)
         # Manifest cache and rate limits: in-process, or Redis shared by masters.
         self.cache = open_cache(settings)
         self.manifests = ManifestReader(repo, self.cache)
