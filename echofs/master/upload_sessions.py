@@ -1,0 +1,315 @@
+"""Resumable uploads: the session service, without HTTP.
+
+A client announces a file by its size (:meth:`UploadSessionService.create`),
+sends its parts in any order, on any master, as often as it likes
+(:meth:`put_part`), asks which parts are held (:meth:`status`) and finally
+:meth:`complete` s the session: the parts' chunks, already stored and
+referenced by the session, become the file's next version in one
+transaction, nothing copied. :meth:`abort` and expiry (:class:`SessionExpirer`)
+drop a session; its parts' chunks are then unreferenced and the collector
+removes them after its grace period.
+
+Each part goes through the ordinary upload pipeline (chunking, the session's
+consistency mode, placement, quorum): a part is a small upload whose chunks
+are recorded in its session instead of committed as a version. A part sent
+again replaces the one held (identical bytes are deduplicated, so a retry
+costs the transfer only). Everything a session is lives in the metadata
+store, so a master restart loses nothing and a session started on one master
+may be continued on another that shares the database.
+
+S3 multipart uploads are meant to sit on this service as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+
+import blake3
+
+from echofs.core.consistency import Hint, Mode
+from echofs.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from echofs.core.manifest import ChunkRef, FileRecord, VersionRecord
+from echofs.core.upload_sessions import PartLayout, PartRecord, SessionState, UploadSession
+from echofs.daemon import Daemon
+from echofs.master.download import ChunkReader, stream_version
+from echofs.master.files import FileService, Wakeable
+from echofs.metadata.repository import MetadataRepository
+from echofs.metadata.upload_sessions import SessionCommit, StoredPart
+
+log = logging.getLogger(__name__)
+
+# The most parts one session may have (S3's limit too).
+MAX_PARTS = 10_000
+# Hash read-back pieces this large off the event loop (BLAKE3 drops the GIL).
+_HASH_OFF_LOOP = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    # How long a session stays open (UPLOAD_SESSION_TTL_SECONDS).
+    lifetime: float
+    # Open sessions one user may have at once (0 = no limit).
+    max_open_per_user: int
+    # The part size a session gets when the client names none, and the
+    # largest one it may name.
+    default_part_size: int
+    max_part_size: int
+    max_upload_size: int
+    versions_kept: int
+    read_ahead: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartDigests:
+    """What the client says a part's bytes hash to (hex; either may be absent)."""
+
+    blake3: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatus:
+    session: UploadSession
+    parts: list[PartRecord]
+
+    @property
+    def missing(self) -> list[int]:
+        held = {p.part for p in self.parts}
+        return [n for n in range(self.session.total_parts) if n not in held]
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedUpload:
+    file: FileRecord
+    version: VersionRecord
+    # False when the session had been completed before (a retried complete).
+    created: bool
+
+
+def check_digest(name: str, value: str | None) -> str | None:
+    """A client's hex digest, lower-cased; 400 if it cannot be one."""
+    if value is None or value == "":
+        return None
+    value = value.strip().lower()
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise BadRequest(f"{name} must be 64 hex digits", code="invalid_digest")
+    return value
+
+
+class UploadSessionService:
+    def __init__(self, repo: MetadataRepository, files: FileService, reader: ChunkReader,
+                 settings: SessionSettings, *, collector: Wakeable) -> None:
+        self.repo = repo
+        self.files = files
+        self.reader = reader
+        self.settings = settings
+        self.collector = collector
+
+    # -- create ------------------------------------------------------------------------
+
+    def layout(self, total_size: int, part_size: int | None) -> PartLayout:
+        """The parts a file of ``total_size`` bytes is sent in; 4xx when the
+        request is out of bounds."""
+        s = self.settings
+        if total_size < 0:
+            raise BadRequest("file_size must not be negative", code="invalid_size")
+        if total_size > s.max_upload_size:
+            raise PayloadTooLarge(f"file of {total_size} bytes exceeds the "
+                                  f"{s.max_upload_size}-byte limit")
+        size = s.default_part_size if part_size is None else part_size
+        if size < 1:
+            raise BadRequest("chunk_size must be at least 1 byte", code="invalid_part_size")
+        if size > s.max_part_size:
+            raise PayloadTooLarge(f"chunk_size {size} exceeds the {s.max_part_size}-byte part "
+                                  "limit", code="part_too_large")
+        layout = PartLayout(total_size, size)
+        if layout.total_parts > MAX_PARTS:
+            raise BadRequest(f"{layout.total_parts} parts exceed the limit of {MAX_PARTS}; "
+                             "use a larger chunk_size", code="too_many_parts")
+        return layout
+
+    async def create(self, owner: str, path: str, total_size: int, part_size: int | None,
+                     hint: Hint | None) -> UploadSession:
+        layout = self.layout(total_size, part_size)
+        # The mode is fixed now, before any byte is stored, like a plain upload's.
+        mode = await self.files.write_mode(owner, path, hint)
+        return await self.repo.create_upload_session(
+            owner=owner, path=path, layout=layout, mode=mode,
+            lifetime=self.settings.lifetime, max_open=self.settings.max_open_per_user)
+
+    # -- the session as its owner sees it -------------------------------------------------
+
+    async def session(self, session_id: str, owner: str | None) -> UploadSession:
+        """The session, if ``owner`` may see it (None: anyone may); another
+        user's session is a 404, so its existence does not leak."""
+        session = await self.repo.get_upload_session(session_id)
+        if owner is not None and session.owner != owner:
+            raise NotFound("no such upload session", code="session_not_found")
+        if session.state == SessionState.OPEN and session.expired(time.time()):
+            raise NotFound("this upload session has expired", code="session_expired")
+        return session
+
+    async def status(self, session_id: str, owner: str | None) -> SessionStatus:
+        session = await self.session(session_id, owner)
+        parts = ([] if session.state == SessionState.COMPLETED
+                 else await self.repo.upload_session_parts(session_id))
+        return SessionStatus(session, parts)
+
+    async def list_open(self, owner: str | None) -> list[UploadSession]:
+        return await self.repo.list_upload_sessions(owner)
+
+    # -- parts ---------------------------------------------------------------------------
+
+    async def put_part(self, session_id: str, owner: str | None, part: int,
+                       body: AsyncIterable[bytes], digests: PartDigests,
+                       declared_length: int | None = None) -> PartRecord:
+        """Store part ``part`` from ``body`` and record it in the session.
+
+        The bytes must be exactly the part's size, and match the digests the
+        client sent; otherwise nothing is recorded (what was stored is left
+        to the collector) and a 4xx says why."""
+        session = await self.session(session_id, owner)
+        if session.state != SessionState.OPEN:
+            raise Conflict("this upload session is already completed", code="session_completed")
+        layout = session.layout
+        if not layout.has(part):
+            raise BadRequest(f"part {part} does not exist: this session has parts 0 to "
+                             f"{layout.total_parts - 1}", code="invalid_part")
+        expected = layout.size(part)
+        if declared_length is not None and declared_length != expected:
+            raise BadRequest(f"part {part} must be {expected} bytes, the request says "
+                             f"{declared_length}", code="part_size_mismatch")
+        sha = hashlib.sha256() if digests.sha256 is not None else None
+        upload = self.files.uploads.begin(session.mode)
+        received = 0
+        try:
+            async for piece in body:
+                received += len(piece)
+                if received > expected:
+                    raise BadRequest(f"part {part} must be {expected} bytes; more were sent",
+                                     code="part_size_mismatch")
+                if sha is not None:
+                    if len(piece) >= _HASH_OFF_LOOP:
+                        await asyncio.to_thread(sha.update, piece)
+                    else:
+                        sha.update(piece)
+                await upload.write(piece)
+            if received != expected:
+                raise BadRequest(f"part {part} must be {expected} bytes; {received} were sent",
+                                 code="part_size_mismatch")
+            stored = await upload.finish()
+        except BaseException:
+            await upload.abort()
+            raise
+        self._verify(part, digests, stored.blake3, sha.hexdigest() if sha else None)
+        record = await self.repo.record_upload_part(session_id, StoredPart(
+            part, stored.size, stored.blake3, sha.hexdigest() if sha else None,
+            stored.chunks, stored.replicas_acked))
+        if upload.deferred_copies:
+            self.files.replicator.wake()
+        self.files.activity.record(session_id, upload.targets)
+        return record
+
+    @staticmethod
+    def _verify(part: int, digests: PartDigests, blake3_hex: str, sha256_hex: str | None
+                ) -> None:
+        for name, wanted, found in (("BLAKE3", digests.blake3, blake3_hex),
+                                    ("SHA-256", digests.sha256, sha256_hex)):
+            if wanted is not None and wanted != found:
+                raise BadRequest(f"part {part} does not match its {name} digest: the client "
+                                 f"sent {wanted}, the bytes received hash to {found}; send "
+                                 "the part again", code="digest_mismatch")
+
+    # -- complete and abort -----------------------------------------------------------------
+
+    async def complete(self, session_id: str, owner: str | None,
+                       file_blake3: str | None = None) -> CompletedUpload:
+        """Make the session's parts its file's next version (answers the same
+        version again if it is already completed)."""
+        status = await self.status(session_id, owner)
+        session = status.session
+        if session.state == SessionState.COMPLETED:
+            return await self._committed(session, file_blake3)
+        if status.missing:
+            shown = ", ".join(map(str, status.missing[:20]))
+            more = "…" if len(status.missing) > 20 else ""
+            raise Conflict(f"{len(status.missing)} part(s) missing: {shown}{more}",
+                           code="parts_missing")
+        digest = await self._file_digest(session_id, session.layout.total_size)
+        if file_blake3 is not None and file_blake3 != digest:
+            raise BadRequest(f"the file does not match its BLAKE3 digest: the client sent "
+                             f"{file_blake3}, the parts held hash to {digest}",
+                             code="digest_mismatch")
+        record, version, created = await self.repo.complete_upload_session(
+            session_id, SessionCommit(digest, tuple((p.part, p.blake3) for p in status.parts),
+                                      self.settings.versions_kept))
+        if created:
+            await self.files.sources.manifests.invalidate(record.file_id)
+        return CompletedUpload(record, version, created)
+
+    async def _committed(self, session: UploadSession, file_blake3: str | None
+                         ) -> CompletedUpload:
+        assert session.file_id is not None and session.version is not None
+        if file_blake3 is not None and file_blake3 != session.blake3:
+            raise BadRequest("this session was completed with another BLAKE3 digest",
+                             code="digest_mismatch")
+        record = await self.repo.get_file(session.file_id)
+        version = await self.repo.get_version(session.file_id, session.version)
+        return CompletedUpload(record, version, False)
+
+    async def _file_digest(self, session_id: str, size: int) -> str:
+        """BLAKE3 of the whole file, read back from the parts' chunks (each
+        verified on the way): parts arrive in any order and on any master, so
+        no single process saw the bytes in order. Streams; memory stays at
+        ``read_ahead`` chunks."""
+        chunks = await self.repo.upload_session_manifest(session_id)
+        refs, offset = [], 0
+        for seq, chunk in enumerate(chunks):
+            refs.append(ChunkRef(seq, chunk.chunk_id, offset, chunk.size, chunk.compressed,
+                                 chunk.replicas))
+            offset += chunk.size
+        if offset != size:
+            raise Conflict(f"the parts hold {offset} bytes, the session announced {size}",
+                           code="parts_changed")
+        manifest = VersionRecord("", 0, size, "", len(refs), Mode.STRONG, 0, 0.0,
+                                 tuple(refs))
+        hasher = blake3.blake3()
+        async for piece in stream_version(self.reader, manifest, None,
+                                          self.settings.read_ahead):
+            if len(piece) >= _HASH_OFF_LOOP:
+                await asyncio.to_thread(hasher.update, piece)
+            else:
+                hasher.update(piece)
+        return hasher.hexdigest()
+
+    async def abort(self, session_id: str, owner: str | None) -> None:
+        await self.session(session_id, owner)
+        await self.repo.abort_upload_session(session_id)
+        self.collector.wake()
+
+
+class SessionExpirer(Daemon):
+    """Drops sessions past their expiry, on every master (the deletes are
+    idempotent), and wakes the collector for the chunks they held."""
+
+    name = "session-expirer"
+
+    def __init__(self, repo: MetadataRepository, collector: Wakeable, *,
+                 interval: float) -> None:
+        super().__init__(interval)
+        self.repo = repo
+        self.collector = collector
+
+    async def run_once(self) -> int:
+        total = 0
+        while (dropped := await self.repo.expire_upload_sessions(time.time())) > 0:
+            total += dropped
+        if total:
+            log.info("expired %d upload session(s)", total)
+            self.collector.wake()
+        return total
