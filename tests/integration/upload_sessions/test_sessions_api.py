@@ -13,6 +13,7 @@ import aiohttp
 import blake3
 import pytest
 
+from echofs.metadata import database
 from echofs.testing.http import error_of
 from echofs.testing.node import running_node, stored_chunks
 
@@ -21,11 +22,18 @@ PART = 256 * KIB
 SECRET = "s" * 40
 
 
-@pytest.fixture
-async def node(tmp_path):
+@pytest.fixture(params=["sqlite", "postgres"])
+async def node(request, tmp_path):
+    """The same node on the embedded SQLite store and on PostgreSQL."""
+    extra = {}
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        await asyncio.to_thread(database.upgrade, url)
+        extra["database_url"] = url
     async with running_node(tmp_path / "d", chunk_size=64 * KIB, gc_grace=0.5,
                             gc_pressure_grace=0.5, upload_sessions_per_user=3,
-                            upload_part_size=PART, max_upload_part_size=1024 * KIB) as n:
+                            upload_part_size=PART, max_upload_part_size=1024 * KIB,
+                            **extra) as n:
         yield n
 
 
