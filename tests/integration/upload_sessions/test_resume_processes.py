@@ -49,10 +49,9 @@ async def parts_held(url: str, session_id: str) -> list[int]:
         return list((await resp.json())["received"]) if resp.status == 200 else []
 
 
-async def wait_for_parts(url: str, state_home: Path, at_least: int,
-                         timeout: float = 60.0) -> tuple[str, list[int]]:
+async def wait_for_parts(url: str, state_home: Path, at_least: int) -> tuple[str, list[int]]:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + 60.0
     while loop.time() < deadline:
         session_id = remembered_session(state_home)
         if session_id is not None:
@@ -63,8 +62,8 @@ async def wait_for_parts(url: str, state_home: Path, at_least: int,
     raise TimeoutError("the upload never got that far")
 
 
-async def finish(proc: subprocess.Popen[bytes], timeout: float = 120.0) -> tuple[dict, str]:
-    out, err = await asyncio.to_thread(proc.communicate, timeout=timeout)
+async def finish(proc: subprocess.Popen[bytes]) -> tuple[dict, str]:
+    out, err = await asyncio.to_thread(proc.communicate, timeout=120.0)
     assert proc.returncode == 0, err.decode()
     return json.loads(out), err.decode()
 
@@ -153,7 +152,7 @@ async def test_a_network_cut_is_retried_without_starting_over(tmp_path):
                 upload = asyncio.create_task(client.upload_resumable(
                     local, "cut.bin", state=ResumeState(tmp_path / "st"),
                     on_start=lambda info: seen.append(info.session_id)))
-                while not seen or len(await parts_held(url, seen[0])) < 3:
+                while not seen or len(await parts_held(url, seen[0])) < 3:  # noqa: ASYNC110
                     await asyncio.sleep(0.02)
                 assert proxy.reset_connections() > 0  # the cut
                 result = await upload
