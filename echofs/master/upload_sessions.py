@@ -211,8 +211,7 @@ class UploadSessionService:
             part, stored.size, stored.blake3, sha.hexdigest() if sha else None,
             stored.chunks, stored.replicas_acked))
         if upload.deferred_copies:
-            self.files.replicator.wake()
-        self.files.activity.record(session_id, upload.targets)
+            self.files.replicator.wake()  # owed copies: start now, not at the next tick
         return record
 
     @staticmethod
@@ -249,7 +248,11 @@ class UploadSessionService:
             session_id, SessionCommit(digest, tuple((p.part, p.blake3) for p in status.parts),
                                       self.settings.versions_kept))
         if created:
+            # The effects of a new version (as FileService.commit applies them):
+            # every master forgets the file; the write counts for the controller.
             await self.files.sources.manifests.invalidate(record.file_id)
+            self.files.activity.record(record.file_id,
+                                       {w for c in version.chunks for w in c.replicas})
         return CompletedUpload(record, version, created)
 
     async def _committed(self, session: UploadSession, file_blake3: str | None
