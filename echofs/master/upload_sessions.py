@@ -40,6 +40,7 @@ from echofs.master.download import ChunkReader, stream_version
 from echofs.master.files import FileService, Wakeable
 from echofs.metadata.repository import MetadataRepository
 from echofs.metadata.upload_sessions import SessionCommit, StoredPart
+from echofs.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +139,11 @@ class UploadSessionService:
         layout = self.layout(total_size, part_size)
         # The mode is fixed now, before any byte is stored, like a plain upload's.
         mode = await self.files.write_mode(owner, path, hint)
-        return await self.repo.create_upload_session(
+        session = await self.repo.create_upload_session(
             owner=owner, path=path, layout=layout, mode=mode,
             lifetime=self.settings.lifetime, max_open=self.settings.max_open_per_user)
+        metrics.UPLOAD_SESSION_EVENTS.labels("created").inc()
+        return session
 
     # -- the session as its owner sees it -------------------------------------------------
 
@@ -182,6 +185,7 @@ class UploadSessionService:
                              f"{layout.total_parts - 1}", code="invalid_part")
         expected = layout.size(part)
         if declared_length is not None and declared_length != expected:
+            metrics.UPLOAD_SESSION_EVENTS.labels("part_refused").inc()
             raise BadRequest(f"part {part} must be {expected} bytes, the request says "
                              f"{declared_length}", code="part_size_mismatch")
         sha = hashlib.sha256() if digests.sha256 is not None else None
@@ -203,15 +207,24 @@ class UploadSessionService:
                 raise BadRequest(f"part {part} must be {expected} bytes; {received} were sent",
                                  code="part_size_mismatch")
             stored = await upload.finish()
+        except BadRequest:
+            metrics.UPLOAD_SESSION_EVENTS.labels("part_refused").inc()
+            await upload.abort()
+            raise
         except BaseException:
             await upload.abort()
             raise
-        self._verify(part, digests, stored.blake3, sha.hexdigest() if sha else None)
+        try:
+            self._verify(part, digests, stored.blake3, sha.hexdigest() if sha else None)
+        except BadRequest:
+            metrics.UPLOAD_SESSION_EVENTS.labels("part_refused").inc()
+            raise
         record = await self.repo.record_upload_part(session_id, StoredPart(
             part, stored.size, stored.blake3, sha.hexdigest() if sha else None,
             stored.chunks, stored.replicas_acked))
         if upload.deferred_copies:
             self.files.replicator.wake()  # owed copies: start now, not at the next tick
+        metrics.UPLOAD_SESSION_EVENTS.labels("part_stored").inc()
         return record
 
     @staticmethod
@@ -253,6 +266,7 @@ class UploadSessionService:
             await self.files.sources.manifests.invalidate(record.file_id)
             self.files.activity.record(record.file_id,
                                        {w for c in version.chunks for w in c.replicas})
+            metrics.UPLOAD_SESSION_EVENTS.labels("completed").inc()
         return CompletedUpload(record, version, created)
 
     async def _committed(self, session: UploadSession, file_blake3: str | None
@@ -293,6 +307,7 @@ class UploadSessionService:
     async def abort(self, session_id: str, owner: str | None) -> None:
         await self.session(session_id, owner)
         await self.repo.abort_upload_session(session_id)
+        metrics.UPLOAD_SESSION_EVENTS.labels("aborted").inc()
         self.collector.wake()
 
 
@@ -313,6 +328,7 @@ class SessionExpirer(Daemon):
         while (dropped := await self.repo.expire_upload_sessions(time.time())) > 0:
             total += dropped
         if total:
+            metrics.UPLOAD_SESSION_EVENTS.labels("expired").inc(total)
             log.info("expired %d upload session(s)", total)
             self.collector.wake()
         return total

@@ -138,6 +138,8 @@ async def test_a_part_with_a_wrong_digest_is_refused(node, http):
         assert (await error_of(resp))["code"] == "digest_mismatch"
     async with http.get(f"/api/v1/files/upload/{sid}") as resp:
         assert (await resp.json())["received"] == []
+    async with http.get("/metrics") as resp:
+        assert 'echofs_upload_session_events_total{event="part_refused"}' in await resp.text()
     # The right SHA-256 is accepted.
     resp = await put_part(http, sid, 0, data, digest=hashlib.sha256(data).hexdigest(),
                           header="X-EchoFS-SHA256")
