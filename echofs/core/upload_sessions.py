@@ -21,34 +21,59 @@ class SessionState(StrEnum):
     COMPLETED = "completed"
 
 
+# The most parts one session may have (S3's limit too); part numbers run
+# from 0 to MAX_PARTS (S3 numbers from 1).
+MAX_PARTS = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class PartLayout:
-    total_size: int
+    """How a session's file is cut into parts.
+
+    Fixed (``total_size`` known, the original's ``upload/init``): every part
+    but the last is exactly ``part_size`` bytes, and ``complete`` needs them
+    all. Free (``total_size`` None, as S3 multipart uploads go): any part
+    number up to :data:`MAX_PARTS`, each of 0 to ``part_size`` bytes, and
+    ``complete`` names the parts the file is made of, in order."""
+
+    total_size: int | None
     part_size: int
 
     def __post_init__(self) -> None:
-        if self.total_size < 0:
+        if self.total_size is not None and self.total_size < 0:
             raise ValueError("total size must not be negative")
         if self.part_size < 1:
             raise ValueError("part size must be at least 1 byte")
 
     @property
-    def total_parts(self) -> int:
+    def fixed(self) -> bool:
+        return self.total_size is not None
+
+    @property
+    def total_parts(self) -> int | None:
+        if self.total_size is None:
+            return None
         return max(1, -(-self.total_size // self.part_size))
 
     def has(self, part: int) -> bool:
-        return 0 <= part < self.total_parts
+        last = MAX_PARTS if self.total_parts is None else self.total_parts - 1
+        return 0 <= part <= last
 
     def offset(self, part: int) -> int:
+        """Where a fixed layout's part starts."""
         return part * self.part_size
 
-    def size(self, part: int) -> int:
-        """Bytes part ``part`` must hold exactly."""
+    def size(self, part: int) -> int | None:
+        """Bytes the part must hold exactly (None: free, up to ``part_size``)."""
+        if self.total_size is None:
+            return None
         return max(0, min(self.part_size, self.total_size - self.offset(part)))
 
     def expectations(self) -> list[dict[str, int]]:
         """Every part's index, offset and size (the init answer's list)."""
-        return [{"index": n, "offset": self.offset(n), "size": self.size(n)}
+        if self.total_parts is None:
+            return []
+        return [{"index": n, "offset": self.offset(n), "size": self.size(n) or 0}
                 for n in range(self.total_parts)]
 
 
@@ -68,7 +93,7 @@ class UploadSession:
     blake3: str | None = None
 
     @property
-    def total_parts(self) -> int:
+    def total_parts(self) -> int | None:
         return self.layout.total_parts
 
     def expired(self, now: float) -> bool:
@@ -83,6 +108,8 @@ class PartRecord:
     size: int
     blake3: str
     sha256: str | None
+    # MD5 (hex), kept when asked for: an S3 part's ETag.
+    md5: str | None
     chunk_count: int
     replicas_acked: int
     stored_at: float

@@ -141,10 +141,16 @@ class UploadSessionsAPI:
             body = await read_json(request)
             if not isinstance(body, dict):
                 raise BadRequest("request body must be a JSON object (or empty)")
-        digest = check_digest("blake3", body.get("blake3") if isinstance(
-            body.get("blake3"), str) else None)
+        raw_digest = body.get("blake3")
+        if raw_digest is not None and not isinstance(raw_digest, str):
+            raise BadRequest("blake3 must be a string of 64 hex digits", code="invalid_digest")
+        parts = body.get("parts")
+        if parts is not None and (not isinstance(parts, list) or not all(
+                isinstance(n, int) and not isinstance(n, bool) for n in parts)):
+            raise BadRequest("parts must be a list of part numbers", code="invalid_parts")
         done = await self.sessions.complete(request.match_info["session_id"],
-                                            self._scope(request), digest)
+                                            self._scope(request),
+                                            check_digest("blake3", raw_digest), parts)
         info = facts(request)
         info.file_id, info.mode = done.file.file_id, done.version.mode
         return web.json_response(completed_json(request.match_info["session_id"], done),
@@ -177,7 +183,8 @@ def session_json(session: UploadSession) -> dict[str, Any]:
 
 def part_json(record: PartRecord) -> dict[str, Any]:
     return {"index": record.part, "part": record.part, "size": record.size,
-            "blake3": record.blake3, "sha256": record.sha256, "chunks": record.chunk_count,
+            "blake3": record.blake3, "sha256": record.sha256, "md5": record.md5,
+            "chunks": record.chunk_count,
             "replicas_acked": record.replicas_acked}
 
 

@@ -234,8 +234,11 @@ _SESSION = {"type": "object",
             "required": ["session_id", "path", "file_size", "chunk_size", "total_chunks",
                          "state", "expires_at"],
             "properties": {"session_id": {"type": "string"}, "path": {"type": "string"},
-                           "file_size": _INT, "chunk_size": {"type": "integer", "minimum": 1},
-                           "total_chunks": {"type": "integer", "minimum": 1},
+                           "file_size": {"type": ["integer", "null"], "minimum": 0,
+                                         "description": "null: parts of any size, chosen "
+                                                        "at complete"},
+                           "chunk_size": {"type": "integer", "minimum": 1},
+                           "total_chunks": {"type": ["integer", "null"], "minimum": 1},
                            "state": {"type": "string", "enum": ["open", "completed"]},
                            "consistency_mode": {"type": "string"},
                            "expires_at": {"type": "string", "format": "date-time"}}}
@@ -244,6 +247,7 @@ _PART_EXPECTED = {"type": "object", "required": ["index", "offset", "size"],
 _PART_HELD = {"type": "object", "required": ["index", "size", "blake3"],
               "properties": {"index": _INT, "size": _INT, "blake3": {"type": "string"},
                              "sha256": {"type": ["string", "null"]},
+                             "md5": {"type": ["string", "null"]},
                              "chunks": _INT, "replicas_acked": _INT}}
 
 
@@ -274,8 +278,11 @@ def _upload_session_paths() -> dict[str, Any]:
                   _json(_PART_HELD), tag="uploads",
                   parameters=[_SESSION_ID, _PART_NO, *digests], body=part_body)
     complete_body = {"required": False, "content": {"application/json": {"schema": {
-        "type": "object", "properties": {"blake3": {
-            "type": "string", "description": "the whole file's BLAKE3 (hex); checked"}}}}}}
+        "type": "object", "properties": {
+            "blake3": {"type": "string", "description": "the whole file's BLAKE3 (hex); checked"},
+            "parts": {"type": "array", "items": _INT,
+                      "description": "sessions without a file_size: the parts the file is "
+                                     "made of, ascending (default: all held)"}}}}}}
     upload = {"$ref": "#/components/schemas/UploadResult"}
     complete = _op("Make the parts the file's new version (again: the same version)",
                    _json(upload, "Created"), status="201", tag="uploads",

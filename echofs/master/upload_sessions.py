@@ -24,17 +24,24 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass
 
 import blake3
 
 from echofs.core.consistency import Hint, Mode
-from echofs.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from echofs.core.errors import BadRequest, Conflict, EchoFSError, NotFound, PayloadTooLarge
 from echofs.core.manifest import ChunkRef, FileRecord, VersionRecord
-from echofs.core.upload_sessions import PartLayout, PartRecord, SessionState, UploadSession
+from echofs.core.upload_sessions import (
+    MAX_PARTS,
+    PartLayout,
+    PartRecord,
+    SessionState,
+    UploadSession,
+)
 from echofs.daemon import Daemon
 from echofs.master.download import ChunkReader, stream_version
 from echofs.master.files import FileService, Wakeable
@@ -44,8 +51,6 @@ from echofs.observability import metrics
 
 log = logging.getLogger(__name__)
 
-# The most parts one session may have (S3's limit too).
-MAX_PARTS = 10_000
 # Hash read-back pieces this large off the event loop (BLAKE3 drops the GIL).
 _HASH_OFF_LOOP = 64 * 1024
 
@@ -67,10 +72,11 @@ class SessionSettings:
 
 @dataclass(frozen=True, slots=True)
 class PartDigests:
-    """What the client says a part's bytes hash to (hex; either may be absent)."""
+    """What the client says a part's bytes hash to (hex; any may be absent)."""
 
     blake3: str | None = None
     sha256: str | None = None
+    md5: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +86,10 @@ class SessionStatus:
 
     @property
     def missing(self) -> list[int]:
+        """Parts a fixed layout still lacks (a free layout lacks none)."""
+        total = self.session.total_parts
         held = {p.part for p in self.parts}
-        return [n for n in range(self.session.total_parts) if n not in held]
+        return [] if total is None else [n for n in range(total) if n not in held]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,29 +121,33 @@ class UploadSessionService:
 
     # -- create ------------------------------------------------------------------------
 
-    def layout(self, total_size: int, part_size: int | None) -> PartLayout:
-        """The parts a file of ``total_size`` bytes is sent in; 4xx when the
-        request is out of bounds."""
+    def layout(self, total_size: int | None, part_size: int | None) -> PartLayout:
+        """The parts a file of ``total_size`` bytes is sent in (None: a free
+        layout, parts of up to ``part_size`` bytes); 4xx when the request is
+        out of bounds."""
         s = self.settings
-        if total_size < 0:
+        if total_size is not None and total_size < 0:
             raise BadRequest("file_size must not be negative", code="invalid_size")
-        if total_size > s.max_upload_size:
+        if total_size is not None and total_size > s.max_upload_size:
             raise PayloadTooLarge(f"file of {total_size} bytes exceeds the "
                                   f"{s.max_upload_size}-byte limit")
-        size = s.default_part_size if part_size is None else part_size
+        default = s.default_part_size if total_size is not None else s.max_part_size
+        size = default if part_size is None else part_size
         if size < 1:
             raise BadRequest("chunk_size must be at least 1 byte", code="invalid_part_size")
         if size > s.max_part_size:
             raise PayloadTooLarge(f"chunk_size {size} exceeds the {s.max_part_size}-byte part "
                                   "limit", code="part_too_large")
         layout = PartLayout(total_size, size)
-        if layout.total_parts > MAX_PARTS:
+        if (layout.total_parts or 0) > MAX_PARTS:
             raise BadRequest(f"{layout.total_parts} parts exceed the limit of {MAX_PARTS}; "
                              "use a larger chunk_size", code="too_many_parts")
         return layout
 
-    async def create(self, owner: str, path: str, total_size: int, part_size: int | None,
-                     hint: Hint | None) -> UploadSession:
+    async def create(self, owner: str, path: str, total_size: int | None,
+                     part_size: int | None, hint: Hint | None) -> UploadSession:
+        """A new session for ``path``: a fixed layout when ``total_size`` is
+        known, else a free one (parts chosen at :meth:`complete`)."""
         layout = self.layout(total_size, part_size)
         # The mode is fixed now, before any byte is stored, like a plain upload's.
         mode = await self.files.write_mode(owner, path, hint)
@@ -170,57 +182,63 @@ class UploadSessionService:
 
     async def put_part(self, session_id: str, owner: str | None, part: int,
                        body: AsyncIterable[bytes], digests: PartDigests,
-                       declared_length: int | None = None) -> PartRecord:
+                       declared_length: int | None = None, *,
+                       keep_md5: bool = False) -> PartRecord:
         """Store part ``part`` from ``body`` and record it in the session.
 
-        The bytes must be exactly the part's size, and match the digests the
-        client sent; otherwise nothing is recorded (what was stored is left
-        to the collector) and a 4xx says why."""
+        The bytes must be exactly the part's size (a free layout: at most
+        the part size), and match the digests the client sent; otherwise
+        nothing is recorded (what was stored is left to the collector) and a
+        4xx says why. ``keep_md5``: record the part's MD5 even if the client
+        sent none (an S3 part's ETag)."""
         session = await self.session(session_id, owner)
         if session.state != SessionState.OPEN:
             raise Conflict("this upload session is already completed", code="session_completed")
         layout = session.layout
         if not layout.has(part):
+            last = MAX_PARTS if layout.total_parts is None else layout.total_parts - 1
             raise BadRequest(f"part {part} does not exist: this session has parts 0 to "
-                             f"{layout.total_parts - 1}", code="invalid_part")
+                             f"{last}", code="invalid_part")
         expected = layout.size(part)
-        if declared_length is not None and declared_length != expected:
+        limit = layout.part_size if expected is None else expected
+        if declared_length is not None and (
+                declared_length > limit if expected is None else declared_length != expected):
             metrics.UPLOAD_SESSION_EVENTS.labels("part_refused").inc()
-            raise BadRequest(f"part {part} must be {expected} bytes, the request says "
-                             f"{declared_length}", code="part_size_mismatch")
-        sha = hashlib.sha256() if digests.sha256 is not None else None
+            raise _wrong_size(part, expected, limit, declared_length)
+        hashers = {name: hashlib.new(name) for name, wanted in (
+            ("sha256", digests.sha256), ("md5", digests.md5 or keep_md5)) if wanted}
         upload = self.files.uploads.begin(session.mode)
         received = 0
         try:
             async for piece in body:
                 received += len(piece)
-                if received > expected:
-                    raise BadRequest(f"part {part} must be {expected} bytes; more were sent",
-                                     code="part_size_mismatch")
-                if sha is not None:
+                if received > limit:
+                    raise _wrong_size(part, expected, limit, received)
+                for hasher in hashers.values():
                     if len(piece) >= _HASH_OFF_LOOP:
-                        await asyncio.to_thread(sha.update, piece)
+                        await asyncio.to_thread(hasher.update, piece)
                     else:
-                        sha.update(piece)
+                        hasher.update(piece)
                 await upload.write(piece)
-            if received != expected:
+            if expected is not None and received != expected:
                 raise BadRequest(f"part {part} must be {expected} bytes; {received} were sent",
                                  code="part_size_mismatch")
             stored = await upload.finish()
-        except BadRequest:
+        except (BadRequest, PayloadTooLarge):
             metrics.UPLOAD_SESSION_EVENTS.labels("part_refused").inc()
             await upload.abort()
             raise
         except BaseException:
             await upload.abort()
             raise
+        found = {name: hasher.hexdigest() for name, hasher in hashers.items()}
         try:
-            self._verify(part, digests, stored.blake3, sha.hexdigest() if sha else None)
+            self._verify(part, digests, stored.blake3, found)
         except BadRequest:
             metrics.UPLOAD_SESSION_EVENTS.labels("part_refused").inc()
             raise
         record = await self.repo.record_upload_part(session_id, StoredPart(
-            part, stored.size, stored.blake3, sha.hexdigest() if sha else None,
+            part, stored.size, stored.blake3, found.get("sha256"), found.get("md5"),
             stored.chunks, stored.replicas_acked))
         if upload.deferred_copies:
             self.files.replicator.wake()  # owed copies: start now, not at the next tick
@@ -228,38 +246,49 @@ class UploadSessionService:
         return record
 
     @staticmethod
-    def _verify(part: int, digests: PartDigests, blake3_hex: str, sha256_hex: str | None
+    def _verify(part: int, digests: PartDigests, blake3_hex: str, found: dict[str, str]
                 ) -> None:
-        for name, wanted, found in (("BLAKE3", digests.blake3, blake3_hex),
-                                    ("SHA-256", digests.sha256, sha256_hex)):
-            if wanted is not None and wanted != found:
+        for name, wanted, got in (("BLAKE3", digests.blake3, blake3_hex),
+                                  ("SHA-256", digests.sha256, found.get("sha256")),
+                                  ("MD5", digests.md5, found.get("md5"))):
+            if wanted is not None and wanted != got:
                 raise BadRequest(f"part {part} does not match its {name} digest: the client "
-                                 f"sent {wanted}, the bytes received hash to {found}; send "
+                                 f"sent {wanted}, the bytes received hash to {got}; send "
                                  "the part again", code="digest_mismatch")
 
     # -- complete and abort -----------------------------------------------------------------
 
     async def complete(self, session_id: str, owner: str | None,
-                       file_blake3: str | None = None) -> CompletedUpload:
+                       file_blake3: str | None = None,
+                       parts: Sequence[int] | None = None) -> CompletedUpload:
         """Make the session's parts its file's next version (answers the same
-        version again if it is already completed)."""
+        version again if it is already completed). A fixed layout needs all
+        its parts; a free one is made of ``parts`` (ascending; default:
+        every part held), and held parts not named are dropped."""
         status = await self.status(session_id, owner)
         session = status.session
         if session.state == SessionState.COMPLETED:
             return await self._committed(session, file_blake3)
-        if status.missing:
-            shown = ", ".join(map(str, status.missing[:20]))
-            more = "…" if len(status.missing) > 20 else ""
-            raise Conflict(f"{len(status.missing)} part(s) missing: {shown}{more}",
+        held = {p.part: p for p in status.parts}
+        chosen = self._chosen(session, status, parts)
+        absent = [n for n in chosen if n not in held]
+        if absent:
+            shown = ", ".join(map(str, absent[:20]))
+            more = "…" if len(absent) > 20 else ""
+            raise Conflict(f"{len(absent)} part(s) missing: {shown}{more}",
                            code="parts_missing")
-        digest = await self._file_digest(session_id, session.layout.total_size)
+        size = sum(held[n].size for n in chosen)
+        if size > self.settings.max_upload_size:
+            raise PayloadTooLarge(f"file of {size} bytes exceeds the "
+                                  f"{self.settings.max_upload_size}-byte limit")
+        digest = await self._file_digest(session_id, chosen, size)
         if file_blake3 is not None and file_blake3 != digest:
             raise BadRequest(f"the file does not match its BLAKE3 digest: the client sent "
                              f"{file_blake3}, the parts held hash to {digest}",
                              code="digest_mismatch")
         record, version, created = await self.repo.complete_upload_session(
-            session_id, SessionCommit(digest, tuple((p.part, p.blake3) for p in status.parts),
-                                      self.settings.versions_kept))
+            session_id, SessionCommit(digest, tuple((n, held[n].blake3) for n in chosen),
+                                      size, self.settings.versions_kept))
         if created:
             # The effects of a new version (as FileService.commit applies them):
             # every master forgets the file; the write counts for the controller.
@@ -268,6 +297,23 @@ class UploadSessionService:
                                        {w for c in version.chunks for w in c.replicas})
             metrics.UPLOAD_SESSION_EVENTS.labels("completed").inc()
         return CompletedUpload(record, version, created)
+
+    @staticmethod
+    def _chosen(session: UploadSession, status: SessionStatus,
+                parts: Sequence[int] | None) -> list[int]:
+        total = session.total_parts
+        if total is not None:
+            if parts is not None and list(parts) != list(range(total)):
+                raise BadRequest("this session's parts are fixed: complete takes all of "
+                                 "them", code="invalid_parts")
+            return list(range(total))
+        if parts is None:
+            return [p.part for p in status.parts]
+        chosen = list(parts)
+        if any(b <= a for a, b in itertools.pairwise(chosen)):
+            raise BadRequest("parts must be named in ascending order, each once",
+                             code="invalid_parts")
+        return chosen
 
     async def _committed(self, session: UploadSession, file_blake3: str | None
                          ) -> CompletedUpload:
@@ -279,19 +325,19 @@ class UploadSessionService:
         version = await self.repo.get_version(session.file_id, session.version)
         return CompletedUpload(record, version, False)
 
-    async def _file_digest(self, session_id: str, size: int) -> str:
+    async def _file_digest(self, session_id: str, parts: Sequence[int], size: int) -> str:
         """BLAKE3 of the whole file, read back from the parts' chunks (each
         verified on the way): parts arrive in any order and on any master, so
         no single process saw the bytes in order. Streams; memory stays at
         ``read_ahead`` chunks."""
-        chunks = await self.repo.upload_session_manifest(session_id)
+        chunks = await self.repo.upload_session_manifest(session_id, parts)
         refs, offset = [], 0
         for seq, chunk in enumerate(chunks):
             refs.append(ChunkRef(seq, chunk.chunk_id, offset, chunk.size, chunk.compressed,
                                  chunk.replicas))
             offset += chunk.size
         if offset != size:
-            raise Conflict(f"the parts hold {offset} bytes, the session announced {size}",
+            raise Conflict(f"the parts hold {offset} bytes, {size} were expected",
                            code="parts_changed")
         manifest = VersionRecord("", 0, size, "", len(refs), Mode.STRONG, 0, 0.0,
                                  tuple(refs))
@@ -332,3 +378,11 @@ class SessionExpirer(Daemon):
             log.info("expired %d upload session(s)", total)
             self.collector.wake()
         return total
+
+
+def _wrong_size(part: int, expected: int | None, limit: int, got: int) -> EchoFSError:
+    if expected is None:
+        return PayloadTooLarge(f"part {part} may hold at most {limit} bytes; {got} were sent",
+                               code="part_too_large")
+    return BadRequest(f"part {part} must be {expected} bytes; {got} were sent",
+                      code="part_size_mismatch")

@@ -215,9 +215,10 @@ class UploadSessionRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     owner: Mapped[str] = mapped_column(String(255))
     path: Mapped[str] = mapped_column(String(1024))
-    total_size: Mapped[int] = mapped_column(BigInteger)
+    # Unknown (NULL) for a free layout: parts of any size, chosen at complete.
+    total_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     part_size: Mapped[int] = mapped_column(BigInteger)
-    total_parts: Mapped[int] = mapped_column(Integer)
+    total_parts: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The mode every part is written in: fixed at init, like a plain upload's.
     mode: Mapped[str] = mapped_column(String(16))
     # 'open', then 'completed' (file_id/version say what it made).
@@ -245,9 +246,10 @@ class UploadPartRow(Base):
     part: Mapped[int] = mapped_column(Integer, primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     # Digests of the part's bytes, checked against what the client sent
-    # (SHA-256 only when it sent one).
+    # (SHA-256 and MD5 only when it sent one or they were asked for).
     blake3: Mapped[str] = mapped_column(String(64))
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
     chunk_count: Mapped[int] = mapped_column(Integer)
     replicas_acked: Mapped[int] = mapped_column(Integer)
     stored_at: Mapped[float] = mapped_column(Epoch)

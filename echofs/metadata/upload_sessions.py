@@ -55,25 +55,29 @@ class StoredPart:
     size: int
     blake3: str
     sha256: str | None
+    md5: str | None
     chunks: tuple[NewChunk, ...]
     replicas_acked: int
 
 
 @dataclass(frozen=True, slots=True)
 class SessionCommit:
-    """What ``complete`` commits: the whole file's digest, and the parts it
-    was computed from (by their digests), so parts replaced meanwhile are
-    noticed rather than committed under a digest that no longer fits."""
+    """What ``complete`` commits: the parts the file is made of, in order,
+    by their digests (parts replaced meanwhile are noticed rather than
+    committed under a digest that no longer fits), the file's size and
+    BLAKE3. Held parts not named are dropped (their chunks collected)."""
 
     blake3: str
     parts: tuple[tuple[int, str], ...]
+    size: int
     versions_kept: int
 
 
 def _session(row: Row) -> UploadSession:
     (session_id, owner, path, total_size, part_size, mode, state, created_at, expires_at,
      file_id, version, blake3) = row
-    return UploadSession(session_id, owner, path, PartLayout(int(total_size), int(part_size)),
+    layout = PartLayout(None if total_size is None else int(total_size), int(part_size))
+    return UploadSession(session_id, owner, path, layout,
                          Mode(mode), SessionState(state), float(created_at), float(expires_at),
                          file_id, None if version is None else int(version), blake3)
 
@@ -109,10 +113,24 @@ def _drop_parts(db: Sql, session_id: str, parts: Sequence[int] | None = None) ->
 
 
 def _part_rows(db: Sql, session_id: str) -> list[PartRecord]:
-    return [PartRecord(int(part), int(size), b3, sha, int(count), int(acked), float(at))
-            for part, size, b3, sha, count, acked, at in db.rows(
-                "SELECT part, size, blake3, sha256, chunk_count, replicas_acked, stored_at "
-                "FROM upload_parts WHERE session_id = ? ORDER BY part", (session_id,))]
+    return [PartRecord(int(part), int(size), b3, sha, md5, int(count), int(acked), float(at))
+            for part, size, b3, sha, md5, count, acked, at in db.rows(
+                "SELECT part, size, blake3, sha256, md5, chunk_count, replicas_acked, "
+                "stored_at FROM upload_parts WHERE session_id = ? ORDER BY part",
+                (session_id,))]
+
+
+def _chunks_of_parts(db: Sql, session_id: str, parts: Sequence[int]) -> list[Row]:
+    """(chunk id, size, stored size, compressed) of these parts' chunks, in
+    the order of ``parts``, each part's in sequence."""
+    rows = db.rows(
+        "SELECT pc.part, pc.chunk_id, pc.size, c.stored_size, c.compressed FROM "
+        "upload_part_chunks pc JOIN chunks c ON c.id = pc.chunk_id "
+        "WHERE pc.session_id = ? ORDER BY pc.part, pc.seq", (session_id,))
+    by_part: dict[int, list[Row]] = {}
+    for part, *chunk in rows:
+        by_part.setdefault(int(part), []).append(tuple(chunk))
+    return [chunk for part in parts for chunk in by_part.get(part, [])]
 
 
 class UploadSessions(Transactions):
@@ -190,29 +208,28 @@ class UploadSessions(Transactions):
                                    replicas_acked=stored.replicas_acked, versions_kept=1)
             _record_new_copies(db, [holder], now)
             _drop_parts(db, session_id, [stored.part])
-            db.run("INSERT INTO upload_parts (session_id, part, size, blake3, sha256, "
-                   "chunk_count, replicas_acked, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            db.run("INSERT INTO upload_parts (session_id, part, size, blake3, sha256, md5, "
+                   "chunk_count, replicas_acked, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (session_id, stored.part, stored.size, stored.blake3, stored.sha256,
-                    len(stored.chunks), stored.replicas_acked, now))
+                    stored.md5, len(stored.chunks), stored.replicas_acked, now))
             if stored.chunks:
                 db.run_many("INSERT INTO upload_part_chunks (session_id, part, seq, chunk_id, "
                             "size) VALUES (?, ?, ?, ?, ?)",
                             [(session_id, stored.part, seq, c.chunk_id, c.size)
                              for seq, c in enumerate(stored.chunks)])
             return PartRecord(stored.part, stored.size, stored.blake3, stored.sha256,
-                              len(stored.chunks), stored.replicas_acked, now)
+                              stored.md5, len(stored.chunks), stored.replicas_acked, now)
 
         # Copies recorded for chunks other versions use: their memoized
         # replica lists are incomplete now.
         return await self._transact(body, invalidates=chunk_tags(ids))
 
-    async def upload_session_manifest(self, session_id: str) -> list[NewChunk]:
-        """Every chunk of the session's parts, in file order, with replicas."""
+    async def upload_session_manifest(self, session_id: str, parts: Sequence[int]
+                                      ) -> list[NewChunk]:
+        """The chunks of these parts of the session, in the order of
+        ``parts``, with their replicas."""
         def body(db: Sql) -> list[NewChunk]:
-            rows = db.rows(
-                "SELECT pc.chunk_id, pc.size, c.stored_size, c.compressed FROM "
-                "upload_part_chunks pc JOIN chunks c ON c.id = pc.chunk_id "
-                "WHERE pc.session_id = ? ORDER BY pc.part, pc.seq", (session_id,))
+            rows = _chunks_of_parts(db, session_id, parts)
             replicas: dict[str, list[str]] = {}
             ids = sorted({r[0] for r in rows})
             for batch in batches(ids):
@@ -242,14 +259,15 @@ class UploadSessions(Transactions):
                 assert session.file_id is not None and session.version is not None
                 return session.file_id, session.version, False
             _require_open(session, now)
-            parts = _part_rows(db, session_id)
-            if tuple((p.part, p.blake3) for p in parts) != commit.parts:
+            held = {p.part: p for p in _part_rows(db, session_id)}
+            if any(n not in held or held[n].blake3 != b3 for n, b3 in commit.parts):
                 raise Conflict("the session's parts changed while it was completing; "
                                "complete again", code="parts_changed")
-            chunk_rows = db.rows(
-                "SELECT pc.chunk_id, pc.size, c.stored_size, c.compressed FROM "
-                "upload_part_chunks pc JOIN chunks c ON c.id = pc.chunk_id "
-                "WHERE pc.session_id = ? ORDER BY pc.part, pc.seq", (session_id,))
+            parts = [held[n] for n, _ in commit.parts]
+            if sum(p.size for p in parts) != commit.size:
+                raise Conflict("the parts do not add up to the file's size",
+                               code="parts_changed")
+            chunk_rows = _chunks_of_parts(db, session_id, [n for n, _ in commit.parts])
             chunks = tuple(NewChunk(cid, int(size), int(stored), bool(compressed), ())
                            for cid, size, stored, compressed in chunk_rows)
             ids = sorted({c.chunk_id for c in chunks})
@@ -258,7 +276,7 @@ class UploadSessions(Transactions):
                 raise Conflict("a chunk of this session was collected", code="chunk_collected")
             request = CommitRequest(
                 owner=session.owner, path=session.path, chunks=chunks,
-                size=session.layout.total_size, blake3=commit.blake3, mode=session.mode,
+                size=commit.size, blake3=commit.blake3, mode=session.mode,
                 replicas_acked=min((p.replicas_acked for p in parts), default=0),
                 versions_kept=commit.versions_kept)
             files = _lock_files_for_commit(db, [(session.owner, session.path)], now)

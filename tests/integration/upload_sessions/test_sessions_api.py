@@ -13,6 +13,8 @@ import aiohttp
 import blake3
 import pytest
 
+from echofs.core.errors import BadRequest, Conflict, PayloadTooLarge
+from echofs.master.upload_sessions import PartDigests
 from echofs.metadata import database
 from echofs.testing.http import error_of
 from echofs.testing.node import running_node, stored_chunks
@@ -275,3 +277,33 @@ async def test_a_session_belongs_to_its_user(tmp_path):
         async with http.post(f"/api/v1/files/upload/{sid}/complete", headers=alice) as resp:
             assert resp.status == 201
             assert (await resp.json())["owner"] != "local"
+
+
+async def test_a_free_layout_session_for_s3_style_uploads(node, http):
+    """The service as S3 multipart will use it: no size announced, parts of
+    any size up to the limit, MD5s kept, the file made of the parts named."""
+    service = node.master.upload_sessions
+
+    async def body(data: bytes):  # type: ignore[no-untyped-def]
+        yield data
+
+    session = await service.create("local", "multi/obj", None, None, None)
+    assert session.total_parts is None and session.layout.part_size == 1024 * KIB
+    pieces = {1: os.urandom(300 * KIB), 2: os.urandom(5), 3: os.urandom(700 * KIB)}
+    for n, data in pieces.items():
+        held = await service.put_part(session.session_id, None, n, body(data), PartDigests(),
+                                      keep_md5=True)
+        assert held.md5 == hashlib.md5(data).hexdigest()
+    with pytest.raises(PayloadTooLarge):
+        await service.put_part(session.session_id, None, 4, body(os.urandom(1025 * KIB)),
+                               PartDigests())
+    with pytest.raises(BadRequest):
+        await service.complete(session.session_id, None, parts=[3, 1])
+    with pytest.raises(Conflict):
+        await service.complete(session.session_id, None, parts=[1, 5])
+    done = await service.complete(session.session_id, None, parts=[1, 3])
+    expected = pieces[1] + pieces[3]
+    assert done.version.size == len(expected)
+    assert done.version.blake3 == blake3.blake3(expected).hexdigest()
+    async with http.get("/api/v1/files/content/multi/obj") as resp:
+        assert await resp.read() == expected

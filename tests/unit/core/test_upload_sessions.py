@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from echofs.core.upload_sessions import PartLayout
+from echofs.core.upload_sessions import MAX_PARTS, PartLayout
 
 
 def test_parts_cover_the_file_exactly() -> None:
@@ -27,3 +27,10 @@ def test_exact_multiple_and_empty_file() -> None:
 def test_impossible_layouts_are_refused(total: int, part: int) -> None:
     with pytest.raises(ValueError):
         PartLayout(total, part)
+
+
+def test_a_free_layout_takes_any_part_number_up_to_the_limit() -> None:
+    free = PartLayout(None, 5 * 1024 * 1024)
+    assert not free.fixed and free.total_parts is None
+    assert free.has(0) and free.has(MAX_PARTS) and not free.has(MAX_PARTS + 1)
+    assert free.size(3) is None and free.expectations() == []

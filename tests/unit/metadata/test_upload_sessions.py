@@ -32,7 +32,7 @@ async def new_session(repo: MetadataRepository, owner: str = "alice", path: str 
 
 def stored(part: int, name: str, size: int = 100) -> StoredPart:
     c = chunk(name, size)
-    return StoredPart(part, size, f"{part:064x}", None, (c,), 1)
+    return StoredPart(part, size, f"{part:064x}", None, None, (c,), 1)
 
 
 async def record(repo: MetadataRepository, session_id: str, part: StoredPart) -> None:
@@ -50,7 +50,7 @@ async def test_parts_are_held_replaced_and_protect_their_chunks(repo) -> None:
     await record(repo, session.session_id, replacement)
     parts = await repo.upload_session_parts(session.session_id)
     assert [(p.part, p.blake3) for p in parts] == [(0, f"{0:064x}"), (1, f"{1:064x}")]
-    manifest = await repo.upload_session_manifest(session.session_id)
+    manifest = await repo.upload_session_manifest(session.session_id, [0, 1])
     assert [c.chunk_id for c in manifest] == [chunk("a2").chunk_id, chunk("b").chunk_id]
     # Only the replaced part's chunk is garbage; the held parts' are referenced.
     assert await repo.claim_garbage(future()) == [first.chunks[0].chunk_id]
@@ -60,7 +60,7 @@ async def test_complete_makes_one_version_once(repo) -> None:
     session = await new_session(repo)
     for part in (stored(1, "b"), stored(0, "a")):
         await record(repo, session.session_id, part)
-    commit = SessionCommit("f" * 64, ((0, f"{0:064x}"), (1, f"{1:064x}")), 5)
+    commit = SessionCommit("f" * 64, ((0, f"{0:064x}"), (1, f"{1:064x}")), 200, 5)
     record_, version, made = await repo.complete_upload_session(session.session_id, commit)
     assert made and version.version == 1 and version.size == 200
     assert [c.chunk_id for c in version.chunks] == [chunk("a").chunk_id, chunk("b").chunk_id]
@@ -79,7 +79,7 @@ async def test_complete_refuses_parts_that_changed(repo) -> None:
     await record(repo, session.session_id, stored(0, "a"))
     with pytest.raises(Conflict) as raised:
         await repo.complete_upload_session(session.session_id,
-                                           SessionCommit("f" * 64, ((0, "e" * 64),), 5))
+                                           SessionCommit("f" * 64, ((0, "e" * 64),), 100, 5))
     assert raised.value.code == "parts_changed"
 
 
@@ -119,3 +119,19 @@ async def test_a_part_whose_chunk_was_collected_is_refused(repo) -> None:
     with pytest.raises(Conflict) as raised:
         await repo.record_upload_part(session.session_id, part)
     assert raised.value.code == "chunk_collected"
+
+
+async def test_a_free_layout_is_made_of_the_parts_complete_names(repo) -> None:
+    session = await repo.create_upload_session(
+        owner="alice", path="s3-like", layout=PartLayout(None, 1000), mode=Mode.STRONG,
+        lifetime=3600.0, max_open=0)
+    assert session.total_parts is None and not session.layout.fixed
+    for part in (stored(7, "p7", 30), stored(2, "p2", 50), stored(4, "p4", 10)):
+        await record(repo, session.session_id, part)
+    commit = SessionCommit("f" * 64, ((2, f"{2:064x}"), (7, f"{7:064x}")), 80, 5)
+    _, version, made = await repo.complete_upload_session(session.session_id, commit)
+    assert made and version.size == 80
+    assert [(c.chunk_id, c.offset) for c in version.chunks] == [
+        (chunk("p2", 50).chunk_id, 0), (chunk("p7", 30).chunk_id, 50)]
+    # The part left out is dropped with the session's parts: its chunk is garbage.
+    assert await repo.claim_garbage(future()) == [chunk("p4", 10).chunk_id]
