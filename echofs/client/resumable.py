@@ -153,11 +153,12 @@ async def range_pieces(path: Path, offset: int, size: int,
 
 
 def transient(exc: BaseException) -> bool:
-    """Worth sending the part again: no answer, or the server's 5xx/408/429."""
+    """Worth sending the part again: no answer, the server's 5xx/408/429, or
+    a chunk of the part collected before it was recorded (409 chunk_collected)."""
     if isinstance(exc, ConnectionFailed):
         return True
-    return isinstance(exc, EchoFSClientError) and (exc.status >= 500
-                                                   or exc.status in (408, 429))
+    return isinstance(exc, EchoFSClientError) and (
+        exc.status >= 500 or exc.status in (408, 429) or exc.code == "chunk_collected")
 
 
 async def with_retries(action: Callable[[], Awaitable[Any]], attempts: int = PART_ATTEMPTS

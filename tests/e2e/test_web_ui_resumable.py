@@ -89,3 +89,30 @@ def test_a_large_upload_goes_on_after_the_connection_drops(ui, server, proxy):
     assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('echofs.upload:'))"
                          ) == []
 
+
+
+def test_choosing_the_same_file_again_after_a_reload_resumes_it(ui, server, proxy, tmp_path):
+    data = os.urandom(5 * MIB + 7)
+    local = tmp_path / "again.bin"
+    local.write_bytes(data)
+    page = ui.open(proxy.url)
+    page.goto("/")
+    page.evaluate("localStorage.setItem('echofs.resumableAbove', String(1024 * 1024))")
+    page.set_input_files("#file-input", str(local))
+    item = page.locator('li.upload[data-path="again.bin"]')
+    expect(item).to_have_attribute("data-session-id", SESSION_ID, timeout=10_000)
+    session_id = item.get_attribute("data-session-id")
+    assert session_id is not None
+    with Client(server.url) as client:
+        while len(client.upload_status(session_id)["received"]) < 4:
+            page.wait_for_timeout(50)
+        page.reload()  # the tab's uploads are cut off midway
+        held = len(client.upload_status(session_id)["received"])
+        assert 0 < held < 21
+        page.set_input_files("#file-input", str(local))
+        item = page.locator('li.upload[data-path="again.bin"]')
+        expect(item).to_have_attribute("data-session-id", session_id, timeout=10_000)
+        expect(item).to_have_attribute("data-state", "done", timeout=60_000)
+        expect(item.locator(".status")).to_contain_text("resumed")
+        assert client.read(client.find("again.bin").file_id) == data
+        assert client.upload_sessions() == []
