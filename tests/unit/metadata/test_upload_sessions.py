@@ -4,14 +4,15 @@ version made once, quotas, abort and expiry."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
+from sqlalchemy import update
 
 from echofs.core.consistency import Mode
 from echofs.core.errors import Conflict, NotFound
 from echofs.core.upload_sessions import PartLayout, SessionState
+from echofs.metadata.models import UploadSessionRow
 from echofs.metadata.repository import MetadataRepository
 from echofs.metadata.upload_sessions import (
     SessionCommit,
@@ -95,14 +96,17 @@ async def test_open_sessions_per_owner_are_limited(repo) -> None:
 async def test_abort_and_expiry_drop_sessions_and_free_their_chunks(repo) -> None:
     aborted = await new_session(repo, size=100)
     await record(repo, aborted.session_id, stored(0, "x"))
-    expiring = await new_session(repo, size=100, lifetime=0.05)
+    expiring = await new_session(repo, size=100)
     await record(repo, expiring.session_id, stored(0, "y"))
     kept = await new_session(repo, size=100)
     await record(repo, kept.session_id, stored(0, "z"))
     await repo.abort_upload_session(aborted.session_id)
     with pytest.raises(NotFound):
         await repo.get_upload_session(aborted.session_id)
-    await asyncio.sleep(0.1)
+    # Its time runs out (as if UPLOAD_SESSION_TTL_SECONDS had passed).
+    async with repo.writing_unmemoized() as db:
+        await db.execute(update(UploadSessionRow).where(
+            UploadSessionRow.id == expiring.session_id).values(expires_at=time.time() - 1))
     with pytest.raises(NotFound):  # expired: no more parts
         await repo.record_upload_part(expiring.session_id, stored(0, "y"))
     assert await repo.expire_upload_sessions(time.time()) == 1
