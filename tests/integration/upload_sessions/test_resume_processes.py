@@ -183,3 +183,29 @@ async def test_two_masters_on_postgresql_share_one_session(tmp_path, postgres_ur
             assert (again.file_id, again.version) == (done.file_id, done.version)
         assert await download(first, "shared/file.bin") == data
         assert await download(second, "shared/file.bin") == data
+
+
+async def test_put_goes_on_through_another_master_when_its_master_dies(tmp_path,
+                                                                      postgres_url):
+    """Two masters on PostgreSQL behind one address (a fault proxy standing
+    in for a load balancer): the master taking ``echofs put``'s parts is
+    killed -9 midway, the address turns to the other master, and the same
+    run carries on there with the parts the first one recorded."""
+    local, data = big_file(tmp_path, 16 * MIB)
+    state_home = tmp_path / "state"
+    env = {"DATABASE_URL": postgres_url, "UPLOAD_PART_SIZE": str(PART)}
+    with ProcessCluster(tmp_path / "cluster", masters=2, env=env) as cluster:
+        first, second = cluster.masters
+        async with FaultProxy("127.0.0.1", first.port,
+                              faults=Faults(bandwidth=6 * MIB)) as proxy:
+            url = f"http://127.0.0.1:{proxy.listen_port}"
+            client = put_command(url, local, "failover/big.bin", state_home)
+            session_id, before = await wait_for_parts(url, state_home, at_least=4)
+            cluster.kill_master(0)
+            proxy.upstream = ("127.0.0.1", second.port)
+            proxy.reset_connections()
+            assert set(before) <= set(await parts_held(url, session_id))
+            result, err = await finish(client)
+        assert "resuming" not in err  # the same run, not a second one
+        assert result["blake3"] == blake3.blake3(data).hexdigest()
+        assert await download(second.url, "failover/big.bin") == data
