@@ -15,9 +15,12 @@ from pathlib import Path
 
 import aiohttp
 import blake3
+import pytest
 
 from echofs.client.aio import AsyncClient
+from echofs.client.errors import NotFound
 from echofs.client.resumable import ResumeState
+from echofs.testing import disk
 from echofs.testing.cluster import ProcessCluster
 from echofs.testing.fault_forwarding import FaultProxy
 from echofs.testing.faults import Faults
@@ -209,3 +212,43 @@ async def test_put_goes_on_through_another_master_when_its_master_dies(tmp_path,
         assert "resuming" not in err  # the same run, not a second one
         assert result["blake3"] == blake3.blake3(data).hexdigest()
         assert await download(second.url, "failover/big.bin") == data
+
+
+async def test_an_expired_sessions_chunks_are_collected_by_the_daemons(tmp_path):
+    """``echofs serve`` on its own: the expirer drops a session whose time ran
+    out, the collector then removes its part's chunks from every worker's
+    disk, while an open session's part stays."""
+    env = {**SERVE_ENV, "UPLOAD_SESSION_TTL_SECONDS": "6", "UPLOAD_SESSION_SWEEP_SECONDS": "0.2",
+           "GC_GRACE_SECONDS": "1", "GC_PRESSURE_GRACE_SECONDS": "1"}
+    expiring, kept = os.urandom(PART), os.urandom(PART)
+    with ServeProcess(tmp_path / "data", env=env) as server:
+        async with AsyncClient(server.url) as client:
+            first = await client.upload_init("expiring.bin", PART)
+            await client.upload_part(first["session_id"], 0, expiring)
+            # The second session expires 4.5 s after the first: time enough to
+            # see the first's chunks go while the second's stay.
+            await asyncio.sleep(4.5)
+            second = await client.upload_init("kept.bin", PART)
+            await client.upload_part(second["session_id"], 0, kept)
+
+            def on_disk() -> set[str]:
+                return {chunk_id for worker in ("w1", "w2", "w3")
+                        for chunk_id in disk.stored_copies(
+                            tmp_path / "data" / "workers" / worker)}
+
+            gone, held = chunk_ids(expiring), chunk_ids(kept)
+            assert gone | held <= on_disk()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while gone & on_disk() and loop.time() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+            assert not gone & on_disk(), "the expired session's chunks are still stored"
+            assert held <= on_disk()
+            with pytest.raises(NotFound):
+                await client.upload_status(first["session_id"])
+            assert (await client.upload_status(second["session_id"]))["received"] == [0]
+
+
+def chunk_ids(data: bytes, chunk_size: int = MIB) -> set[str]:
+    return {blake3.blake3(data[i:i + chunk_size]).hexdigest()
+            for i in range(0, len(data), chunk_size)}
