@@ -30,6 +30,7 @@ from echofs.master.download import ChunkReader
 from echofs.master.files import FileService
 from echofs.master.http_files import FilesAPI
 from echofs.master.http_health import HealthAPI, StorageLayout
+from echofs.master.http_upload_sessions import UploadSessionsAPI
 from echofs.master.manifests import ManifestReader
 from echofs.master.membership import WorkerRegistry
 from echofs.master.modes import ControllerLink, ModeTable, WriteActivity
@@ -41,6 +42,7 @@ from echofs.master.scrubber import Scrubber
 from echofs.master.storage_space import StorageSpace
 from echofs.master.sweeper import OrphanSweeper
 from echofs.master.upload import PipelineSettings, UploadPipeline
+from echofs.master.upload_sessions import SessionExpirer, SessionSettings, UploadSessionService
 from echofs.metadata.disk_space import MetadataDisk
 from echofs.metadata.repository import MetadataRepository
 from echofs.metadata.users import UsersRepository
@@ -107,6 +109,19 @@ class MasterRole:
         self.files = FileService(repo, self.uploads, VersionSources(self.manifests, repo, registry),
                                  self.reader, self.modes, self.activity,
                                  replicator=self.replicator, collector=self.collector)
+        # Resumable uploads: sessions in the metadata store, parts through
+        # the same pipeline, expired sessions' chunks left to the collector.
+        self.upload_sessions = UploadSessionService(
+            repo, self.files, self.reader, SessionSettings(
+                lifetime=settings.upload_session_ttl,
+                max_open_per_user=settings.upload_sessions_per_user,
+                default_part_size=settings.upload_part_size,
+                max_part_size=settings.max_upload_part_size,
+                max_upload_size=settings.max_upload_size,
+                versions_kept=settings.versions_kept, read_ahead=settings.read_ahead),
+            collector=self.collector)
+        self.session_expirer = SessionExpirer(repo, self.collector,
+                                              interval=settings.upload_session_sweep_interval)
         self.controller_api = controller_api
         self.controller_link = None if controller is None else ControllerLink(
             controller, self.modes, registry, repo, self.activity,
@@ -121,7 +136,7 @@ class MasterRole:
             track_master(self)
             stack.callback(untrack, self)
             for daemon in (self.collector, self.replicator, self.scrubber, self.sweeper,
-                           self.controller_link):
+                           self.controller_link, self.session_expirer):
                 if daemon is not None:
                     daemon.start()
                     stack.push_async_callback(daemon.stop)
@@ -144,6 +159,7 @@ class MasterRole:
         app = web.Application(middlewares=middlewares,
                               client_max_size=self.settings.max_upload_size + _BODY_SLACK)
         app.add_routes(FilesAPI(self.files, self.settings).routes())
+        app.add_routes(UploadSessionsAPI(self.upload_sessions).routes())
         app.add_routes(auth.routes())
         app.cleanup_ctx.append(auth.hashing_threads)
         app.add_routes(metrics_routes())

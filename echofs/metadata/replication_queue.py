@@ -92,7 +92,9 @@ class ReplicationQueue(Transactions):
             return bool(db.rows(
                 "DELETE FROM replication_tasks WHERE id = ? AND chunk_id IN ("
                 "SELECT id FROM chunks WHERE id = ? AND touched_at < ? AND NOT EXISTS ("
-                "SELECT 1 FROM version_chunks WHERE version_chunks.chunk_id = chunks.id)) "
+                "SELECT 1 FROM version_chunks WHERE version_chunks.chunk_id = chunks.id) "
+                "AND NOT EXISTS (SELECT 1 FROM upload_part_chunks "
+                "WHERE upload_part_chunks.chunk_id = chunks.id)) "
                 "RETURNING id", (task.task_id, task.chunk_id, untouched_before)))
 
         return await self._transact(body, invalidates=NOTHING_READ_VISIBLE, relaxed=True)
@@ -120,7 +122,9 @@ class ReplicationQueue(Transactions):
         (None: no row, the collector removed it)."""
         rows = await self._read_sql(lambda db: db.rows(
             "SELECT state, touched_at, EXISTS (SELECT 1 FROM version_chunks "
-            "WHERE version_chunks.chunk_id = chunks.id) FROM chunks WHERE id = ?", (chunk_id,)))
+            "WHERE version_chunks.chunk_id = chunks.id) OR EXISTS (SELECT 1 FROM "
+            "upload_part_chunks WHERE upload_part_chunks.chunk_id = chunks.id) "
+            "FROM chunks WHERE id = ?", (chunk_id,)))
         if not rows:
             return None
         state, touched_at, referenced = rows[0]

@@ -23,7 +23,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # carry); a unit test checks each exists in the master's app.
 UPLOAD_ROUTES = frozenset({("POST", "/api/v1/files/upload"),
                            ("POST", "/api/v1/files/upload/consistency"),
-                           ("PUT", "/api/v1/files/content/{path}")})
+                           ("PUT", "/api/v1/files/content/{path}"),
+                           # A resumable upload finishes when its session completes.
+                           ("POST", "/api/v1/files/upload/{session_id}/complete")})
 DOWNLOAD_ROUTES = frozenset({("GET", "/api/v1/files/{file_id}/download"),
                              ("GET", "/api/v1/files/content/{path}")})
 # aiohttp's status for a client that went away before the response was done

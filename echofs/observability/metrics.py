@@ -93,6 +93,10 @@ DEDUP_BYTES = Counter("echofs_dedup_bytes", "Raw bytes of deduplicated chunks.")
 STALE_READS = Counter("echofs_stale_reads",
                       "Reads answered with an older version than the latest committed one "
                       "(responses marked X-EchoFS-Stale: true).")
+UPLOAD_SESSION_EVENTS = Counter(
+    "echofs_upload_session_events",
+    "Resumable upload sessions: created, part_stored, part_refused (digest or size did not "
+    "match), completed, aborted, expired.", ["event"])
 MASTER_CHUNK_BYTES_SENT = Counter(
     "echofs_master_chunk_bytes_sent",
     "Chunk frame bytes the master sent to workers, by path (direct: one put per copy; "
