@@ -18,7 +18,7 @@ import asyncio
 import json
 import sys
 
-from echofs.auth.http import validate_credentials
+from echofs.auth.http import validate_credentials, validate_email
 from echofs.auth.passwords import hash_password
 from echofs.client.actions import UsageError, os_error_text, read_password
 from echofs.config import Settings
@@ -52,6 +52,7 @@ async def _create_user(args: argparse.Namespace, password: str) -> int:
     try:
         username, password = validate_credentials({"username": args.username,
                                                    "password": password})
+        email = validate_email({"email": getattr(args, "email", None)})
     except EchoFSError as exc:
         raise UsageError(exc.message) from None
     url = settings.metadata_url
@@ -66,10 +67,11 @@ async def _create_user(args: argparse.Namespace, password: str) -> int:
     try:
         password_hash = await asyncio.to_thread(hash_password, password)
         user = await UsersRepository(repo).create(
-            username, password_hash, role="admin" if args.admin else "user")
+            username, password_hash, role="admin" if args.admin else "user", email=email)
     finally:
         await repo.close()
-    body = {"id": user.user_id, "username": user.username, "role": user.role}
+    body = {"id": user.user_id, "username": user.username, "role": user.role,
+            "email": user.email}
     if args.json:
         print(json.dumps({"user": body}, indent=2, sort_keys=True))
     else:

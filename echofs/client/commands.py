@@ -144,6 +144,8 @@ def _admin_parsers(sub: Parsers, common: argparse.ArgumentParser) -> None:
                               "metadata store (no server needed)")
     create.add_argument("username", help="the new account's name")
     create.add_argument("--admin", action="store_true", help="give it the admin role")
+    create.add_argument("--email", help="the account's email address (unique; it can sign "
+                        "in with it)")
     create.add_argument("--password-stdin", action="store_true",
                         help="read the password from the first line of standard input")
     create.add_argument("--data-dir", type=Path, help="embedded data folder (for its SQLite)")

@@ -241,7 +241,10 @@ def openapi_document() -> dict[str, Any]:
                 "Error": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "object", "required": ["code", "message"],
                               "properties": {"code": {"type": "string"},
-                                             "message": {"type": "string"}}}}},
+                                             "message": {"type": "string"}}},
+                    # The original EchoFS's envelope, beside ours.
+                    "success": {"type": "boolean", "const": False},
+                    "message": {"type": "string"}}},
                 "File": {"type": "object",
                          "required": ["file_id", "path", "size", "version", "mode", "blake3"],
                          "properties": {"file_id": {"type": "string"},

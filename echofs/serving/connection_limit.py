@@ -34,10 +34,12 @@ def automatic_limit() -> int:
 
 def raw_json_response(status: int, code: str, message: str,
                       headers: dict[str, str] | None = None) -> bytes:
-    """A whole HTTP/1.1 error response, ``{"error": {"code", "message"}}``,
+    """A whole HTTP/1.1 error response, ``{"error": {"code", "message"}}``
+    (with ``success`` and ``message`` as :func:`~echofs.serving.middleware.error_response`),
     that closes the connection: for answers written straight to a transport,
     before (or instead of) aiohttp's request handling."""
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    body = json.dumps({"error": {"code": code, "message": message},
+                       "success": False, "message": message}).encode()
     lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
              "Content-Type: application/json; charset=utf-8",
              f"Content-Length: {len(body)}", "Connection: close",

@@ -1,6 +1,7 @@
 """Where errors become HTTP responses — the only place.
 
-Every error leaves as ``{"error": {"code", "message"}}`` with its status:
+Every error leaves as ``{"error": {"code", "message"}}`` with its status
+(and the original EchoFS's ``success: false`` and ``message`` beside it):
 our own :class:`~echofs.core.errors.EchoFSError` types, aiohttp's HTTP
 exceptions (unknown route, wrong method, ...), and — logged with its traceback
 on the server, never sent to the client — anything unexpected, as a 500.
@@ -94,7 +95,10 @@ def _out_of_space(exc: BaseException) -> bool:
 
 def error_response(status: int, code: str, message: str,
                    headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}},
+    # ``success`` and ``message`` beside ``error``: the original EchoFS's
+    # envelope, which its clients read, alongside our own shape.
+    return web.json_response({"error": {"code": code, "message": message},
+                              "success": False, "message": message},
                              status=status, headers=headers)
 
 

@@ -314,6 +314,14 @@ def test_accounts_from_the_command_line(secured, env, tmp_path):
                                 "--data-dir", data_dir, env=env, stdin=b"short\n",
                                 expect=None), code=2)
     assert "password must be" in err
+    made = echofs("admin", "create-user", "ops", "--email", "Ops@Example.com", "--json",
+                  "--password-stdin", "--data-dir", data_dir, env=env,
+                  stdin=b"ops password\n")
+    assert json.loads(made.stdout)["user"]["email"] == "ops@example.com"
+    err = one_line_error(echofs("admin", "create-user", "ops2", "--email", "not-an-address",
+                                "--password-stdin", "--data-dir", data_dir, env=env,
+                                stdin=b"ops password\n", expect=None), code=2)
+    assert "email must be" in err
 
     err = one_line_error(echofs("ls", env=env, expect=None))
     assert "HTTP 401" in err and "echofs login" in err

@@ -109,7 +109,8 @@ class Answer:
 
     def error(self) -> dict:
         parsed = json.loads(self.body)
-        assert set(parsed) == {"error"} and {"code", "message"} <= set(parsed["error"]), parsed
+        assert set(parsed) == {"error", "success", "message"}, parsed
+        assert {"code", "message"} <= set(parsed["error"]) and parsed["success"] is False, parsed
         return parsed["error"]
 
 

@@ -127,7 +127,8 @@ async def listed(http: aiohttp.ClientSession, server: Server) -> list[str]:
 
 
 def error_code(body: dict) -> str:
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert set(body) == {"error", "success", "message"}, body
+    assert set(body["error"]) == {"code", "message"} and body["success"] is False, body
     return body["error"]["code"]
 
 

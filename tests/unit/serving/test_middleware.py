@@ -53,7 +53,8 @@ async def test_domain_errors_and_framework_errors_map_to_status():
         resp = await client.get("/missing")
         assert resp.status == 404
         assert (await resp.json()) == {"error": {"code": "not_found",
-                                                 "message": "no such thing"}}
+                                                 "message": "no such thing"},
+                                       "success": False, "message": "no such thing"}
         resp = await client.get("/range")
         assert resp.status == 416 and resp.headers["Content-Range"] == "bytes */10"
         resp = await client.get("/no-route")
