@@ -22,6 +22,14 @@ Dropping it is safe however the age is chosen: an upload that does commit
 later records the copies it has, and the under-replication scan below queues
 the rest.
 
+A worker that comes back makes its owed copies due at once, whatever their
+backoff: the membership service says so on the heartbeat that finds it alive
+again (:meth:`Replicator.worker_up`), and each pass also compares who is
+alive with the pass before, since a worker can turn alive between
+heartbeats (its suspicion came from failed calls, which simply age out) and
+no heartbeat then reports the change. Its copies then run in parallel,
+:data:`_CONCURRENCY` at a time.
+
 Convergence time — from the moment a fault heals (a worker comes back) or a
 backlog appears, until the queue is empty again — is measured here.
 """
@@ -72,17 +80,31 @@ class Replicator(Daemon):
         self._backlog_since: float | None = None
         self._healed_at: float | None = None
         self.last_convergence: float | None = None
+        # Who was alive at the last pass: a worker alive now and not then
+        # came back, whether or not a heartbeat said so.
+        self._alive: set[str] = set(registry.live_ids())
 
     async def worker_up(self, worker_id: str) -> None:
         """A worker (re)joined: its pending copies are due now, and it owns its
         placements again."""
         self._rehomed.discard(worker_id)
         self._healed_at = time.time()
-        if await self.repo.expedite_replication(worker_id):
-            self.wake()
+        await self.repo.expedite_replication(worker_id)
+        # Woken even with nothing queued for it: chunks left short of RF
+        # while it was away are found (and queued) by the pass itself.
+        self.wake()
+
+    async def _note_comebacks(self) -> None:
+        alive = set(self.registry.live_ids())
+        back, self._alive = alive - self._alive, alive
+        for worker_id in sorted(back):
+            self._rehomed.discard(worker_id)
+            self._healed_at = time.time()
+            await self.repo.expedite_replication(worker_id)
 
     async def run_once(self) -> int:
         """Re-home dead workers' chunks, then copy until nothing is due."""
+        await self._note_comebacks()
         await self._rehome_dead_workers()
         await self._restore_replication_factor()
         # Note a backlog before draining it too: one that appears and is drained

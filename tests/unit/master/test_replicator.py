@@ -120,3 +120,28 @@ async def test_a_task_for_a_collected_chunk_is_dropped():
     await cluster.replicator.run_once()
     assert cluster.repo.queue == {}
     assert cluster.workers["w2"].put.calls == 0
+
+
+async def test_a_worker_alive_again_without_a_heartbeat_saying_so_gets_its_copies_at_once():
+    """A worker suspect for failed calls turns alive when they age out, between
+    heartbeats: nothing calls ``worker_up``. Its copies, backed off while it
+    was away, must not wait out the backoff (up to a minute)."""
+    cluster = Cluster("w1", "w2", replication_factor=2)
+    chunk_id, _ = cluster.store("w1")
+    cluster.registry.pin("w2", Liveness.SUSPECT)
+    await cluster.repo.enqueue_replication(chunk_id, "w2", ReplicationReason.UNDER_REPLICATED)
+    for _ in range(5):
+        assert await cluster.replicator.run_once() == 0
+        cluster.clock.advance(cluster.repo.retried[-1][1])
+    assert await cluster.replicator.run_once() == 0
+    assert cluster.repo.retried[-1][1] == 32  # the next try is far off
+    assert await cluster.repo.due_replications() == []
+    cluster.registry.pin("w2", Liveness.ALIVE)
+    assert await cluster.replicator.run_once() == 1
+    assert cluster.repo.copies[chunk_id] == ["w1", "w2"]
+
+
+async def test_worker_up_wakes_the_replicator_even_with_nothing_queued_for_it():
+    cluster = Cluster("w1", "w2", replication_factor=2)
+    await cluster.replicator.worker_up("w2")
+    assert cluster.replicator._wake.is_set()
