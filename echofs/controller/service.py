@@ -9,6 +9,20 @@ reason, score, signals) and streamed to every watching master.
 
 Operators' levers (hints, critical keys, the global override) are persisted
 and take effect at once.
+
+Two rules keep modes from following a link that flaps:
+
+- A file moved to ``available`` in an emergency stays there while the
+  emergency lasts: the policy's score subtracts a recent-change penalty, so
+  right after the move it asks for strong again whatever the risk, and
+  without this rule the file would bounce strong → available at every
+  cooldown for as long as the partition lasts.
+- Route flap damping (after RFC 2439): each time a worker turns unhealthy
+  again its flap penalty grows by one, and the penalty halves every
+  ``_FLAP_HALF_LIFE`` seconds. The worker's remembered unhealthiness decays
+  with a half-life of ``_RISK_HALF_LIFE`` times ``4^(penalty - 1)`` (at most
+  ``_MAX_RISK_HALF_LIFE``): a worker that failed once is trusted again as
+  quickly as ever, one that keeps failing only once it has stayed up a while.
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ from echofs.core.consistency import (
     Hint,
     Mode,
     ModeDecider,
+    ModeReason,
     Sample,
     partition_risk,
     unhealthiness,
@@ -42,6 +57,12 @@ log = logging.getLogger(__name__)
 _REPORT_TTL_INTERVALS = 3.0
 # Half-life (seconds) of a worker's remembered unhealthiness.
 _RISK_HALF_LIFE = 2.0
+# Flap damping: observed unhealthiness from which a worker counts as failing
+# (an unreachable worker is 1.0; a slow one at most 0.5), the half-life of
+# the flap penalty, and the longest a remembered failure takes to halve.
+_FLAP_ONSET = 0.75
+_FLAP_HALF_LIFE = 30.0
+_MAX_RISK_HALF_LIFE = 20.0
 # Files the controller keeps scoring although no longer written: all it has
 # decided on (so they can return to strong), capped for memory.
 _MAX_TRACKED = 100_000
@@ -68,6 +89,8 @@ class ControllerService(Daemon):
         self.controls = Controls()
         self._reports: dict[str, tuple[float, MasterReport]] = {}
         self._worker_risk: dict[str, tuple[float, float]] = {}  # id -> (value, at)
+        # id -> (flap penalty, at, failing at the last sample)
+        self._flaps: dict[str, tuple[float, float, bool]] = {}
         self._info: dict[str, ModeInfo] = {}
         # Table entries changed since the last broadcast.
         self._pending: dict[str, tuple[str, str]] = {}
@@ -119,7 +142,8 @@ class ControllerService(Daemon):
         current: dict[str, float] = {}
         for worker_id in observed.keys() | self._worker_risk.keys():
             previous, at = self._worker_risk.get(worker_id, (0.0, now))
-            decayed = previous * math.pow(0.5, (now - at) / _RISK_HALF_LIFE)
+            half_life = self._damped_half_life(worker_id, observed.get(worker_id, 0.0), now)
+            decayed = previous * math.pow(0.5, (now - at) / half_life)
             value = max(observed.get(worker_id, 0.0), decayed)
             if worker_id in observed or value > 0.01:
                 current[worker_id] = value
@@ -127,6 +151,35 @@ class ControllerService(Daemon):
             else:
                 self._worker_risk.pop(worker_id, None)
         return current
+
+    def _damped_half_life(self, worker_id: str, observed: float, now: float) -> float:
+        """How fast this worker's remembered unhealthiness fades, given how
+        often it turned unhealthy lately (route flap damping)."""
+        penalty, at, was_failing = self._flaps.get(worker_id, (0.0, now, False))
+        penalty *= math.pow(0.5, (now - at) / _FLAP_HALF_LIFE)
+        failing = observed >= _FLAP_ONSET
+        if failing and not was_failing:
+            penalty += 1.0
+        if penalty < 0.01 and not failing:
+            self._flaps.pop(worker_id, None)
+        else:
+            self._flaps[worker_id] = (penalty, now, failing)
+        return min(_RISK_HALF_LIFE * math.pow(4.0, max(penalty - 1.0, 0.0)),
+                   _MAX_RISK_HALF_LIFE)
+
+    def _decide(self, object_id: str, sample: Sample, now: float) -> Decision:
+        """The decider's decision, except that a file already moved to
+        available stays there while the emergency lasts (see the module
+        docstring); a lever still wins."""
+        current = self.decider.current(object_id)
+        if (sample.partition_risk > self.decider.config.emergency_risk
+                and current is Mode.AVAILABLE
+                and self.decider.forced_lever(object_id, self.controls) is None):
+            state = self.decider.files.get(object_id)
+            if state is not None:
+                state.candidate, state.streak = None, 0
+            return Decision(current, ModeReason.HOLD, math.nan, False, current)
+        return self.decider.decide(object_id, sample, self.controls, now)
 
     # -- decisions -----------------------------------------------------------------
 
@@ -163,7 +216,7 @@ class ControllerService(Daemon):
                 risk = partition_risk((risk_by_worker.get(w, 0.0) for w in targets), rf)
                 hint = self.controls.hints.get(object_id, Hint.AUTO)
                 sample = Sample(risk, lag, rates.get(object_id, 0.0), hint)
-                decision = self.decider.decide(object_id, sample, self.controls, now)
+                decision = self._decide(object_id, sample, now)
                 self._note(object_id, decision, now)
                 if decision.changed:
                     signals = signals_summary({

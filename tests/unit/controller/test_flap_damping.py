@@ -1,0 +1,89 @@
+"""The controller under a flapping link, on a simulated clock: a worker cut
+and healed every 2 s for 30 s must not drag its files' modes along with it
+(route flap damping), while a single partition is still forgotten about as
+quickly as before."""
+
+from __future__ import annotations
+
+import asyncio
+import types
+
+import pytest
+
+from echofs.controller import service as service_module
+from echofs.controller.service import ControllerService
+from echofs.controller.signals import FileActivity, MasterReport
+from echofs.core.consistency import DefaultPolicy, HysteresisConfig, Mode, ModeDecider, WorkerHealth
+from echofs.metadata import database
+from echofs.metadata.consistency import ConsistencyRepository
+from echofs.metadata.repository import MetadataRepository
+
+SAMPLE = 0.5  # the chaos cluster's SAMPLE_INTERVAL, CONFIRM_SAMPLES and MODE_COOLDOWN
+CONFIG = HysteresisConfig(confirm_samples=3, cooldown=2)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def repo(tmp_path):
+    url = database.sqlite_url_for(tmp_path / "meta.db")
+    await asyncio.to_thread(database.upgrade, url)
+    repository = MetadataRepository(database.create_engine(url))
+    yield repository
+    await repository.close()
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(service_module, "time",
+                        types.SimpleNamespace(time=clock, monotonic=clock))
+    return clock
+
+
+def _report(down: bool) -> MasterReport:
+    workers = tuple(WorkerHealth(w, "suspect" if down and w == "w3" else "alive", 1.0, 0.0)
+                    for w in ("w1", "w2", "w3"))
+    return MasterReport("m1", SAMPLE, 3, workers, 0, 0.0,
+                        (FileActivity("f1", 5.0, ("w1", "w2", "w3")),))
+
+
+async def _run(repo, clock: Clock, down_at) -> tuple[list[tuple[float, str]], float]:
+    """Sample every SAMPLE s for 90 s; ``down_at(t)``: is w3 cut at t?"""
+    service = ControllerService(ConsistencyRepository(repo), ModeDecider(DefaultPolicy(), CONFIG),
+                                sample_interval=SAMPLE, replication_factor=3)
+    await service.load()
+    start, modes = clock.now, []
+    t = 0.0
+    while t < 90:
+        clock.now = start + t
+        await service.report(_report(down_at(t)))
+        for decision in await service.run_once():
+            modes.append((t, decision.mode.value))
+        t += SAMPLE
+    return modes, t
+
+
+async def test_a_flapping_link_does_not_flap_the_modes(repo, clock):
+    # Healthy 10 s, then w3 cut 2 s / healed 2 s for 30 s, then healthy.
+    modes, _ = await _run(repo, clock, lambda t: 10 <= t < 40 and int((t - 10) // 2) % 2 == 0)
+    assert modes[0][1] == Mode.AVAILABLE  # the first cut still leaves strong at once
+    # Out at the first cut, back once (a first heal looks like the end of a
+    # single partition), out again, and back — through hybrid — once the
+    # link is steady: not once per flip (15 flips here).
+    assert len(modes) <= 5, modes
+    assert all(t >= 40 for t, _ in modes[3:]), modes
+    assert modes[-1][1] == Mode.STRONG  # and the file is strong again in the end
+
+
+async def test_a_single_partition_is_forgotten_as_quickly_as_before(repo, clock):
+    modes, _ = await _run(repo, clock, lambda t: 10 <= t < 20)
+    assert modes[0][1] == Mode.AVAILABLE
+    back = [t for t, m in modes if m == Mode.STRONG]
+    assert back and back[-1] - 20 <= 8, modes
