@@ -39,10 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "chaos", help="scenarios x consistency policies on a process cluster behind fault "
         "proxies; writes a Markdown and a JSON report")
     chaos.add_argument("--quick", action="store_true",
-                       help="smoke profile: every cell, short phases, one cluster for the "
-                       "whole run (under 2 minutes)")
+                       help="smoke profile: the original four scenarios under every "
+                       "policy, short phases, one cluster for the whole run (under 2 minutes)")
     chaos.add_argument("--scenarios", help="comma list of normal, latency, partition, heavy, "
-                       "flapping, slow-disk, master-kill, worker-lost (default: all)")
+                       "flapping, slow-disk, master-kill, worker-lost (default: all; with "
+                       "--quick the first four)")
     chaos.add_argument("--policies", help="comma list of fixed-strong, fixed-available, "
                        "adaptive (default: all)")
     durations = chaos.add_argument_group("durations (seconds; default: the profile's)")

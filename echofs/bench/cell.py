@@ -180,6 +180,13 @@ class Cell:
                             and s["from"] == Mode.STRONG and s["to"] != Mode.STRONG), default=None)
                        for a, b in fault_windows]
         per_file = Counter(s["object_id"] for s in switches)
+        down = self.extra.get("down_window")
+        if down is not None:
+            # The only master was down: what the window looks like without
+            # the operations that had nobody to answer them.
+            self.extra["in_window_master_up"] = summarize(
+                [o for o in window_ops if not down[0] <= o.started <= down[1]], stale,
+                window_seconds - (down[1] - down[0]))
         strong = _strong_throughout(workload, every)
         linear = linearizability.check_files(writes, reads, strong)
         return {

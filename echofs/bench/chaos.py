@@ -106,19 +106,25 @@ class BenchCluster(ProxiedCluster):
 async def start_cluster(root: Path, worker_env: dict[str, dict[str, str]] | None = None
                         ) -> ProxiedCluster:
     """A fresh cluster on fresh ports. Ports are picked free and bound a
-    moment later by another process; meanwhile any outgoing connection on the
-    machine may take one as its source port. That race (``address already in
-    use``) is the harness's, not the system's: it is retried on new ports."""
+    moment later by another process; meanwhile any process on the machine
+    may take one (an outgoing connection's source port, another server), and
+    the cluster then fails to start (``address already in use``) or a probe
+    reaches the wrong server. That race is the harness's, not the system's:
+    a cluster that does not start is stopped — every process it started —
+    and tried again on new ports."""
     for attempt in range(1, _START_ATTEMPTS + 1):
         cluster = BenchCluster(root / f"attempt-{attempt}", workers=WORKERS, env=CLUSTER_ENV,
                                replication_factor=REPLICATION_FACTOR, worker_env=worker_env)
         try:
             await asyncio.to_thread(cluster.start)
             return cluster
-        except (RuntimeError, TimeoutError) as exc:
+        except Exception:
             cluster.stop()
-            if "address already in use" not in str(exc) or attempt == _START_ATTEMPTS:
+            if attempt == _START_ATTEMPTS:
                 raise
+        except BaseException:
+            cluster.stop()
+            raise
     raise AssertionError("unreachable")
 
 
@@ -217,7 +223,8 @@ def _terminated(signum: int, frame: object) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     profile = profile_from_args(args)
-    scenarios = _choices(args.scenarios, SCENARIOS, "scenario(s)")
+    scenarios = _choices(args.scenarios, SCENARIOS, "scenario(s)") if args.scenarios \
+        else list(profile.scenarios)
     policies = _choices(args.policies, POLICIES, "policy(ies)")
     command = command_line(args)
     machine = machine_facts()

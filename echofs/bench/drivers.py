@@ -89,10 +89,10 @@ async def master_kill(cell: Cell, http: aiohttp.ClientSession, cluster: ProxiedC
     fault_began = time.monotonic()
     await asyncio.sleep(p.fault / 2)
     before = await _consistency_state(http)
-    killed = time.monotonic()
+    killed, killed_at = time.monotonic(), workload.now()
     await asyncio.to_thread(cluster.kill_master)
     await asyncio.to_thread(cluster.start_master)  # same ports, same data folder
-    up = time.monotonic()
+    up, up_at = time.monotonic(), workload.now()
     # Recovered: the controller's table streamed to the new master again,
     # and its replication queue read back from the metadata store.
     after: dict[str, Any] = {}
@@ -117,6 +117,8 @@ async def master_kill(cell: Cell, http: aiohttp.ClientSession, cluster: ProxiedC
     cell.extra.update({
         "killed_after_fault_start_s": round(killed - fault_began, 3),
         "master_down_s": round(up - killed, 3),
+        # On the workload's clock: operations begun then met no master at all.
+        "down_window": [round(killed_at, 3), round(up_at, 3)],
         "before_kill": before, "after_restart": after,
         "modes_recovered_after_s": None if modes_after is None else round(modes_after, 3),
         "modes_recovered": modes_after is not None

@@ -192,8 +192,11 @@ def _detail_note(cell: dict[str, Any]) -> str:
                 f"file(s), at most {cell.get('switches_max_per_file', 0)} per file. ")
     if cell["scenario"] == "master-kill":
         before, after = d.get("before_kill", {}), d.get("after_restart", {})
+        up = d.get("in_window_master_up") or {}
         return (f"Master killed {seconds(d.get('killed_after_fault_start_s'))} into the "
-                f"partition, down {seconds(d.get('master_down_s'))}; replication queue "
+                f"partition, down {seconds(d.get('master_down_s'))} (availability of the "
+                f"operations begun while it was up: {pct(up.get('availability_pct'))}); "
+                "replication queue "
                 f"{before.get('queue_depth')} at the kill, {after.get('queue_depth')} after the "
                 f"restart; its mode table ({after.get('modes')}) matched the controller's after "
                 f"{seconds(d.get('modes_recovered_after_s'))}. ")
