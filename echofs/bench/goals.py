@@ -176,9 +176,9 @@ def explain_convergence(cell: dict[str, Any], env: dict[str, str]) -> str:
     if fresh:
         text += (f" {', '.join(sorted(fresh))} stayed suspect although its heartbeats kept "
                  f"arriving (each within SUSPECT_AFTER={env.get('SUSPECT_AFTER')} s): the "
-                 "master marks a worker suspect after repeated failed calls, and heartbeats "
-                 "alone do not clear that (`echofs/master/membership.py`), while copies owed "
-                 "to a suspect worker wait.")
+                 "master marks a worker suspect after repeated failed calls, until they are "
+                 "SUSPECT_AFTER old (`echofs/master/membership.py`) — so calls to it kept "
+                 "failing — while copies owed to a suspect worker wait.")
     return text
 
 

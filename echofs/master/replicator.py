@@ -28,7 +28,11 @@ again (:meth:`Replicator.worker_up`), and each pass also compares who is
 alive with the pass before, since a worker can turn alive between
 heartbeats (its suspicion came from failed calls, which simply age out) and
 no heartbeat then reports the change. Its copies then run in parallel,
-:data:`_CONCURRENCY` at a time.
+:data:`_CONCURRENCY` at a time, and a pass does not wait more than
+``pass_wait`` for them: a copy hung on a worker cut off mid-call (up to the
+write timeout) goes on in the background instead of holding back every copy
+due after it — the next pass, woken the moment a worker returns, starts those
+at once (a task still in flight is not started twice).
 
 Convergence time — from the moment a fault heals (a worker comes back) or a
 backlog appears, until the queue is empty again — is measured here.
@@ -57,6 +61,8 @@ log = logging.getLogger(__name__)
 _MAX_BACKOFF = 60.0
 _PAGE = 500
 _CONCURRENCY = 8
+# Longest a pass waits for the copies it started (see the module docstring).
+PASS_WAIT = 1.0
 
 
 class Replicator(Daemon):
@@ -64,13 +70,16 @@ class Replicator(Daemon):
 
     def __init__(self, repo: MetadataRepository, registry: WorkerRegistry, chunk_io: ChunkIO,
                  *, replication_factor: int, interval: float,
-                 orphan_after: float = 300.0) -> None:
+                 orphan_after: float = 300.0, pass_wait: float = PASS_WAIT) -> None:
         super().__init__(interval)
         self.repo = repo
         self.registry = registry
         self.chunk_io = chunk_io
         self.replication_factor = replication_factor
         self.orphan_after = orphan_after
+        self.pass_wait = pass_wait
+        # Copies running, by task id: started by a pass, maybe still going after it.
+        self._inflight: dict[int, asyncio.Task[bool]] = {}
         self.placement = Placement(registry, replication_factor)
         self.completed = 0
         # Copies in flight at once: enough to overlap worker latency, few
@@ -112,13 +121,29 @@ class Replicator(Daemon):
         await self._measure_backlog()
         done = 0
         while tasks := await self.repo.due_replications(_PAGE):
-            results = await asyncio.gather(*(self._attempt(t) for t in tasks))
+            fresh = [t for t in tasks if t.task_id not in self._inflight]
+            if not fresh:
+                break  # every due copy is already running
+            started = [self._start(t) for t in fresh]
+            finished, _ = await asyncio.wait(started, timeout=self.pass_wait)
+            results = [t.result() for t in finished if not t.cancelled()]
             done += sum(results)
-            if len(tasks) < _PAGE or not any(results):
+            if len(tasks) < _PAGE or not any(results) or len(finished) < len(started):
                 break
-        self.completed += done
         await self._measure_backlog()
         return done
+
+    def _start(self, task: ReplicationTask) -> asyncio.Task[bool]:
+        running = asyncio.create_task(self._attempt(task))
+        self._inflight[task.task_id] = running
+        running.add_done_callback(lambda _: self._inflight.pop(task.task_id, None))
+        return running
+
+    async def stop(self) -> None:
+        await super().stop()
+        for running in list(self._inflight.values()):
+            running.cancel()
+        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
 
     async def _attempt(self, task: ReplicationTask) -> bool:
         async with self._slots:
@@ -132,6 +157,7 @@ class Replicator(Daemon):
                 metrics.REPLICATION_COPIES.labels("failed").inc()
                 return False
         metrics.REPLICATION_COPIES.labels("ok").inc()
+        self.completed += 1  # here: a copy may finish after the pass that started it
         return True
 
     async def _measure_backlog(self) -> None:

@@ -4,6 +4,7 @@ at a dead worker is re-aimed at the chunk's new home."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -145,3 +146,29 @@ async def test_worker_up_wakes_the_replicator_even_with_nothing_queued_for_it():
     cluster = Cluster("w1", "w2", replication_factor=2)
     await cluster.replicator.worker_up("w2")
     assert cluster.replicator._wake.is_set()
+
+
+async def test_a_copy_hung_on_its_target_does_not_hold_back_the_pass():
+    """A put to a worker cut off mid-call hangs until the write timeout; the
+    other due copies must be done without waiting for it, and the hung one
+    is not started twice."""
+    cluster = Cluster("w1", "w2", "w3", replication_factor=2)
+    cluster.replicator.pass_wait = 0.05
+    hung_chunk, _ = cluster.store("w1")
+    other_chunk, _ = cluster.store("w1")
+    cluster.workers["w2"].put.hang()
+    await cluster.repo.enqueue_replication(hung_chunk, "w2", ReplicationReason.UNDER_REPLICATED)
+    await cluster.repo.enqueue_replication(other_chunk, "w3", ReplicationReason.UNDER_REPLICATED)
+    assert await asyncio.wait_for(cluster.replicator.run_once(), timeout=2) >= 1
+    assert "w3" in cluster.repo.copies[other_chunk]
+    assert "w2" not in cluster.repo.copies[hung_chunk]
+    hung = cluster.workers["w2"].put.calls
+    assert hung >= 1
+    await asyncio.wait_for(cluster.replicator.run_once(), timeout=2)
+    assert cluster.workers["w2"].put.calls == hung  # still running, not started again
+    before = cluster.replicator.completed
+    cluster.workers["w2"].put.release()
+    await asyncio.sleep(0.01)
+    assert "w2" in cluster.repo.copies[hung_chunk]
+    assert cluster.replicator.completed == before + hung  # counted when they land
+    await cluster.replicator.stop()
