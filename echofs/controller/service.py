@@ -17,7 +17,17 @@ Two rules keep modes from following a link that flaps:
   right after the move it asks for strong again whatever the risk, and
   without this rule the file would bounce strong → available at every
   cooldown for as long as the partition lasts.
-- Route flap damping (after RFC 2439): each time a worker turns unhealthy
+- Route flap damping (after RFC 2439), per file: each time the file's
+  partition risk rises into an emergency adds one to its flap penalty,
+  which halves every
+  ``_FILE_FLAP_HALF_LIFE`` seconds; from ``_SUPPRESS_AT`` on the file is
+  suppressed — it is scored as if its targets were still cut off, so it
+  stays available — until the penalty is back under ``_REUSE_BELOW``. A
+  single partition (penalty 1) is untouched; a second emergency soon after
+  the first marks the link as flapping. (A file's own risk cannot show it:
+  while workers are cut off its writes go to live ones, so its targets look
+  healthy the moment after each cut.)
+- Route flap damping, per worker: each time a worker turns unhealthy
   again its flap penalty grows by one, and the penalty halves every
   ``_FLAP_HALF_LIFE`` seconds. The worker's remembered unhealthiness decays
   with a half-life of ``_RISK_HALF_LIFE`` times ``4^(penalty - 1)`` (at most
@@ -28,6 +38,7 @@ Two rules keep modes from following a link that flaps:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -63,6 +74,10 @@ _RISK_HALF_LIFE = 2.0
 _FLAP_ONSET = 0.75
 _FLAP_HALF_LIFE = 30.0
 _MAX_RISK_HALF_LIFE = 20.0
+# Per-file flap damping (see the module docstring).
+_FILE_FLAP_HALF_LIFE = 10.0
+_SUPPRESS_AT = 1.5
+_REUSE_BELOW = 1.0
 # Files the controller keeps scoring although no longer written: all it has
 # decided on (so they can return to strong), capped for memory.
 _MAX_TRACKED = 100_000
@@ -91,6 +106,8 @@ class ControllerService(Daemon):
         self._worker_risk: dict[str, tuple[float, float]] = {}  # id -> (value, at)
         # id -> (flap penalty, at, failing at the last sample)
         self._flaps: dict[str, tuple[float, float, bool]] = {}
+        # file id -> (flap penalty, at, suppressed, in an emergency at the last sample)
+        self._file_flaps: dict[str, tuple[float, float, bool, bool]] = {}
         self._info: dict[str, ModeInfo] = {}
         # Table entries changed since the last broadcast.
         self._pending: dict[str, tuple[str, str]] = {}
@@ -167,10 +184,36 @@ class ControllerService(Daemon):
         return min(_RISK_HALF_LIFE * math.pow(4.0, max(penalty - 1.0, 0.0)),
                    _MAX_RISK_HALF_LIFE)
 
+    def _suppressed(self, object_id: str, risk: float, now: float) -> bool:
+        """Count the file's rises into an emergency and say whether its
+        return to stricter modes is held back (it flapped)."""
+        emergency = risk > self.decider.config.emergency_risk
+        known = self._file_flaps.get(object_id)
+        if known is None and not emergency:
+            return False
+        penalty, at, suppressed, was = known or (0.0, now, False, False)
+        penalty *= math.pow(0.5, (now - at) / _FILE_FLAP_HALF_LIFE)
+        if emergency and not was:
+            penalty += 1.0
+            suppressed = suppressed or penalty >= _SUPPRESS_AT
+        elif suppressed and penalty < _REUSE_BELOW:
+            suppressed = False
+        if penalty < 0.05 and not suppressed and not emergency:
+            del self._file_flaps[object_id]
+        else:
+            self._file_flaps[object_id] = (penalty, now, suppressed, emergency)
+        return suppressed
+
     def _decide(self, object_id: str, sample: Sample, now: float) -> Decision:
         """The decider's decision, except that a file already moved to
-        available stays there while the emergency lasts (see the module
-        docstring); a lever still wins."""
+        available stays there while the emergency lasts, and a file that
+        flapped is scored as still at risk (see the module docstring); a
+        lever still wins."""
+        if self._suppressed(object_id, sample.partition_risk, now):
+            sample = dataclasses.replace(sample, partition_risk=1.0)
+        return self._decide_held(object_id, sample, now)
+
+    def _decide_held(self, object_id: str, sample: Sample, now: float) -> Decision:
         current = self.decider.current(object_id)
         if (sample.partition_risk > self.decider.config.emergency_risk
                 and current is Mode.AVAILABLE

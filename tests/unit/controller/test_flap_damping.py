@@ -47,15 +47,18 @@ def clock(monkeypatch) -> Clock:
     return clock
 
 
-def _report(down: bool) -> MasterReport:
+def _report(down: bool, targets: tuple[str, ...]) -> MasterReport:
     workers = tuple(WorkerHealth(w, "suspect" if down and w == "w3" else "alive", 1.0, 0.0)
-                    for w in ("w1", "w2", "w3"))
-    return MasterReport("m1", SAMPLE, 3, workers, 0, 0.0,
-                        (FileActivity("f1", 5.0, ("w1", "w2", "w3")),))
+                    for w in ("w1", "w2", "w3", "w4"))
+    return MasterReport("m1", SAMPLE, 3, workers, 0, 0.0, (FileActivity("f1", 5.0, targets),))
 
 
-async def _run(repo, clock: Clock, down_at) -> tuple[list[tuple[float, str]], float]:
-    """Sample every SAMPLE s for 90 s; ``down_at(t)``: is w3 cut at t?"""
+async def _run(repo, clock: Clock, down_at, *, writes_move: bool = False
+               ) -> tuple[list[tuple[float, str]], float]:
+    """Sample every SAMPLE s for 90 s; ``down_at(t)``: is w3 cut at t?
+    ``writes_move``: as the master does, the file's writes go to live
+    workers once w3 is noticed cut, so after the first sample of a cut its
+    targets no longer include w3."""
     service = ControllerService(ConsistencyRepository(repo), ModeDecider(DefaultPolicy(), CONFIG),
                                 sample_interval=SAMPLE, replication_factor=3)
     await service.load()
@@ -63,16 +66,23 @@ async def _run(repo, clock: Clock, down_at) -> tuple[list[tuple[float, str]], fl
     t = 0.0
     while t < 90:
         clock.now = start + t
-        await service.report(_report(down_at(t)))
+        moved = writes_move and down_at(t) and down_at(t - SAMPLE)
+        targets = ("w1", "w2", "w4") if moved else ("w1", "w2", "w3")
+        await service.report(_report(down_at(t), targets))
         for decision in await service.run_once():
             modes.append((t, decision.mode.value))
         t += SAMPLE
     return modes, t
 
 
-async def test_a_flapping_link_does_not_flap_the_modes(repo, clock):
+def _flapping(t: float) -> bool:
     # Healthy 10 s, then w3 cut 2 s / healed 2 s for 30 s, then healthy.
-    modes, _ = await _run(repo, clock, lambda t: 10 <= t < 40 and int((t - 10) // 2) % 2 == 0)
+    return 10 <= t < 40 and int((t - 10) // 2) % 2 == 0
+
+
+@pytest.mark.parametrize("writes_move", [False, True])
+async def test_a_flapping_link_does_not_flap_the_modes(repo, clock, writes_move):
+    modes, _ = await _run(repo, clock, _flapping, writes_move=writes_move)
     assert modes[0][1] == Mode.AVAILABLE  # the first cut still leaves strong at once
     # Out at the first cut, back once (a first heal looks like the end of a
     # single partition), out again, and back — through hybrid — once the
@@ -82,8 +92,9 @@ async def test_a_flapping_link_does_not_flap_the_modes(repo, clock):
     assert modes[-1][1] == Mode.STRONG  # and the file is strong again in the end
 
 
-async def test_a_single_partition_is_forgotten_as_quickly_as_before(repo, clock):
-    modes, _ = await _run(repo, clock, lambda t: 10 <= t < 20)
+@pytest.mark.parametrize("writes_move", [False, True])
+async def test_a_single_partition_is_forgotten_as_quickly_as_before(repo, clock, writes_move):
+    modes, _ = await _run(repo, clock, lambda t: 10 <= t < 20, writes_move=writes_move)
     assert modes[0][1] == Mode.AVAILABLE
     back = [t for t, m in modes if m == Mode.STRONG]
     assert back and back[-1] - 20 <= 8, modes
