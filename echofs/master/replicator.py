@@ -65,6 +65,10 @@ _CONCURRENCY = 8
 PASS_WAIT = 1.0
 
 
+class _TargetAway(ChunkUnavailable):
+    """The copy's target was not alive when the copy was tried."""
+
+
 class Replicator(Daemon):
     name = "replicator"
 
@@ -151,6 +155,12 @@ class Replicator(Daemon):
                 await self._replicate(task)
             except Exception as exc:
                 delay = min(_MAX_BACKOFF, 2.0 ** min(task.attempts, 6))
+                if isinstance(exc, _TargetAway) and \
+                        self.registry.liveness(task.target_worker) == Liveness.ALIVE:
+                    # It came back while this copy was being tried: the
+                    # comeback's expedite may already have run, and a backoff
+                    # written now would undo it.
+                    delay = 0.0
                 log.warning("replication of %s to %s failed (%s); retry in %.0fs",
                             task.chunk_id[:12], task.target_worker, exc, delay)
                 await self.repo.retry_replication(task, delay)
@@ -214,7 +224,7 @@ class Replicator(Daemon):
             await self._queue_new_homes(task.chunk_id, await self.repo.replicas(task.chunk_id))
             return
         if self.registry.liveness(task.target_worker) != Liveness.ALIVE:
-            raise ChunkUnavailable(f"target {task.target_worker} is not alive")
+            raise _TargetAway(f"target {task.target_worker} is not alive")
         sources = [w for w in await self.repo.replicas(task.chunk_id) if w != task.target_worker]
         for source in self.registry.read_order(sources):
             try:

@@ -172,3 +172,22 @@ async def test_a_copy_hung_on_its_target_does_not_hold_back_the_pass():
     assert "w2" in cluster.repo.copies[hung_chunk]
     assert cluster.replicator.completed == before + hung  # counted when they land
     await cluster.replicator.stop()
+
+
+async def test_a_copy_refused_for_a_target_that_came_back_meanwhile_is_not_backed_off():
+    cluster = Cluster("w1", "w2", replication_factor=2)
+    chunk_id, _ = cluster.store("w1")
+    await cluster.repo.enqueue_replication(chunk_id, "w2", ReplicationReason.UNDER_REPLICATED)
+    (task,) = await cluster.repo.due_replications()
+    cluster.registry.pin("w2", Liveness.SUSPECT)
+    original = cluster.replicator._replicate
+
+    async def refused_then_back(t):
+        try:
+            await original(t)
+        finally:
+            cluster.registry.pin("w2", Liveness.ALIVE)  # the heartbeat lands meanwhile
+
+    cluster.replicator._replicate = refused_then_back  # type: ignore[method-assign]
+    assert await cluster.replicator._attempt(task) is False
+    assert [delay for _, delay in cluster.repo.retried] == [0.0]
