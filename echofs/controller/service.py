@@ -19,20 +19,13 @@ Two rules keep modes from following a link that flaps:
   cooldown for as long as the partition lasts.
 - Route flap damping (after RFC 2439), per file: each time the file's
   partition risk rises into an emergency adds one to its flap penalty,
-  which halves every
-  ``_FILE_FLAP_HALF_LIFE`` seconds; from ``_SUPPRESS_AT`` on the file is
+  which halves every ``_FILE_FLAP_HALF_LIFE`` seconds; from ``_SUPPRESS_AT`` on the file is
   suppressed — it is scored as if its targets were still cut off, so it
   stays available — until the penalty is back under ``_REUSE_BELOW``. A
   single partition (penalty 1) is untouched; a second emergency soon after
   the first marks the link as flapping. (A file's own risk cannot show it:
   while workers are cut off its writes go to live ones, so its targets look
   healthy the moment after each cut.)
-- Route flap damping, per worker: each time a worker turns unhealthy
-  again its flap penalty grows by one, and the penalty halves every
-  ``_FLAP_HALF_LIFE`` seconds. The worker's remembered unhealthiness decays
-  with a half-life of ``_RISK_HALF_LIFE`` times ``4^(penalty - 1)`` (at most
-  ``_MAX_RISK_HALF_LIFE``): a worker that failed once is trusted again as
-  quickly as ever, one that keeps failing only once it has stayed up a while.
 """
 
 from __future__ import annotations
@@ -68,12 +61,6 @@ log = logging.getLogger(__name__)
 _REPORT_TTL_INTERVALS = 3.0
 # Half-life (seconds) of a worker's remembered unhealthiness.
 _RISK_HALF_LIFE = 2.0
-# Flap damping: observed unhealthiness from which a worker counts as failing
-# (an unreachable worker is 1.0; a slow one at most 0.5), the half-life of
-# the flap penalty, and the longest a remembered failure takes to halve.
-_FLAP_ONSET = 0.75
-_FLAP_HALF_LIFE = 30.0
-_MAX_RISK_HALF_LIFE = 20.0
 # Per-file flap damping (see the module docstring).
 _FILE_FLAP_HALF_LIFE = 10.0
 _SUPPRESS_AT = 1.5
@@ -104,8 +91,6 @@ class ControllerService(Daemon):
         self.controls = Controls()
         self._reports: dict[str, tuple[float, MasterReport]] = {}
         self._worker_risk: dict[str, tuple[float, float]] = {}  # id -> (value, at)
-        # id -> (flap penalty, at, failing at the last sample)
-        self._flaps: dict[str, tuple[float, float, bool]] = {}
         # file id -> (flap penalty, at, suppressed, in an emergency at the last sample)
         self._file_flaps: dict[str, tuple[float, float, bool, bool]] = {}
         self._info: dict[str, ModeInfo] = {}
@@ -159,8 +144,7 @@ class ControllerService(Daemon):
         current: dict[str, float] = {}
         for worker_id in observed.keys() | self._worker_risk.keys():
             previous, at = self._worker_risk.get(worker_id, (0.0, now))
-            half_life = self._damped_half_life(worker_id, observed.get(worker_id, 0.0), now)
-            decayed = previous * math.pow(0.5, (now - at) / half_life)
+            decayed = previous * math.pow(0.5, (now - at) / _RISK_HALF_LIFE)
             value = max(observed.get(worker_id, 0.0), decayed)
             if worker_id in observed or value > 0.01:
                 current[worker_id] = value
@@ -168,21 +152,6 @@ class ControllerService(Daemon):
             else:
                 self._worker_risk.pop(worker_id, None)
         return current
-
-    def _damped_half_life(self, worker_id: str, observed: float, now: float) -> float:
-        """How fast this worker's remembered unhealthiness fades, given how
-        often it turned unhealthy lately (route flap damping)."""
-        penalty, at, was_failing = self._flaps.get(worker_id, (0.0, now, False))
-        penalty *= math.pow(0.5, (now - at) / _FLAP_HALF_LIFE)
-        failing = observed >= _FLAP_ONSET
-        if failing and not was_failing:
-            penalty += 1.0
-        if penalty < 0.01 and not failing:
-            self._flaps.pop(worker_id, None)
-        else:
-            self._flaps[worker_id] = (penalty, now, failing)
-        return min(_RISK_HALF_LIFE * math.pow(4.0, max(penalty - 1.0, 0.0)),
-                   _MAX_RISK_HALF_LIFE)
 
     def _suppressed(self, object_id: str, risk: float, now: float) -> bool:
         """Count the file's rises into an emergency and say whether its
