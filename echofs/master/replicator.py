@@ -118,24 +118,36 @@ class Replicator(Daemon):
     async def run_once(self) -> int:
         """Re-home dead workers' chunks, then copy until nothing is due."""
         await self._note_comebacks()
+        # Copies already due (a returning worker's, above all) start before
+        # the scans below, which read the whole chunk table.
+        early = await self._start_due()
         await self._rehome_dead_workers()
         await self._restore_replication_factor()
         # Note a backlog before draining it too: one that appears and is drained
         # within a single pass still has a convergence time.
         await self._measure_backlog()
-        done = 0
-        while tasks := await self.repo.due_replications(_PAGE):
-            fresh = [t for t in tasks if t.task_id not in self._inflight]
-            if not fresh:
-                break  # every due copy is already running
-            started = [self._start(t) for t in fresh]
-            finished, _ = await asyncio.wait(started, timeout=self.pass_wait)
-            results = [t.result() for t in finished if not t.cancelled()]
-            done += sum(results)
-            if len(tasks) < _PAGE or not any(results) or len(finished) < len(started):
-                break
+        done = await self._drain(early)
         await self._measure_backlog()
         return done
+
+    async def _start_due(self) -> list[asyncio.Task[bool]]:
+        tasks = await self.repo.due_replications(_PAGE)
+        return [self._start(t) for t in tasks if t.task_id not in self._inflight]
+
+    async def _drain(self, started: list[asyncio.Task[bool]]) -> int:
+        """Wait (at most ``pass_wait`` a page) for the copies started, then
+        start and wait for the next due ones until none is left."""
+        done = 0
+        while True:
+            if started:
+                finished, _ = await asyncio.wait(started, timeout=self.pass_wait)
+                results = [t.result() for t in finished if not t.cancelled()]
+                done += sum(results)
+                if not any(results) or len(finished) < len(started):
+                    return done
+            started = await self._start_due()
+            if not started:
+                return done
 
     def _start(self, task: ReplicationTask) -> asyncio.Task[bool]:
         running = asyncio.create_task(self._attempt(task))
