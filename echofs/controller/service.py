@@ -21,11 +21,15 @@ Two rules keep modes from following a link that flaps:
   partition risk rises into an emergency adds one to its flap penalty,
   which halves every ``_FILE_FLAP_HALF_LIFE`` seconds; from ``_SUPPRESS_AT`` on the file is
   suppressed — it is scored as if its targets were still cut off, so it
-  stays available — until the penalty is back under ``_REUSE_BELOW``. A
-  single partition (penalty 1) is untouched; a second emergency soon after
-  the first marks the link as flapping. (A file's own risk cannot show it:
-  while workers are cut off its writes go to live ones, so its targets look
-  healthy the moment after each cut.)
+  stays available — until the penalty is back under ``_REUSE_BELOW`` and
+  no worker flaps any more. A worker flaps while its own penalty (one per
+  turn to unhealthy, halving every ``_WORKER_FLAP_HALF_LIFE`` seconds) is
+  at least ``_SUPPRESS_AT``; a file whose risk rises into an emergency while
+  a worker flaps is suppressed at once. A single partition (penalty 1) is
+  untouched; a second one soon after the first marks the link as flapping.
+  (A file's own risk shows the flapping only now and then: while workers
+  are cut off its writes go to live ones, so its targets look healthy the
+  moment after each cut.)
 """
 
 from __future__ import annotations
@@ -65,6 +69,10 @@ _RISK_HALF_LIFE = 2.0
 _FILE_FLAP_HALF_LIFE = 10.0
 _SUPPRESS_AT = 1.5
 _REUSE_BELOW = 1.0
+_WORKER_FLAP_HALF_LIFE = 5.0
+# Observed unhealthiness from which a worker counts as down (an unreachable
+# one is 1.0; a slow one at most 0.5).
+_DOWN_AT = 0.75
 # Files the controller keeps scoring although no longer written: all it has
 # decided on (so they can return to strong), capped for memory.
 _MAX_TRACKED = 100_000
@@ -91,6 +99,9 @@ class ControllerService(Daemon):
         self.controls = Controls()
         self._reports: dict[str, tuple[float, MasterReport]] = {}
         self._worker_risk: dict[str, tuple[float, float]] = {}  # id -> (value, at)
+        # worker id -> (flap penalty, at, down at the last sample)
+        self._worker_flaps: dict[str, tuple[float, float, bool]] = {}
+        self._flapping: list[str] = []  # as of the last sample
         # file id -> (flap penalty, at, suppressed, in an emergency at the last sample)
         self._file_flaps: dict[str, tuple[float, float, bool, bool]] = {}
         self._info: dict[str, ModeInfo] = {}
@@ -141,6 +152,7 @@ class ControllerService(Daemon):
             for health in report.workers:
                 value = unhealthiness(health)
                 observed[health.worker_id] = max(observed.get(health.worker_id, 0.0), value)
+        self._count_worker_flaps(observed, now)
         current: dict[str, float] = {}
         for worker_id in observed.keys() | self._worker_risk.keys():
             previous, at = self._worker_risk.get(worker_id, (0.0, now))
@@ -153,6 +165,20 @@ class ControllerService(Daemon):
                 self._worker_risk.pop(worker_id, None)
         return current
 
+    def _count_worker_flaps(self, observed: dict[str, float], now: float) -> None:
+        for worker_id in observed.keys() | self._worker_flaps.keys():
+            penalty, at, was_down = self._worker_flaps.get(worker_id, (0.0, now, False))
+            penalty *= math.pow(0.5, (now - at) / _WORKER_FLAP_HALF_LIFE)
+            down = observed.get(worker_id, 0.0) >= _DOWN_AT
+            if down and not was_down:
+                penalty += 1.0
+            if penalty < 0.05 and not down:
+                self._worker_flaps.pop(worker_id, None)
+            else:
+                self._worker_flaps[worker_id] = (penalty, now, down)
+        self._flapping = sorted(w for w, (penalty, _, _) in self._worker_flaps.items()
+                                if penalty >= _SUPPRESS_AT)
+
     def _suppressed(self, object_id: str, risk: float, now: float) -> bool:
         """Count the file's rises into an emergency and say whether its
         return to stricter modes is held back (it flapped)."""
@@ -162,10 +188,11 @@ class ControllerService(Daemon):
             return False
         penalty, at, suppressed, was = known or (0.0, now, False, False)
         penalty *= math.pow(0.5, (now - at) / _FILE_FLAP_HALF_LIFE)
+        flapping = bool(self._flapping)
         if emergency and not was:
             penalty += 1.0
-            suppressed = suppressed or penalty >= _SUPPRESS_AT
-        elif suppressed and penalty < _REUSE_BELOW:
+            suppressed = suppressed or penalty >= _SUPPRESS_AT or flapping
+        elif suppressed and penalty < _REUSE_BELOW and not flapping:
             suppressed = False
         if penalty < 0.05 and not suppressed and not emergency:
             del self._file_flaps[object_id]
@@ -381,6 +408,8 @@ class ControllerService(Daemon):
             "override": self.controls.override.value if self.controls.override else None,
             "critical_keys": len(self.controls.critical), "hints": len(self.controls.hints),
             "signals": {k: round(v, 4) for k, v in self.last_signals.items()},
+            "flapping_workers": self._flapping,
+            "files_suppressed": sum(1 for f in self._file_flaps.values() if f[2]),
             "worker_unhealthiness": {w: round(v, 4) for w, (v, _) in self._worker_risk.items()},
             "masters_reporting": len(self._reports), "watchers": len(self._watchers),
             "sample_interval": self.interval,
