@@ -118,8 +118,10 @@ def render(data: dict[str, Any], json_name: str) -> str:
         "Latency, availability and stale reads cover the fault phases of the latency and "
         "partition scenarios and the whole load of the others. Convergence: after each heal, "
         "until the cut workers are alive again and every replication task queued before the "
-        "heal is done (median / max over the heals); for normal and heavy writes (†), until "
-        "the load's replication backlog is drained after the load stops.",
+        "heal is done (median / max over the heals); for normal, heavy writes and slow disk "
+        "(†), until the load's replication backlog is drained after the load stops; for "
+        "worker lost (†), from the loss until every copy the worker held is on RF workers "
+        "again. Master killed: the window includes the seconds the only master was down.",
         "",
         "| scenario | policy | ops (offered/s; succeeded/s) | availability "
         "| write p50 / p95 / p99 ms | read p50 / p95 / p99 ms | stale reads | mode switches "
