@@ -22,10 +22,12 @@ Two rules keep modes from following a link that flaps:
   which halves every ``_FILE_FLAP_HALF_LIFE`` seconds; from ``_SUPPRESS_AT`` on the file is
   suppressed — it is scored as if its targets were still cut off, so it
   stays available — until the penalty is back under ``_REUSE_BELOW`` and
-  no worker flaps any more. A worker flaps while its own penalty (one per
-  turn to unhealthy, halving every ``_WORKER_FLAP_HALF_LIFE`` seconds) is
-  at least ``_SUPPRESS_AT``; a file whose risk rises into an emergency while
-  a worker flaps is suppressed at once. A single partition (penalty 1) is
+  no worker flaps any more. A worker flaps from the moment its own penalty
+  (one per turn to unhealthy, halving every ``_WORKER_FLAP_HALF_LIFE``
+  seconds) reaches ``_SUPPRESS_AT`` until it is back under ``_REUSE_BELOW``
+  (between two cuts of a flapping link it dips, but not that far); a file
+  whose risk rises into an emergency while a worker flaps is suppressed at
+  once. A single partition (penalty 1) is
   untouched; a second one soon after the first marks the link as flapping.
   (A file's own risk shows the flapping only now and then: while workers
   are cut off its writes go to live ones, so its targets look healthy the
@@ -99,8 +101,8 @@ class ControllerService(Daemon):
         self.controls = Controls()
         self._reports: dict[str, tuple[float, MasterReport]] = {}
         self._worker_risk: dict[str, tuple[float, float]] = {}  # id -> (value, at)
-        # worker id -> (flap penalty, at, down at the last sample)
-        self._worker_flaps: dict[str, tuple[float, float, bool]] = {}
+        # worker id -> (flap penalty, at, down at the last sample, flapping)
+        self._worker_flaps: dict[str, tuple[float, float, bool, bool]] = {}
         self._flapping: list[str] = []  # as of the last sample
         # file id -> (flap penalty, at, suppressed, in an emergency at the last sample)
         self._file_flaps: dict[str, tuple[float, float, bool, bool]] = {}
@@ -167,17 +169,18 @@ class ControllerService(Daemon):
 
     def _count_worker_flaps(self, observed: dict[str, float], now: float) -> None:
         for worker_id in observed.keys() | self._worker_flaps.keys():
-            penalty, at, was_down = self._worker_flaps.get(worker_id, (0.0, now, False))
+            penalty, at, was_down, flapping = self._worker_flaps.get(
+                worker_id, (0.0, now, False, False))
             penalty *= math.pow(0.5, (now - at) / _WORKER_FLAP_HALF_LIFE)
             down = observed.get(worker_id, 0.0) >= _DOWN_AT
             if down and not was_down:
                 penalty += 1.0
+            flapping = penalty >= _SUPPRESS_AT or (flapping and penalty >= _REUSE_BELOW)
             if penalty < 0.05 and not down:
                 self._worker_flaps.pop(worker_id, None)
             else:
-                self._worker_flaps[worker_id] = (penalty, now, down)
-        self._flapping = sorted(w for w, (penalty, _, _) in self._worker_flaps.items()
-                                if penalty >= _SUPPRESS_AT)
+                self._worker_flaps[worker_id] = (penalty, now, down, flapping)
+        self._flapping = sorted(w for w, flap in self._worker_flaps.items() if flap[3])
 
     def _suppressed(self, object_id: str, risk: float, now: float) -> bool:
         """Count the file's rises into an emergency and say whether its
