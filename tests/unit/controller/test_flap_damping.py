@@ -53,12 +53,13 @@ def _report(down: bool, targets: tuple[str, ...]) -> MasterReport:
     return MasterReport("m1", SAMPLE, 3, workers, 0, 0.0, (FileActivity("f1", 5.0, targets),))
 
 
-async def _run(repo, clock: Clock, down_at, *, writes_move: bool = False
+async def _run(repo, clock: Clock, down_at, *, writes_move: bool = False, seen_every: int = 1
                ) -> tuple[list[tuple[float, str]], float]:
     """Sample every SAMPLE s for 90 s; ``down_at(t)``: is w3 cut at t?
     ``writes_move``: as the master does, the file's writes go to live
     workers once w3 is noticed cut, so after the first sample of a cut its
-    targets no longer include w3."""
+    targets no longer include w3 — and with ``seen_every`` n, only every
+    n-th cut finds w3 among them at all (the file was not written just then)."""
     service = ControllerService(ConsistencyRepository(repo), ModeDecider(DefaultPolicy(), CONFIG),
                                 sample_interval=SAMPLE, replication_factor=3)
     await service.load()
@@ -66,7 +67,8 @@ async def _run(repo, clock: Clock, down_at, *, writes_move: bool = False
     t = 0.0
     while t < 90:
         clock.now = start + t
-        moved = writes_move and down_at(t) and down_at(t - SAMPLE)
+        cut = int((t - 10) // 4)
+        moved = writes_move and down_at(t) and (down_at(t - SAMPLE) or cut % seen_every != 0)
         targets = ("w1", "w2", "w4") if moved else ("w1", "w2", "w3")
         await service.report(_report(down_at(t), targets))
         for decision in await service.run_once():
@@ -80,9 +82,9 @@ def _flapping(t: float) -> bool:
     return 10 <= t < 40 and int((t - 10) // 2) % 2 == 0
 
 
-@pytest.mark.parametrize("writes_move", [False, True])
-async def test_a_flapping_link_does_not_flap_the_modes(repo, clock, writes_move):
-    modes, _ = await _run(repo, clock, _flapping, writes_move=writes_move)
+@pytest.mark.parametrize(("writes_move", "seen_every"), [(False, 1), (True, 1), (True, 3)])
+async def test_a_flapping_link_does_not_flap_the_modes(repo, clock, writes_move, seen_every):
+    modes, _ = await _run(repo, clock, _flapping, writes_move=writes_move, seen_every=seen_every)
     assert modes[0][1] == Mode.AVAILABLE  # the first cut still leaves strong at once
     # Out at the first cut, back once (a first heal looks like the end of a
     # single partition), out again, and back — through hybrid — once the
@@ -98,3 +100,21 @@ async def test_a_single_partition_is_forgotten_as_quickly_as_before(repo, clock,
     assert modes[0][1] == Mode.AVAILABLE
     back = [t for t, m in modes if m == Mode.STRONG]
     assert back and back[-1] - 20 <= 8, modes
+
+
+async def test_a_file_first_hit_while_a_worker_flaps_is_held_out_of_strong(repo, clock):
+    """w3 flaps from t=10; f1's writes only go to it at t=30 (first sample of
+    that cut). Its first emergency then already counts as flapping: it stays
+    available while w3 flaps, rather than returning at the next cooldown."""
+    service = ControllerService(ConsistencyRepository(repo), ModeDecider(DefaultPolicy(), CONFIG),
+                                sample_interval=SAMPLE, replication_factor=3)
+    await service.load()
+    start, modes, t = clock.now, [], 0.0
+    while t < 40:
+        clock.now = start + t
+        targets = ("w1", "w2", "w3") if t == 30 else ("w1", "w2", "w4")
+        await service.report(_report(_flapping(t), targets))
+        modes += [(t, d.mode.value) for d in await service.run_once()]
+        t += SAMPLE
+    assert service.status()["flapping_workers"] == ["w3"]
+    assert modes == [(30.0, Mode.AVAILABLE)]  # and no return before the flapping ends
