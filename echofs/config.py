@@ -190,6 +190,11 @@ class Settings:
     # from the bound one: a fault proxy in front of it (default: GRPC_PORT).
     advertise_grpc_port: int | None = field(default=None,
                                             metadata={"env": "ADVERTISE_GRPC_PORT"})
+    # Fault injection: every chunk this worker's store writes takes this
+    # much longer (a slow disk). 0, the default, is off; only the chaos
+    # benchmark's slow-disk scenario sets it (echofs.worker.stores.delayed).
+    fault_store_put_delay_ms: float = field(default=0.0,
+                                            metadata={"env": "FAULT_STORE_PUT_DELAY_MS"})
 
     # -- resumable upload sessions --
     # How long a session stays open; past it, its parts are dropped and their

@@ -39,10 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "chaos", help="scenarios x consistency policies on a process cluster behind fault "
         "proxies; writes a Markdown and a JSON report")
     chaos.add_argument("--quick", action="store_true",
-                       help="smoke profile: every cell, short phases, one cluster for the "
-                       "whole run (under 2 minutes)")
-    chaos.add_argument("--scenarios", help="comma list of normal, latency, partition, heavy "
-                       "(default: all)")
+                       help="smoke profile: the original four scenarios under every "
+                       "policy, short phases, one cluster for the whole run (under 2 minutes)")
+    chaos.add_argument("--scenarios", help="comma list of normal, latency, partition, heavy, "
+                       "flapping, slow-disk, master-kill, worker-lost (default: all; with "
+                       "--quick the first four)")
     chaos.add_argument("--policies", help="comma list of fixed-strong, fixed-available, "
                        "adaptive (default: all)")
     durations = chaos.add_argument_group("durations (seconds; default: the profile's)")
@@ -52,6 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "first fault (latency, partition)")
     durations.add_argument("--fault", type=float, help="each fault, before it is healed")
     durations.add_argument("--recovery", type=float, help="workload after each heal")
+    durations.add_argument("--flapping", type=float, help="flapping: how long the link is "
+                           "cut and healed in turn")
+    durations.add_argument("--flap-period", type=float, help="flapping: seconds per cut and "
+                           "per heal")
+    durations.add_argument("--slow-disk", type=float, help="workload of the slow-disk scenario")
+    durations.add_argument("--worker-lost", type=float, help="workload after the worker is "
+                           "lost (worker-lost)")
     durations.add_argument("--cycles", type=int, help="fault/heal cycles per latency and "
                            "partition cell")
     load = chaos.add_argument_group("load (default: the profile's)")

@@ -4,7 +4,14 @@ The cell settles the cluster, sets its policy, seeds and starts the workload,
 drives the scenario's phases (warm-up, fault, heal, recovery — or one fault-free
 run), then measures convergence, checks every acknowledged write
 (:func:`~echofs.bench.workload.verify_acknowledged`) and every read
-(:mod:`echofs.bench.history`), and returns its result as JSON-ready data.
+(:mod:`echofs.bench.history`), checks the files that stayed strong for the
+whole cell for linearizability (:mod:`echofs.bench.linearizability`), and
+returns its result as JSON-ready data.
+
+The scenarios beyond one fault and its heal are driven by
+:mod:`echofs.bench.drivers` (flapping link, master killed mid-partition,
+worker lost); slow-disk is a plain run on a cluster whose one worker has a
+slow store.
 """
 
 from __future__ import annotations
@@ -21,9 +28,15 @@ from typing import Any
 
 import aiohttp
 
-from echofs.bench import history
+from echofs.bench import drivers, history, linearizability
 from echofs.bench.probes import fetch_transitions, get_json, measure_convergence, set_policy, settle
-from echofs.bench.scenarios import FAULTED, Profile, scenario_faults, workload_config
+from echofs.bench.scenarios import (
+    FAULTED,
+    Profile,
+    scenario_faults,
+    scenario_window,
+    workload_config,
+)
 from echofs.bench.summary import rounded, summarize
 from echofs.bench.workload import Op, Workload, verify_acknowledged
 from echofs.core.consistency import Mode
@@ -50,6 +63,8 @@ class Cell:
         self.seed = seed
         self.phases: list[Phase] = []
         self.convergence: list[dict[str, Any]] = []
+        # What a scenario's driver measured beyond the common figures.
+        self.extra: dict[str, Any] = {}
 
     async def run(self, cluster: ProxiedCluster, control: FaultControl) -> dict[str, Any]:
         started_wall = time.time()
@@ -66,12 +81,13 @@ class Cell:
             server_before = await get_json(http, "/api/v1/health")
             workload.start()
             try:
-                await self._drive(http, control, workload)
+                await self._drive(http, cluster, control, workload)
             finally:
                 await workload.stop()
                 await control.heal()
             load_ended = workload.now()
-            if scenario_faults(self.scenario) is None:
+            await drivers.finish_worker_lost(self)
+            if scenario_window(self.scenario) == "run" and self.scenario != "worker-lost":
                 # No heal to converge from: how long the load's backlog takes to drain.
                 self.convergence.append(await measure_convergence(
                     http, workload.wall(load_ended), [], self.profile.settle_timeout))
@@ -84,12 +100,22 @@ class Cell:
         return self._result(workload, loss, transitions, settled, server_before, server_after,
                             started_wall, load_ended)
 
-    async def _drive(self, http: aiohttp.ClientSession, control: FaultControl,
-                     workload: Workload) -> None:
+    async def _drive(self, http: aiohttp.ClientSession, cluster: ProxiedCluster,
+                     control: FaultControl, workload: Workload) -> None:
         p = self.profile
+        if self.scenario == "flapping":
+            await drivers.flapping(self, http, control, workload)
+            return
+        if self.scenario == "master-kill":
+            await drivers.master_kill(self, http, cluster, control, workload)
+            return
+        if self.scenario == "worker-lost":
+            await drivers.worker_lost(self, cluster, workload)
+            return
         faults = scenario_faults(self.scenario)
         if faults is None:
-            await self._phase(workload, "run", p.heavy if self.scenario == "heavy" else p.normal)
+            seconds = {"heavy": p.heavy, "slow-disk": p.slow_disk}.get(self.scenario, p.normal)
+            await self._phase(workload, "run", seconds)
             return
         await self._phase(workload, "warmup", p.warmup)
         names = ProxiedCluster.proxy_names(FAULTED)
@@ -106,15 +132,20 @@ class Cell:
             self.convergence.append(await measuring)
 
     async def _phase(self, workload: Workload, name: str, seconds: float) -> None:
+        self.begin_phase(workload, name)
+        await asyncio.sleep(seconds)
+        self.phases[-1].ended = workload.now()
+
+    def begin_phase(self, workload: Workload, name: str) -> None:
+        """Start a phase whose length the caller decides (end it with the
+        next phase, or set ``phases[-1].ended``)."""
         if self.phases:
             self.phases[-1].ended = workload.now()
         workload.phase = name
         self.phases.append(Phase(name, workload.now()))
-        await asyncio.sleep(seconds)
-        self.phases[-1].ended = workload.now()
 
     def _window(self) -> str:
-        return "fault" if scenario_faults(self.scenario) is not None else "run"
+        return scenario_window(self.scenario)
 
     def _result(self, workload: Workload, loss: Any, transitions: list[dict[str, Any]],
                 settled: bool, server_before: dict[str, Any], server_after: dict[str, Any],
@@ -148,6 +179,16 @@ class Cell:
         first_leave = [min((s["at"] - a for s in switches if a <= s["at"] <= b
                             and s["from"] == Mode.STRONG and s["to"] != Mode.STRONG), default=None)
                        for a, b in fault_windows]
+        per_file = Counter(s["object_id"] for s in switches)
+        down = self.extra.get("down_window")
+        if down is not None:
+            # The only master was down: what the window looks like without
+            # the operations that had nobody to answer them.
+            self.extra["in_window_master_up"] = summarize(
+                [o for o in window_ops if not down[0] <= o.started <= down[1]], stale,
+                window_seconds - (down[1] - down[0]))
+        strong = _strong_throughout(workload, every)
+        linear = linearizability.check_files(writes, reads, strong)
         return {
             "scenario": self.scenario, "policy": self.policy, "window": window,
             "started_at": datetime.fromtimestamp(started_wall, UTC).isoformat(
@@ -177,6 +218,10 @@ class Cell:
                 "violations_by_kind": dict(Counter(v.kind for v in checked.violations)),
                 "examples": [dataclasses.asdict(v) for v in checked.violations[:20]],
             },
+            "switches_max_per_file": max(per_file.values(), default=0),
+            "files_switched": len(per_file),
+            "linearizability": linear.to_json(),
+            "scenario_detail": self.extra,
             "slow_writes_near_fault_start": _slow_near(workload.ops, fault_starts),
             "failures_timeline": [
                 {"at": round(o.started, 3), "kind": o.kind, "phase": o.phase,
@@ -188,6 +233,20 @@ class Cell:
             - int(server_before["consistency"]["stale_reads"]),
             "load_seconds": round(load_ended, 3),
         }
+
+
+def _strong_throughout(workload: Workload, transitions: list[dict[str, Any]]) -> list[str]:
+    """Names that were strong for the whole cell: every answer the master
+    gave for them said strong, and the controller moved none of them to
+    another mode (a lever's entry to strong is no move)."""
+    moved = {t["object_id"] for t in transitions if t["to"] != Mode.STRONG}
+    modes: dict[str, set[str]] = {}
+    for op in workload.ops:
+        if op.mode:
+            modes.setdefault(op.name, set()).add(op.mode)
+    return sorted(name for name, seen in modes.items()
+                  if seen == {Mode.STRONG.value}
+                  and workload.file_ids.get(name) not in moved)
 
 
 def _since_fault(at: float, fault_starts: list[float]) -> float | None:

@@ -10,7 +10,16 @@ fault proxy on every path between the master and each worker
   2 % of segments stalled 200 ms (loss, as a retransmission timeout costs
   it) and 5 % of new connections reset — then healed;
 - ``partition``: two workers blackholed in both directions, then healed;
-- ``heavy``: the workload at ≥ 100 operations/s, mostly small writes.
+- ``heavy``: the workload at ≥ 100 operations/s, mostly small writes;
+- ``flapping``: the link to two workers cut and healed every 2 s for 30 s
+  (the controller must not follow it: its mode switches are counted);
+- ``slow-disk``: one worker's store takes +200 ms per write (fault injection
+  inside the store, :mod:`echofs.worker.stores.delayed`, set only here);
+- ``master-kill``: a partition, and the master killed with SIGKILL in its
+  middle and restarted: nothing acknowledged lost, its replication queue
+  and its mode table recovered;
+- ``worker-lost``: one worker killed and its data folder wiped under load,
+  restarted empty: the time until every copy it held is back at RF.
 
 Policies: ``fixed-strong`` and ``fixed-available`` (the controller's global
 override) and ``adaptive`` (no override: the controller decides per file).
@@ -54,15 +63,20 @@ from echofs.bench.scenarios import (
     FAULTED,
     FULL,
     LATENCY_FAULT,
+    LOST_WORKER,
     PARTITION_FAULT,
     POLICIES,
     QUICK,
     REPLICATION_FACTOR,
     SCENARIOS,
+    SLOW_DISK_DELAY_MS,
+    SLOW_WORKER,
     WORKERS,
     Profile,
+    worker_env,
 )
 from echofs.bench.workload import KIB, MIB
+from echofs.testing.process import ServeProcess
 from echofs.testing.proxied_cluster import ProxiedCluster
 
 _START_ATTEMPTS = 3
@@ -74,21 +88,43 @@ async def _settles(cluster: ProxiedCluster, within: float) -> bool:
         return await settle(http, within)
 
 
-async def start_cluster(root: Path) -> ProxiedCluster:
+class BenchCluster(ProxiedCluster):
+    """The proxied cluster, where single workers may get settings of their
+    own (a scenario's fault injection, :func:`~echofs.bench.scenarios.worker_env`)."""
+
+    def __init__(self, root: Path, *, worker_env: dict[str, dict[str, str]] | None = None,
+                 **kwargs: Any) -> None:
+        self.worker_env = worker_env or {}
+        super().__init__(root, **kwargs)
+
+    def _worker_process(self, worker_id: str) -> ServeProcess:
+        process = super()._worker_process(worker_id)
+        process.env.update(self.worker_env.get(worker_id, {}))
+        return process
+
+
+async def start_cluster(root: Path, worker_env: dict[str, dict[str, str]] | None = None
+                        ) -> ProxiedCluster:
     """A fresh cluster on fresh ports. Ports are picked free and bound a
-    moment later by another process; meanwhile any outgoing connection on the
-    machine may take one as its source port. That race (``address already in
-    use``) is the harness's, not the system's: it is retried on new ports."""
+    moment later by another process; meanwhile any process on the machine
+    may take one (an outgoing connection's source port, another server), and
+    the cluster then fails to start (``address already in use``) or a probe
+    reaches the wrong server. That race is the harness's, not the system's:
+    a cluster that does not start is stopped — every process it started —
+    and tried again on new ports."""
     for attempt in range(1, _START_ATTEMPTS + 1):
-        cluster = ProxiedCluster(root / f"attempt-{attempt}", workers=WORKERS, env=CLUSTER_ENV,
-                                 replication_factor=REPLICATION_FACTOR)
+        cluster = BenchCluster(root / f"attempt-{attempt}", workers=WORKERS, env=CLUSTER_ENV,
+                               replication_factor=REPLICATION_FACTOR, worker_env=worker_env)
         try:
             await asyncio.to_thread(cluster.start)
             return cluster
-        except (RuntimeError, TimeoutError) as exc:
+        except Exception:
             cluster.stop()
-            if "address already in use" not in str(exc) or attempt == _START_ATTEMPTS:
+            if attempt == _START_ATTEMPTS:
                 raise
+        except BaseException:
+            cluster.stop()
+            raise
     raise AssertionError("unreachable")
 
 
@@ -103,7 +139,13 @@ async def run_benchmark(profile: Profile, scenarios: list[str], policies: list[s
             cell = Cell(scenario, policy, profile, index, seed)
             began = time.monotonic()
             replaced = None
+            own_env = worker_env(scenario)
             try:
+                if cluster is not None and (own_env or getattr(cluster, "worker_env", None)):
+                    # A worker with a fault of its own (slow disk) serves
+                    # that cell alone: cells before and after get a clean one.
+                    cluster.stop()
+                    cluster = None
                 if cluster is not None and profile.cluster_per == "run" and \
                         not await _settles(cluster, profile.settle_timeout):
                     # The last cell left it unwell (its report says so); this
@@ -115,7 +157,7 @@ async def run_benchmark(profile: Profile, scenarios: list[str], policies: list[s
                     if cluster is not None:
                         cluster.stop()
                         cluster = None
-                    cluster = await start_cluster(work_dir / f"cluster-{index:02d}")
+                    cluster = await start_cluster(work_dir / f"cluster-{index:02d}", own_env)
                 result = await cell.run(cluster, cluster.control)
                 if replaced:
                     result["fresh_cluster_because"] = replaced
@@ -137,7 +179,8 @@ def profile_from_args(args: argparse.Namespace) -> Profile:
     base = QUICK if args.quick else FULL
     changes = {name: getattr(args, name) for name in (
         "normal", "heavy", "warmup", "fault", "recovery", "cycles", "rate", "clients",
-        "heavy_rate", "heavy_clients", "cluster_per") if getattr(args, name, None) is not None}
+        "heavy_rate", "heavy_clients", "cluster_per", "flapping", "flap_period", "slow_disk",
+        "worker_lost") if getattr(args, name, None) is not None}
     return dataclasses.replace(base, **changes)
 
 
@@ -158,7 +201,8 @@ def command_line(args: argparse.Namespace) -> str:
     if args.quick:
         parts.append("--quick")
     for name in ("scenarios", "policies", "normal", "heavy", "warmup", "fault", "recovery",
-                 "cycles", "rate", "clients", "heavy_rate", "heavy_clients", "cluster_per"):
+                 "cycles", "rate", "clients", "heavy_rate", "heavy_clients", "cluster_per",
+                 "flapping", "flap_period", "slow_disk", "worker_lost"):
         value = getattr(args, name, None)
         if value is not None:
             parts += [f"--{name.replace('_', '-')}", str(value)]
@@ -179,7 +223,8 @@ def _terminated(signum: int, frame: object) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     profile = profile_from_args(args)
-    scenarios = _choices(args.scenarios, SCENARIOS, "scenario(s)")
+    scenarios = _choices(args.scenarios, SCENARIOS, "scenario(s)") if args.scenarios \
+        else list(profile.scenarios)
     policies = _choices(args.policies, POLICIES, "policy(ies)")
     command = command_line(args)
     machine = machine_facts()
@@ -204,6 +249,8 @@ def run_from_args(args: argparse.Namespace) -> int:
                         faults={"latency": LATENCY_FAULT.to_json(),
                                 "partition": PARTITION_FAULT.to_json()},
                         faulted_workers=list(FAULTED), workers=WORKERS,
+                        slow_disk={"worker": SLOW_WORKER, "delay_ms": SLOW_DISK_DELAY_MS},
+                        lost_worker=LOST_WORKER,
                         replication_factor=REPLICATION_FACTOR,
                         sizes={"small": 4 * KIB, "large": MIB})
     report.write(data, args.markdown, args.json)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from echofs.bench import goals_new
 from echofs.bench.figures import convergence, measured_cells, ms, pct, seconds
 from echofs.core.vocabulary import Liveness
 
@@ -96,7 +97,7 @@ def goals(results: list[dict[str, Any]], env: dict[str, str] | None = None
     add("acknowledged writes lost, every cell", "0", "not measured", f"{lost} of {acked}",
         lost == 0 and len(cells) == len(results),
         "" if lost == 0 else f"{lost} lost", "" if lost == 0 else explain_loss(results))
-    return out
+    return out + goals_new.goals(results)
 
 
 def explain_failures(cell: dict[str, Any], env: dict[str, str]) -> str:
@@ -175,9 +176,9 @@ def explain_convergence(cell: dict[str, Any], env: dict[str, str]) -> str:
     if fresh:
         text += (f" {', '.join(sorted(fresh))} stayed suspect although its heartbeats kept "
                  f"arriving (each within SUSPECT_AFTER={env.get('SUSPECT_AFTER')} s): the "
-                 "master marks a worker suspect after repeated failed calls, and heartbeats "
-                 "alone do not clear that (`echofs/master/membership.py`), while copies owed "
-                 "to a suspect worker wait.")
+                 "master marks a worker suspect after repeated failed calls, until they are "
+                 "SUSPECT_AFTER old (`echofs/master/membership.py`) — so calls to it kept "
+                 "failing — while copies owed to a suspect worker wait.")
     return text
 
 
@@ -230,6 +231,11 @@ def verdict(results: list[dict[str, Any]]) -> dict[str, Any]:
         if cell["history"]["violations"]:
             problems.append(f"{label}: {cell['history']['violations']} history violation(s) "
                             f"{cell['history']['violations_by_kind']}")
+        linear = cell.get("linearizability", {})
+        if linear.get("violations") or linear.get("undecided"):
+            problems.append(f"{label}: files strong throughout not shown linearizable: "
+                            f"{len(linear['violations'])} violation(s) "
+                            f"{linear['violations'][:5]}, {len(linear['undecided'])} undecided")
         if cell["policy"] == "fixed-strong" and cell["whole_run"]["stale_reads"]:
             problems.append(f"{label}: {cell['whole_run']['stale_reads']} stale read(s) "
                             "in fixed-strong")

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from echofs.bench.figures import convergence, measured_cells, ms, pct
+from echofs.bench.figures import convergence, measured_cells, ms, pct, seconds
 from echofs.bench.goals import ORIGINAL, goals, verdict
 from echofs.core.vocabulary import Liveness
 
@@ -118,8 +118,10 @@ def render(data: dict[str, Any], json_name: str) -> str:
         "Latency, availability and stale reads cover the fault phases of the latency and "
         "partition scenarios and the whole load of the others. Convergence: after each heal, "
         "until the cut workers are alive again and every replication task queued before the "
-        "heal is done (median / max over the heals); for normal and heavy writes (†), until "
-        "the load's replication backlog is drained after the load stops.",
+        "heal is done (median / max over the heals); for normal, heavy writes and slow disk "
+        "(†), until the load's replication backlog is drained after the load stops; for "
+        "worker lost (†), from the loss until every copy the worker held is on RF workers "
+        "again. Master killed: the window includes the seconds the only master was down.",
         "",
         "| scenario | policy | ops (offered/s; succeeded/s) | availability "
         "| write p50 / p95 / p99 ms | read p50 / p95 / p99 ms | stale reads | mode switches "
@@ -162,11 +164,52 @@ def render(data: dict[str, Any], json_name: str) -> str:
             f"{cell['loss']['unacknowledged_verified']} more listed versions (writes whose "
             "acknowledgement the client never got) hold bytes it sent. History: "
             f"{cell['history']['reads_checked']} reads checked, "
-            f"{cell['history']['violations']} violations. Whole run (incl. warm-up and "
+            f"{cell['history']['violations']} violations. {_linear_note(cell)}"
+            f"{_detail_note(cell)}Whole run (incl. warm-up and "
             f"recovery): availability {pct(cell['whole_run']['availability_pct'])}, "
             f"stale {pct(cell['whole_run']['stale_read_pct'])}.")
     lines += _setup(data)
     return "\n".join(lines) + "\n"
+
+
+def _linear_note(cell: dict[str, Any]) -> str:
+    linear = cell.get("linearizability")
+    if not linear:
+        return ""
+    text = (f"Linearizability (files strong throughout): {linear['linearizable']} of "
+            f"{linear['files_checked']} linearizable over {linear['operations']} operations")
+    if linear["violations"]:
+        text += f", NOT: {', '.join(linear['violations'][:5])}"
+    if linear["undecided"]:
+        text += f", undecided: {', '.join(linear['undecided'][:5])}"
+    return text + ". "
+
+
+def _detail_note(cell: dict[str, Any]) -> str:
+    """What the newer scenarios measured beyond the common figures."""
+    d = cell.get("scenario_detail") or {}
+    if cell["scenario"] == "flapping":
+        return (f"Flapping: the link flipped {d.get('link_flips')} times; the controller made "
+                f"{cell['mode_switches']} switch(es) over {cell.get('files_switched', 0)} "
+                f"file(s), at most {cell.get('switches_max_per_file', 0)} per file. ")
+    if cell["scenario"] == "master-kill":
+        before, after = d.get("before_kill", {}), d.get("after_restart", {})
+        up = d.get("in_window_master_up") or {}
+        return (f"Master killed {seconds(d.get('killed_after_fault_start_s'))} into the "
+                f"partition, down {seconds(d.get('master_down_s'))} (availability of the "
+                f"operations begun while it was up: {pct(up.get('availability_pct'))}); "
+                "replication queue "
+                f"{before.get('queue_depth')} at the kill, {after.get('queue_depth')} after the "
+                f"restart; its mode table ({after.get('modes')}) matched the controller's after "
+                f"{seconds(d.get('modes_recovered_after_s'))}. ")
+    if cell["scenario"] == "worker-lost":
+        r = d.get("redundancy", {})
+        return (f"Worker {d.get('lost_worker')} killed and wiped, back empty after "
+                f"{seconds(d.get('restarted_empty_after_s'))}: {r.get('chunks_lost')} copies "
+                f"lost, all back at RF after {seconds(r.get('seconds_to_full_redundancy'))} "
+                f"({r.get('collected')} collected meanwhile, {r.get('short_at_end')} short at "
+                "the end). ")
+    return ""
 
 
 def _convergence_note(cell: dict[str, Any]) -> str:
@@ -228,6 +271,23 @@ def _setup(data: dict[str, Any]) -> list[str]:
         f"retransmission costs it), {lat['reset_share'] * 100:g}% of new connections reset. "
         f"Partition: blackhole={part['blackhole']} (nothing forwarded either way, new "
         "connections never answered).",
+        f"- Newer scenarios: flapping ({p.get('warmup', 0):g} s warm-up, then the link to "
+        f"{', '.join(data['faulted_workers'])} cut and healed in turn every "
+        f"{p.get('flap_period', 0):g} s for {p.get('flapping', 0):g} s, then "
+        f"{p.get('recovery', 0):g} s recovery); slow disk ({p.get('slow_disk', 0):g} s of load; "
+        f"one worker's store adds {data.get('slow_disk', {}).get('delay_ms')} ms to every write, "
+        f"injected inside the store on {data.get('slow_disk', {}).get('worker')} only); master "
+        "killed (the partition scenario's single fault, the master killed with SIGKILL half-way "
+        "through it and started again on its data); worker lost "
+        f"({p.get('warmup', 0):g} s of load, then {data.get('lost_worker')} killed with SIGKILL, "
+        f"its store and data folder deleted and the worker started again empty, "
+        f"{p.get('worker_lost', 0):g} s more load; full redundancy: every chunk it held "
+        "is on RF workers again, as the workers' own stores list them, or collected).",
+        "- Linearizability: for each file that stayed strong for the whole cell (every "
+        "answer said strong, the controller never moved it), the history of its writes and "
+        "reads is checked as a single register by the Wing & Gong / Lowe search "
+        "(`echofs/bench/linearizability.py`); a write whose answer never came may or may "
+        "not have taken effect.",
         "- Policies: fixed-strong and fixed-available set the controller's global override; "
         "adaptive sets none (the controller decides per file).",
         "- Availability: operations that succeeded / operations begun in the window. Stale "

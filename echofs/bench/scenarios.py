@@ -15,7 +15,15 @@ from echofs.core.consistency import Mode
 from echofs.testing.cluster import FAST_ENV
 from echofs.testing.faults import Faults
 
-SCENARIOS = ("normal", "latency", "partition", "heavy")
+SCENARIOS = ("normal", "latency", "partition", "heavy", "flapping", "slow-disk", "master-kill",
+             "worker-lost")
+# The original's four, which the quick profile runs by default (the newer
+# ones, each a cluster restart or a minute of flapping, do not fit its two
+# minutes; ``--quick --scenarios ...`` runs them shortened).
+ORIGINAL_SCENARIOS = SCENARIOS[:4]
+# The scenarios whose measured window is the fault (a link cut or slowed,
+# healed at its end); the others measure their whole load ("run").
+FAULT_WINDOW = frozenset({"latency", "partition", "flapping", "master-kill"})
 POLICIES = ("fixed-strong", "fixed-available", "adaptive")
 # The controller's global override each policy sets; adaptive sets none.
 OVERRIDE: dict[str, Mode | None] = {"fixed-strong": Mode.STRONG,
@@ -23,7 +31,10 @@ OVERRIDE: dict[str, Mode | None] = {"fixed-strong": Mode.STRONG,
 
 WORKERS = 5
 REPLICATION_FACTOR = 3
-FAULTED = ("w4", "w5")  # the two workers the latency and partition scenarios hit
+FAULTED = ("w4", "w5")  # the two workers the link faults hit
+SLOW_WORKER = "w5"  # whose store the slow-disk scenario slows
+SLOW_DISK_DELAY_MS = 200  # added to each chunk write on that store
+LOST_WORKER = "w5"  # killed and wiped by the worker-lost scenario
 LATENCY_FAULT = Faults(latency_ms=100, jitter_ms=25, stall_share=0.02, stall_ms=200,
                        reset_share=0.05)
 PARTITION_FAULT = Faults(blackhole=True)
@@ -54,9 +65,20 @@ class Profile:
     cluster_per: str  # cell | run
     # Longest wait for a heal to converge (or the cluster to settle).
     settle_timeout: float = 30.0
+    # Flapping: the link of FAULTED is cut and healed every flap_period
+    # seconds for flapping seconds.
+    flapping: float = 30.0
+    flap_period: float = 2.0
+    slow_disk: float = 30.0  # the slow-disk scenario's load
+    # Worker-lost: the load runs worker_lost seconds after the loss (the
+    # loss comes after the warm-up).
+    worker_lost: float = 30.0
+    # The scenarios run when --scenarios is not given.
+    scenarios: tuple[str, ...] = SCENARIOS
 
     def __post_init__(self) -> None:
-        for name in ("normal", "heavy", "fault", "recovery", "rate", "heavy_rate"):
+        for name in ("normal", "heavy", "fault", "recovery", "rate", "heavy_rate", "flapping",
+                     "flap_period", "slow_disk", "worker_lost"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
         if self.warmup < 0 or self.cycles < 1 or self.clients < 1 or self.heavy_clients < 1:
@@ -69,7 +91,8 @@ FULL = Profile("full", normal=30, heavy=30, warmup=6, fault=10, recovery=6, cycl
 QUICK = Profile("quick", normal=2.5, heavy=2.5, warmup=1, fault=3, recovery=2, cycles=1,
                 clients=3, rate=15, heavy_clients=6, heavy_rate=100, small_names=8,
                 large_names=2, heavy_small_names=16, heavy_large_names=1, cluster_per="run",
-                settle_timeout=15)
+                settle_timeout=15, flapping=4, flap_period=1, slow_disk=2.5, worker_lost=4,
+                scenarios=ORIGINAL_SCENARIOS)
 
 
 def workload_config(profile: Profile, scenario: str, seed: int) -> WorkloadConfig:
@@ -83,4 +106,18 @@ def workload_config(profile: Profile, scenario: str, seed: int) -> WorkloadConfi
 
 
 def scenario_faults(scenario: str) -> Faults | None:
-    return {"latency": LATENCY_FAULT, "partition": PARTITION_FAULT}.get(scenario)
+    """The link fault a scenario puts on FAULTED, if any."""
+    return {"latency": LATENCY_FAULT, "partition": PARTITION_FAULT,
+            "flapping": PARTITION_FAULT, "master-kill": PARTITION_FAULT}.get(scenario)
+
+
+def scenario_window(scenario: str) -> str:
+    return "fault" if scenario in FAULT_WINDOW else "run"
+
+
+def worker_env(scenario: str) -> dict[str, dict[str, str]]:
+    """Settings a scenario gives single workers at start: only slow-disk's
+    fault injection, on SLOW_WORKER (off everywhere else, and by default)."""
+    if scenario == "slow-disk":
+        return {SLOW_WORKER: {"FAULT_STORE_PUT_DELAY_MS": str(SLOW_DISK_DELAY_MS)}}
+    return {}

@@ -9,11 +9,35 @@ reason, score, signals) and streamed to every watching master.
 
 Operators' levers (hints, critical keys, the global override) are persisted
 and take effect at once.
+
+Two rules keep modes from following a link that flaps:
+
+- A file moved to ``available`` in an emergency stays there while the
+  emergency lasts: the policy's score subtracts a recent-change penalty, so
+  right after the move it asks for strong again whatever the risk, and
+  without this rule the file would bounce strong → available at every
+  cooldown for as long as the partition lasts.
+- Route flap damping (after RFC 2439), per file: each time the file's
+  partition risk rises into an emergency adds one to its flap penalty,
+  which halves every ``_FILE_FLAP_HALF_LIFE`` seconds; from ``_SUPPRESS_AT`` on the file is
+  suppressed — it is scored as if its targets were still cut off, so it
+  stays available — until the penalty is back under ``_REUSE_BELOW`` and
+  no worker flaps any more. A worker flaps from the moment its own penalty
+  (one per turn to unhealthy, halving every ``_WORKER_FLAP_HALF_LIFE``
+  seconds) reaches ``_SUPPRESS_AT`` until it is back under ``_REUSE_BELOW``
+  (between two cuts of a flapping link it dips, but not that far); a file
+  whose risk rises into an emergency while a worker flaps is suppressed at
+  once. A single partition (penalty 1) is
+  untouched; a second one soon after the first marks the link as flapping.
+  (A file's own risk shows the flapping only now and then: while workers
+  are cut off its writes go to live ones, so its targets look healthy the
+  moment after each cut.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -27,6 +51,7 @@ from echofs.core.consistency import (
     Hint,
     Mode,
     ModeDecider,
+    ModeReason,
     Sample,
     partition_risk,
     unhealthiness,
@@ -42,6 +67,14 @@ log = logging.getLogger(__name__)
 _REPORT_TTL_INTERVALS = 3.0
 # Half-life (seconds) of a worker's remembered unhealthiness.
 _RISK_HALF_LIFE = 2.0
+# Per-file flap damping (see the module docstring).
+_FILE_FLAP_HALF_LIFE = 10.0
+_SUPPRESS_AT = 1.5
+_REUSE_BELOW = 1.0
+_WORKER_FLAP_HALF_LIFE = 5.0
+# Observed unhealthiness from which a worker counts as down (an unreachable
+# one is 1.0; a slow one at most 0.5).
+_DOWN_AT = 0.75
 # Files the controller keeps scoring although no longer written: all it has
 # decided on (so they can return to strong), capped for memory.
 _MAX_TRACKED = 100_000
@@ -68,6 +101,11 @@ class ControllerService(Daemon):
         self.controls = Controls()
         self._reports: dict[str, tuple[float, MasterReport]] = {}
         self._worker_risk: dict[str, tuple[float, float]] = {}  # id -> (value, at)
+        # worker id -> (flap penalty, at, down at the last sample, flapping)
+        self._worker_flaps: dict[str, tuple[float, float, bool, bool]] = {}
+        self._flapping: list[str] = []  # as of the last sample
+        # file id -> (flap penalty, at, suppressed, in an emergency at the last sample)
+        self._file_flaps: dict[str, tuple[float, float, bool, bool]] = {}
         self._info: dict[str, ModeInfo] = {}
         # Table entries changed since the last broadcast.
         self._pending: dict[str, tuple[str, str]] = {}
@@ -116,6 +154,7 @@ class ControllerService(Daemon):
             for health in report.workers:
                 value = unhealthiness(health)
                 observed[health.worker_id] = max(observed.get(health.worker_id, 0.0), value)
+        self._count_worker_flaps(observed, now)
         current: dict[str, float] = {}
         for worker_id in observed.keys() | self._worker_risk.keys():
             previous, at = self._worker_risk.get(worker_id, (0.0, now))
@@ -127,6 +166,62 @@ class ControllerService(Daemon):
             else:
                 self._worker_risk.pop(worker_id, None)
         return current
+
+    def _count_worker_flaps(self, observed: dict[str, float], now: float) -> None:
+        for worker_id in observed.keys() | self._worker_flaps.keys():
+            penalty, at, was_down, flapping = self._worker_flaps.get(
+                worker_id, (0.0, now, False, False))
+            penalty *= math.pow(0.5, (now - at) / _WORKER_FLAP_HALF_LIFE)
+            down = observed.get(worker_id, 0.0) >= _DOWN_AT
+            if down and not was_down:
+                penalty += 1.0
+            flapping = penalty >= _SUPPRESS_AT or (flapping and penalty >= _REUSE_BELOW)
+            if penalty < 0.05 and not down:
+                self._worker_flaps.pop(worker_id, None)
+            else:
+                self._worker_flaps[worker_id] = (penalty, now, down, flapping)
+        self._flapping = sorted(w for w, flap in self._worker_flaps.items() if flap[3])
+
+    def _suppressed(self, object_id: str, risk: float, now: float) -> bool:
+        """Count the file's rises into an emergency and say whether its
+        return to stricter modes is held back (it flapped)."""
+        emergency = risk > self.decider.config.emergency_risk
+        known = self._file_flaps.get(object_id)
+        if known is None and not emergency:
+            return False
+        penalty, at, suppressed, was = known or (0.0, now, False, False)
+        penalty *= math.pow(0.5, (now - at) / _FILE_FLAP_HALF_LIFE)
+        flapping = bool(self._flapping)
+        if emergency and not was:
+            penalty += 1.0
+            suppressed = suppressed or penalty >= _SUPPRESS_AT or flapping
+        elif suppressed and penalty < _REUSE_BELOW and not flapping:
+            suppressed = False
+        if penalty < 0.05 and not suppressed and not emergency:
+            del self._file_flaps[object_id]
+        else:
+            self._file_flaps[object_id] = (penalty, now, suppressed, emergency)
+        return suppressed
+
+    def _decide(self, object_id: str, sample: Sample, now: float) -> Decision:
+        """The decider's decision, except that a file already moved to
+        available stays there while the emergency lasts, and a file that
+        flapped is scored as still at risk (see the module docstring); a
+        lever still wins."""
+        if self._suppressed(object_id, sample.partition_risk, now):
+            sample = dataclasses.replace(sample, partition_risk=1.0)
+        return self._decide_held(object_id, sample, now)
+
+    def _decide_held(self, object_id: str, sample: Sample, now: float) -> Decision:
+        current = self.decider.current(object_id)
+        if (sample.partition_risk > self.decider.config.emergency_risk
+                and current is Mode.AVAILABLE
+                and self.decider.forced_lever(object_id, self.controls) is None):
+            state = self.decider.files.get(object_id)
+            if state is not None:
+                state.candidate, state.streak = None, 0
+            return Decision(current, ModeReason.HOLD, math.nan, False, current)
+        return self.decider.decide(object_id, sample, self.controls, now)
 
     # -- decisions -----------------------------------------------------------------
 
@@ -163,7 +258,7 @@ class ControllerService(Daemon):
                 risk = partition_risk((risk_by_worker.get(w, 0.0) for w in targets), rf)
                 hint = self.controls.hints.get(object_id, Hint.AUTO)
                 sample = Sample(risk, lag, rates.get(object_id, 0.0), hint)
-                decision = self.decider.decide(object_id, sample, self.controls, now)
+                decision = self._decide(object_id, sample, now)
                 self._note(object_id, decision, now)
                 if decision.changed:
                     signals = signals_summary({
@@ -316,6 +411,8 @@ class ControllerService(Daemon):
             "override": self.controls.override.value if self.controls.override else None,
             "critical_keys": len(self.controls.critical), "hints": len(self.controls.hints),
             "signals": {k: round(v, 4) for k, v in self.last_signals.items()},
+            "flapping_workers": self._flapping,
+            "files_suppressed": sum(1 for f in self._file_flaps.values() if f[2]),
             "worker_unhealthiness": {w: round(v, 4) for w, (v, _) in self._worker_risk.items()},
             "masters_reporting": len(self._reports), "watchers": len(self._watchers),
             "sample_interval": self.interval,

@@ -31,6 +31,12 @@ _RTT_ALPHA = 0.2
 # the last one is recent (within ``suspect_after``): nothing calls a suspect
 # worker, so without this a healed worker would stay suspect for good.
 _FAILURES_SUSPECT = 3
+# The write path stops waiting on a worker silent for this share of
+# ``suspect_after``: a put to it gets a stand-in (see quorum.Substitutes)
+# before the worker is formally suspect. Heartbeats come several times per
+# ``suspect_after``, so half of it missed is already a strong sign; nothing
+# else changes for the worker (it is not marked anything).
+_WRITE_PATIENCE = 0.5
 # Reads try replicas in this order of their holder's liveness.
 _READ_RANK = {Liveness.ALIVE: 0, Liveness.SUSPECT: 1, Liveness.DEAD: 2, Liveness.UNKNOWN: 3}
 
@@ -103,6 +109,18 @@ class WorkerRegistry:
         if state.client is None or silence >= self.suspect_after or failing:
             return Liveness.SUSPECT
         return Liveness.ALIVE
+
+    def unresponsive(self, worker_id: str, now: float | None = None) -> bool:
+        """Should a write in progress stop waiting for this worker? Yes once it
+        is not alive, or its heartbeats have been missing for part of
+        ``suspect_after`` already: the master's own failure detection, used
+        by the write path at once rather than after the worker turns suspect
+        (or the controller changes a file's mode)."""
+        state = self._workers.get(worker_id)
+        now = time.monotonic() if now is None else now
+        if state is None or self.liveness(worker_id, now) is not Liveness.ALIVE:
+            return True
+        return now - state.last_heartbeat >= _WRITE_PATIENCE * self.suspect_after
 
     def all_ids(self) -> list[str]:
         return sorted(self._workers)

@@ -4,6 +4,14 @@ A strong write acknowledges a chunk once a majority of its targets stored it
 (:func:`until_quorum`); it does not wait out a target that hangs. Copies
 still in flight then get a short grace; what is still running after that is
 handed to :class:`Stragglers`, which records each copy that lands.
+
+Nor does the wait sit out a target the master has meanwhile stopped hearing
+from (:class:`Substitutes`): a put to a worker whose heartbeats stopped is
+cancelled and the copy sent to a stand-in — the next live worker in the
+chunk's ranking, where a write begun a moment later would have been placed
+anyway. Without it, a write begun in the second before a partition is
+noticed waits the whole write timeout for a cut target and fails for want
+of a quorum, although enough live workers were there all along.
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from echofs.metadata.repository import MetadataRepository
 
@@ -27,10 +37,56 @@ GRACE_MAX = 1.0
 Puts = dict[asyncio.Task[None], str]
 
 
-async def until_quorum(puts: Puts, needed: int
+# How often a quorum wait looks at the membership for targets given up on.
+POLL_INTERVAL = 0.05
+
+
+@dataclass
+class Substitutes:
+    """Which targets a quorum wait stops waiting for, and who stands in.
+
+    ``given_up(worker_id)`` says the master no longer hears from the worker
+    (the registry's view, polled every ``poll`` seconds while the wait lasts);
+    ``stand_in(worker_id)`` starts the replacement put(s) — none when no live
+    worker is left to take the copy, in which case the wait goes on for the
+    original. ``replaced`` records each target given up on and its stand-in.
+    """
+
+    given_up: Callable[[str], bool]
+    stand_in: Callable[[str], Puts]
+    poll: float = POLL_INTERVAL
+    replaced: dict[str, str] = field(default_factory=dict)
+    # Targets given up on that no one could stand in for: kept waiting.
+    _kept: set[str] = field(default_factory=set)
+
+    def swap(self, puts: Puts, pending: set[asyncio.Task[None]]) -> None:
+        """Cancel the pending puts to workers given up on and start their
+        stand-ins (added to ``puts`` and ``pending``)."""
+        for task in list(pending):
+            worker_id = puts[task]
+            if worker_id in self._kept or worker_id in self.replaced \
+                    or not self.given_up(worker_id):
+                continue
+            new = self.stand_in(worker_id)
+            if not new:
+                self._kept.add(worker_id)
+                continue
+            task.cancel()
+            pending.discard(task)
+            del puts[task]
+            puts.update(new)
+            pending.update(new)
+            self.replaced[worker_id] = ", ".join(new.values())
+
+
+async def until_quorum(puts: Puts, needed: int, substitutes: Substitutes | None = None
                         ) -> tuple[list[str], dict[str, BaseException], Puts]:
     """Wait until ``needed`` puts succeeded (or too many failed for that),
     then a short grace for the others.
+
+    With ``substitutes``, a put to a worker given up on while quorum is not
+    yet reached is cancelled and replaced by its stand-in's (``puts`` is
+    updated in place: the caller can cancel whatever it holds).
 
     Returns the workers that acknowledged, those that failed (with why) and the
     puts still running.
@@ -49,8 +105,12 @@ async def until_quorum(puts: Puts, needed: int
             else:
                 errors[puts[task]] = error
 
+    poll = substitutes.poll if substitutes is not None else None
     while len(acked) < needed <= len(acked) + len(pending):
-        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if substitutes is not None:
+            substitutes.swap(puts, pending)
+        done, pending = await asyncio.wait(pending, timeout=poll,
+                                           return_when=asyncio.FIRST_COMPLETED)
         collect(done)
     if pending and len(acked) >= needed:
         grace = min(max(loop.time() - started, GRACE_MIN), GRACE_MAX)

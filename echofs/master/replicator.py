@@ -22,6 +22,18 @@ Dropping it is safe however the age is chosen: an upload that does commit
 later records the copies it has, and the under-replication scan below queues
 the rest.
 
+A worker that comes back makes its owed copies due at once, whatever their
+backoff: the membership service says so on the heartbeat that finds it alive
+again (:meth:`Replicator.worker_up`), and each pass also compares who is
+alive with the pass before, since a worker can turn alive between
+heartbeats (its suspicion came from failed calls, which simply age out) and
+no heartbeat then reports the change. Its copies then run in parallel,
+:data:`_CONCURRENCY` at a time, and a pass does not wait more than
+``pass_wait`` for them: a copy hung on a worker cut off mid-call (up to the
+write timeout) goes on in the background instead of holding back every copy
+due after it — the next pass, woken the moment a worker returns, starts those
+at once (a task still in flight is not started twice).
+
 Convergence time — from the moment a fault heals (a worker comes back) or a
 backlog appears, until the queue is empty again — is measured here.
 """
@@ -49,6 +61,12 @@ log = logging.getLogger(__name__)
 _MAX_BACKOFF = 60.0
 _PAGE = 500
 _CONCURRENCY = 8
+# Longest a pass waits for the copies it started (see the module docstring).
+PASS_WAIT = 1.0
+
+
+class _TargetAway(ChunkUnavailable):
+    """The copy's target was not alive when the copy was tried."""
 
 
 class Replicator(Daemon):
@@ -56,13 +74,16 @@ class Replicator(Daemon):
 
     def __init__(self, repo: MetadataRepository, registry: WorkerRegistry, chunk_io: ChunkIO,
                  *, replication_factor: int, interval: float,
-                 orphan_after: float = 300.0) -> None:
+                 orphan_after: float = 300.0, pass_wait: float = PASS_WAIT) -> None:
         super().__init__(interval)
         self.repo = repo
         self.registry = registry
         self.chunk_io = chunk_io
         self.replication_factor = replication_factor
         self.orphan_after = orphan_after
+        self.pass_wait = pass_wait
+        # Copies running, by task id: started by a pass, maybe still going after it.
+        self._inflight: dict[int, asyncio.Task[bool]] = {}
         self.placement = Placement(registry, replication_factor)
         self.completed = 0
         # Copies in flight at once: enough to overlap worker latency, few
@@ -72,31 +93,73 @@ class Replicator(Daemon):
         self._backlog_since: float | None = None
         self._healed_at: float | None = None
         self.last_convergence: float | None = None
+        # Who was alive at the last pass: a worker alive now and not then
+        # came back, whether or not a heartbeat said so.
+        self._alive: set[str] = set(registry.live_ids())
 
     async def worker_up(self, worker_id: str) -> None:
         """A worker (re)joined: its pending copies are due now, and it owns its
         placements again."""
         self._rehomed.discard(worker_id)
         self._healed_at = time.time()
-        if await self.repo.expedite_replication(worker_id):
-            self.wake()
+        await self.repo.expedite_replication(worker_id)
+        # Woken even with nothing queued for it: chunks left short of RF
+        # while it was away are found (and queued) by the pass itself.
+        self.wake()
+
+    async def _note_comebacks(self) -> None:
+        alive = set(self.registry.live_ids())
+        back, self._alive = alive - self._alive, alive
+        for worker_id in sorted(back):
+            self._rehomed.discard(worker_id)
+            self._healed_at = time.time()
+            await self.repo.expedite_replication(worker_id)
 
     async def run_once(self) -> int:
         """Re-home dead workers' chunks, then copy until nothing is due."""
+        await self._note_comebacks()
+        # Copies already due (a returning worker's, above all) start before
+        # the scans below, which read the whole chunk table.
+        early = await self._start_due()
         await self._rehome_dead_workers()
         await self._restore_replication_factor()
         # Note a backlog before draining it too: one that appears and is drained
         # within a single pass still has a convergence time.
         await self._measure_backlog()
-        done = 0
-        while tasks := await self.repo.due_replications(_PAGE):
-            results = await asyncio.gather(*(self._attempt(t) for t in tasks))
-            done += sum(results)
-            if len(tasks) < _PAGE or not any(results):
-                break
-        self.completed += done
+        done = await self._drain(early)
         await self._measure_backlog()
         return done
+
+    async def _start_due(self) -> list[asyncio.Task[bool]]:
+        tasks = await self.repo.due_replications(_PAGE)
+        return [self._start(t) for t in tasks if t.task_id not in self._inflight]
+
+    async def _drain(self, started: list[asyncio.Task[bool]]) -> int:
+        """Wait (at most ``pass_wait`` a page) for the copies started, then
+        start and wait for the next due ones until none is left."""
+        done = 0
+        while True:
+            if started:
+                finished, _ = await asyncio.wait(started, timeout=self.pass_wait)
+                results = [t.result() for t in finished if not t.cancelled()]
+                done += sum(results)
+                if not any(results) or len(finished) < len(started):
+                    return done
+            started = await self._start_due()
+            if not started:
+                return done
+
+    def _start(self, task: ReplicationTask) -> asyncio.Task[bool]:
+        running = asyncio.create_task(self._attempt(task))
+        self._inflight[task.task_id] = running
+        running.add_done_callback(lambda _: self._inflight.pop(task.task_id, None))
+        return running
+
+    async def stop(self) -> None:
+        await super().stop()
+        for running in list(self._inflight.values()):
+            running.cancel()
+        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
 
     async def _attempt(self, task: ReplicationTask) -> bool:
         async with self._slots:
@@ -104,12 +167,19 @@ class Replicator(Daemon):
                 await self._replicate(task)
             except Exception as exc:
                 delay = min(_MAX_BACKOFF, 2.0 ** min(task.attempts, 6))
+                if isinstance(exc, _TargetAway) and \
+                        self.registry.liveness(task.target_worker) == Liveness.ALIVE:
+                    # It came back while this copy was being tried: the
+                    # comeback's expedite may already have run, and a backoff
+                    # written now would undo it.
+                    delay = 0.0
                 log.warning("replication of %s to %s failed (%s); retry in %.0fs",
                             task.chunk_id[:12], task.target_worker, exc, delay)
                 await self.repo.retry_replication(task, delay)
                 metrics.REPLICATION_COPIES.labels("failed").inc()
                 return False
         metrics.REPLICATION_COPIES.labels("ok").inc()
+        self.completed += 1  # here: a copy may finish after the pass that started it
         return True
 
     async def _measure_backlog(self) -> None:
@@ -166,7 +236,7 @@ class Replicator(Daemon):
             await self._queue_new_homes(task.chunk_id, await self.repo.replicas(task.chunk_id))
             return
         if self.registry.liveness(task.target_worker) != Liveness.ALIVE:
-            raise ChunkUnavailable(f"target {task.target_worker} is not alive")
+            raise _TargetAway(f"target {task.target_worker} is not alive")
         sources = [w for w in await self.repo.replicas(task.chunk_id) if w != task.target_worker]
         for source in self.registry.read_order(sources):
             try:

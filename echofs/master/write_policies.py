@@ -13,6 +13,9 @@ the mode and lives here, one policy per mode, looked up in
   process cluster a large chunk goes down a write pipeline
   (:mod:`~echofs.master.write_chain`): it leaves the master once, and targets
   the pipeline never reached get it directly before the write is given up.
+  A target the master stops hearing from while the write waits is replaced
+  by the chunk's next live worker (:class:`~echofs.master.quorum.Substitutes`):
+  the targets of a write are the top live workers, and that one no longer is.
 - ``hybrid`` — one durable copy on a placement target now; the copies owed to
   the other targets are ``deferred_copy`` intents in the same transaction.
 - ``available`` — like hybrid, but the one copy may land on any live worker
@@ -34,12 +37,13 @@ from dataclasses import dataclass
 from echofs.core.chunk_codec import EncodedChunk
 from echofs.core.consistency import Mode
 from echofs.core.errors import InsufficientStorage, QuorumNotReached
-from echofs.core.placement import write_quorum
+from echofs.core.placement import rank_workers, write_quorum
 from echofs.core.vocabulary import ReplicationReason
 from echofs.master.chunk_io import ChunkIO
+from echofs.master.membership import WorkerRegistry
 from echofs.master.placement import Placement, WriteTargets
 from echofs.master.policy_router import ModeRouter
-from echofs.master.quorum import Puts, Stragglers, until_quorum
+from echofs.master.quorum import Puts, Stragglers, Substitutes, until_quorum
 from echofs.metadata.repository import MetadataRepository
 from echofs.worker.client import HopNotReached
 
@@ -111,9 +115,11 @@ class QuorumWrite(WritePolicy):
             )
         needed = quorum - len(held)
         puts = _start_puts(tools.chunk_io, chunk, reachable)
+        substitutes = _substitutes(tools, write)
+        retry: Puts = {}
         sent = list(puts)
         try:
-            acked, errors, late = await until_quorum(puts, needed)
+            acked, errors, late = await until_quorum(puts, needed, substitutes)
             unreached = [w for w, e in errors.items() if isinstance(e, HopNotReached)]
             if len(acked) < needed and unreached:
                 # The pipeline broke above these targets (or its head could
@@ -123,12 +129,13 @@ class QuorumWrite(WritePolicy):
                 sent += direct
                 for worker_id in unreached:
                     del errors[worker_id]
-                more, more_errors, late = await until_quorum({**late, **direct},
-                                                              needed - len(acked))
+                retry = {**late, **direct}
+                more, more_errors, late = await until_quorum(retry, needed - len(acked),
+                                                              substitutes)
                 acked += more
                 errors.update(more_errors)
         except BaseException:
-            for task in sent:
+            for task in [*sent, *puts, *retry]:
                 task.cancel()
             raise
         copies = len(held) + len(acked)
@@ -171,12 +178,29 @@ class OneCopyWrite(WritePolicy):
     async def store(self, write: ChunkWrite, tools: WriteTools) -> Stored:
         chunk, targets = write.chunk, write.where.targets
         errors: dict[str, BaseException] = {}
-        for worker_id in self.candidates(write.where, tools.placement):
+        candidates = iter(self.candidates(write.where, tools.placement))
+        registry = _registry(tools)
+
+        def next_candidate(_: str) -> Puts:
+            # A candidate the master stopped hearing from while its put
+            # waited: the next one is tried at once rather than after the
+            # write timeout.
+            worker_id = next(candidates, None)
+            return {} if worker_id is None else _direct_puts(tools.chunk_io, chunk, [worker_id])
+
+        while puts := next_candidate(""):
+            substitutes = (Substitutes(registry.unresponsive, next_candidate)
+                           if registry is not None else None)
             try:
-                await tools.chunk_io.put(worker_id, chunk.chunk_id, chunk.frame)
-            except Exception as exc:
-                errors[worker_id] = exc
+                acked, failed, _ = await until_quorum(puts, 1, substitutes)
+            except BaseException:
+                for task in puts:
+                    task.cancel()
+                raise
+            errors.update(failed)
+            if not acked:
                 continue
+            worker_id = acked[0]
             owed = [w for w in targets if w != worker_id and w not in write.recorded]
             reason = (ReplicationReason.HINTED_HANDOFF if worker_id not in targets
                       else ReplicationReason.DEFERRED_COPY)
@@ -221,6 +245,29 @@ def _start_puts(chunk_io: ChunkIO, chunk: EncodedChunk, targets: list[str]) -> P
     if chunk_io.can_chain(targets, len(chunk.frame)):
         return chunk_io.put_chain(targets, chunk.chunk_id, chunk.frame)
     return _direct_puts(chunk_io, chunk, targets)
+
+
+def _registry(tools: WriteTools) -> WorkerRegistry | None:
+    return getattr(tools.placement, "registry", None)
+
+
+def _substitutes(tools: WriteTools, write: ChunkWrite) -> Substitutes | None:
+    """Stand-ins for a strong write's targets: the chunk's next live,
+    responsive workers with room, in its ranking, each tried once."""
+    registry = _registry(tools)
+    if registry is None:
+        return None
+    tried = {*write.where.targets, *write.recorded}
+
+    def stand_in(_: str) -> Puts:
+        ready = [w for w in registry.live_ids()
+                 if w not in write.where.full and w not in tried and not registry.unresponsive(w)]
+        for worker_id in rank_workers(write.chunk.chunk_id, ready)[:1]:
+            tried.add(worker_id)
+            return _direct_puts(tools.chunk_io, write.chunk, [worker_id])
+        return {}
+
+    return Substitutes(registry.unresponsive, stand_in)
 
 
 def _direct_puts(chunk_io: ChunkIO, chunk: EncodedChunk, targets: list[str]) -> Puts:

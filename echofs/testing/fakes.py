@@ -374,6 +374,14 @@ class FakeRepository:
             self.queue[task.task_id] = QueuedCopy(
                 replace(queued.task, attempts=queued.task.attempts + 1), self.clock() + delay)
 
+    async def expedite_replication(self, target_worker: str) -> int:
+        self._check()
+        now = self.clock()
+        due = [k for k, q in self.queue.items() if q.task.target_worker == target_worker]
+        for key in due:
+            self.queue[key] = replace(self.queue[key], due=now)
+        return len(due)
+
     async def complete_replication(self, task: ReplicationTask) -> None:
         self._check()
         self.queue.pop(task.task_id, None)

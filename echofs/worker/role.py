@@ -28,6 +28,7 @@ from echofs.serving.lifecycle import Lifecycle
 from echofs.worker.heartbeat import Heartbeat
 from echofs.worker.service import WorkerService
 from echofs.worker.stores import open_store
+from echofs.worker.stores.delayed import with_injected_faults
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,11 @@ class WorkerRole(Lifecycle):
         self.settings = settings
         self.worker_id = settings.worker_id
         spec = settings.store or f"local:{Path(settings.data_dir) / 'workers' / self.worker_id}"
-        self.service = WorkerService(self.worker_id, open_store(
+        store = open_store(
             spec, worker_id=self.worker_id, s3_bucket=settings.s3_bucket,
             s3_endpoint_url=settings.s3_endpoint_url, aws_region=settings.aws_region,
-            reserve=settings.store_space_reserve))
+            reserve=settings.store_space_reserve)
+        self.service = WorkerService(self.worker_id, with_injected_faults(store, settings))
 
     async def _start(self, stack: AsyncExitStack) -> None:
         s = self.settings

@@ -86,3 +86,16 @@ def test_dead_workers_leave_placement(tmp_path):
     registry.register(_client("w1", tmp_path))
     assert registry.dead_ids() == ["w1"]
     assert registry.placeable_ids() == []
+
+
+def test_a_write_stops_waiting_on_a_worker_silent_for_half_of_suspect_after(tmp_path):
+    registry = WorkerRegistry(suspect_after=2, dead_after=10)
+    registry.register(_client("w1", tmp_path))
+    now = time.monotonic()
+    assert not registry.unresponsive("w1", now)
+    assert not registry.unresponsive("w1", now + 0.9)
+    # Still alive to everyone else, but the write path gives up on it.
+    assert registry.liveness("w1", now + 1.1) is Liveness.ALIVE
+    assert registry.unresponsive("w1", now + 1.1)
+    assert registry.unresponsive("w1", now + 3)  # suspect
+    assert registry.unresponsive("nobody")

@@ -11,7 +11,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from echofs.master.quorum import GRACE_MAX, GRACE_MIN, Puts, until_quorum
+from echofs.master.quorum import (
+    GRACE_MAX,
+    GRACE_MIN,
+    POLL_INTERVAL,
+    Puts,
+    Substitutes,
+    until_quorum,
+)
 from echofs.testing.fakes import FakeClock, FakeWorkerClient
 
 CHUNK = "c" * 64
@@ -130,3 +137,57 @@ async def test_a_cancelled_put_counts_as_a_failure(clock):
 
 async def test_no_puts_and_nothing_needed_returns_at_once():
     assert await until_quorum({}, 0) == ([], {}, {})
+
+
+# -- targets given up on while the wait lasts -----------------------------------------
+
+
+async def test_a_target_given_up_on_is_replaced_and_the_quorum_reached_without_it(clock):
+    """A target cut off before the master noticed: its put hangs. Once the
+    membership says the master no longer hears from it, the wait cancels that
+    put and sends the copy to a stand-in, instead of waiting out the write
+    timeout and failing for want of a quorum."""
+    w1, w2, w3, w4 = _workers("w1", "w2", "w3", "w4")
+    w2.put.hang()
+    w3.put.hang()
+    silent: set[str] = set()
+    substitutes = Substitutes(given_up=lambda w: w in silent,
+                              stand_in=lambda w: _puts([w4]))
+    puts = _puts([w1, w2, w3])
+    hung = [t for t, w in puts.items() if w in ("w2", "w3")]
+    waiting = asyncio.create_task(until_quorum(puts, 2, substitutes))
+    await clock.tick(POLL_INTERVAL * 3)
+    assert not waiting.done()  # nobody given up on yet: the wait goes on
+    silent.add("w2")
+    await clock.tick(POLL_INTERVAL)
+    await clock.tick(GRACE_MAX)
+    acked, errors, late = waiting.result()
+    assert sorted(acked) == ["w1", "w4"]
+    assert errors == {}
+    assert substitutes.replaced == {"w2": "w4"}
+    assert hung[0].cancelled()  # the put to the silent target does not linger
+    assert list(late.values()) == ["w3"]  # merely slow: handed back as usual
+    assert w4.frames == {CHUNK: FRAME}
+    w3.put.release()
+    await clock.tick()
+
+
+async def test_with_no_stand_in_the_wait_goes_on_for_the_original(clock):
+    w1, w2 = _workers("w1", "w2")
+    w2.put.hang()
+    asked: list[str] = []
+
+    def nobody(worker_id: str) -> Puts:
+        asked.append(worker_id)
+        return {}
+
+    substitutes = Substitutes(given_up=lambda w: w == "w2", stand_in=nobody)
+    waiting = asyncio.create_task(until_quorum(_puts([w1, w2]), 2, substitutes))
+    await clock.tick(POLL_INTERVAL * 5)
+    assert not waiting.done()
+    assert asked == ["w2"]  # asked once, not at every poll
+    w2.put.release()
+    await clock.tick()
+    acked, _, _ = waiting.result()
+    assert sorted(acked) == ["w1", "w2"]
+    assert substitutes.replaced == {}

@@ -4,6 +4,7 @@ at a dead worker is re-aimed at the chunk's new home."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -120,3 +121,71 @@ async def test_a_task_for_a_collected_chunk_is_dropped():
     await cluster.replicator.run_once()
     assert cluster.repo.queue == {}
     assert cluster.workers["w2"].put.calls == 0
+
+
+async def test_a_worker_alive_again_without_a_heartbeat_saying_so_gets_its_copies_at_once():
+    """A worker suspect for failed calls turns alive when they age out, between
+    heartbeats: nothing calls ``worker_up``. Its copies, backed off while it
+    was away, must not wait out the backoff (up to a minute)."""
+    cluster = Cluster("w1", "w2", replication_factor=2)
+    chunk_id, _ = cluster.store("w1")
+    cluster.registry.pin("w2", Liveness.SUSPECT)
+    await cluster.repo.enqueue_replication(chunk_id, "w2", ReplicationReason.UNDER_REPLICATED)
+    for _ in range(5):
+        assert await cluster.replicator.run_once() == 0
+        cluster.clock.advance(cluster.repo.retried[-1][1])
+    assert await cluster.replicator.run_once() == 0
+    assert cluster.repo.retried[-1][1] == 32  # the next try is far off
+    assert await cluster.repo.due_replications() == []
+    cluster.registry.pin("w2", Liveness.ALIVE)
+    assert await cluster.replicator.run_once() == 1
+    assert cluster.repo.copies[chunk_id] == ["w1", "w2"]
+
+
+async def test_worker_up_wakes_the_replicator_even_with_nothing_queued_for_it():
+    cluster = Cluster("w1", "w2", replication_factor=2)
+    await cluster.replicator.worker_up("w2")
+    assert cluster.replicator._wake.is_set()
+
+
+async def test_a_copy_hung_on_its_target_does_not_hold_back_the_pass():
+    """A put to a worker cut off mid-call hangs until the write timeout; the
+    other due copies must be done without waiting for it, and the hung one
+    is not started twice."""
+    # RF 1: the chunks lack no copy, so only the two copies queued here run.
+    cluster = Cluster("w1", "w2", "w3", replication_factor=1)
+    cluster.replicator.pass_wait = 0.05
+    hung_chunk, _ = cluster.store("w1")
+    other_chunk, _ = cluster.store("w1")
+    cluster.workers["w2"].put.hang()
+    await cluster.repo.enqueue_replication(hung_chunk, "w2", ReplicationReason.UNDER_REPLICATED)
+    await cluster.repo.enqueue_replication(other_chunk, "w3", ReplicationReason.UNDER_REPLICATED)
+    assert await asyncio.wait_for(cluster.replicator.run_once(), timeout=2) == 1
+    assert cluster.repo.copies[other_chunk] == ["w1", "w3"]
+    assert cluster.repo.copies[hung_chunk] == ["w1"]
+    await asyncio.wait_for(cluster.replicator.run_once(), timeout=2)
+    assert cluster.workers["w2"].put.calls == 1  # still running, not started again
+    cluster.workers["w2"].put.release()
+    await asyncio.sleep(0.01)
+    assert cluster.repo.copies[hung_chunk] == ["w1", "w2"]
+    assert cluster.replicator.completed == 2  # counted when it lands
+    await cluster.replicator.stop()
+
+
+async def test_a_copy_refused_for_a_target_that_came_back_meanwhile_is_not_backed_off():
+    cluster = Cluster("w1", "w2", replication_factor=2)
+    chunk_id, _ = cluster.store("w1")
+    await cluster.repo.enqueue_replication(chunk_id, "w2", ReplicationReason.UNDER_REPLICATED)
+    (task,) = await cluster.repo.due_replications()
+    cluster.registry.pin("w2", Liveness.SUSPECT)
+    original = cluster.replicator._replicate
+
+    async def refused_then_back(t):
+        try:
+            await original(t)
+        finally:
+            cluster.registry.pin("w2", Liveness.ALIVE)  # the heartbeat lands meanwhile
+
+    cluster.replicator._replicate = refused_then_back  # type: ignore[method-assign]
+    assert await cluster.replicator._attempt(task) is False
+    assert [delay for _, delay in cluster.repo.retried] == [0.0]

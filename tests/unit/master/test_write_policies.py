@@ -293,3 +293,56 @@ async def test_one_copy_writes_say_when_nothing_was_reachable():
     kit, _, _ = tools(FakeChunkIO())
     with pytest.raises(QuorumNotReached, match=r"\(none reachable\)"):
         await TargetCopyWrite().store(write(["w1", "w2"], set()), kit)
+
+
+# -- targets the master stops hearing from mid-write --------------------------------------
+
+
+class SilentRegistry:
+    """A membership where the named workers have gone silent (a cut the
+    master has not yet turned into suspicion: they are still listed live)."""
+
+    def __init__(self, workers: tuple[str, ...], silent: tuple[str, ...]) -> None:
+        self.workers, self.silent = workers, set(silent)
+
+    def live_ids(self) -> list[str]:
+        return list(self.workers)
+
+    def unresponsive(self, worker_id: str) -> bool:
+        return worker_id in self.silent
+
+
+class RegistryPlacement(FakePlacement):
+    def __init__(self, registry: SilentRegistry) -> None:
+        super().__init__()
+        self.registry = registry
+
+
+async def test_strong_replaces_silent_targets_instead_of_waiting_for_the_write_timeout():
+    """Two of three targets cut off a moment ago hang; the write must not wait
+    WRITE_TIMEOUT for them and fail, but put the copies on the live workers
+    next in the chunk's ranking and be acknowledged."""
+    workers = ("w1", "w2", "w3", "w4", "w5")
+    io = FakeChunkIO(hanging=("w4", "w5"))
+    registry = SilentRegistry(workers, silent=("w4", "w5"))
+    t, repo, stragglers = tools(io, RegistryPlacement(registry))
+    stored = await asyncio.wait_for(
+        QuorumWrite().store(write(["w1", "w4", "w5"], set(workers)), t), timeout=2)
+    assert stored.copies >= 2
+    assert "w1" in stored.replicas
+    assert set(stored.replicas) <= {"w1", "w2", "w3"}
+    # The silent targets are not owed a copy: their stand-ins hold it.
+    assert {w for _, w, _ in repo.intents} <= {"w2", "w3"}
+    await stragglers.cancel()
+
+
+async def test_available_moves_on_from_a_silent_first_candidate_at_once():
+    workers = ("w1", "w2", "w3")
+    io = FakeChunkIO(hanging=("w1",))
+    registry = SilentRegistry(workers, silent=("w1",))
+    t, repo, _ = tools(io, RegistryPlacement(registry))
+    stored = await asyncio.wait_for(
+        SloppyWrite().store(write(["w1", "w2", "w3"], set(workers)), t), timeout=2)
+    assert stored.replicas == ("w2",)
+    # The silent target is still owed its copy (a hinted or deferred one).
+    assert repo.partial[0][2] == ["w1", "w3"]
