@@ -69,6 +69,8 @@ def pattern_digest(total: int, piece: int = 1 << 20, seed: int = 0) -> str:
 
 async def error_of(resp: aiohttp.ClientResponse) -> dict[str, str]:
     body = await resp.json()
-    assert set(body) == {"error"}, body
+    # Ours, and the original EchoFS's envelope beside it.
+    assert set(body) == {"error", "success", "message"}, body
     assert set(body["error"]) == {"code", "message"}, body
+    assert body["success"] is False and body["message"] == body["error"]["message"], body
     return body["error"]
