@@ -76,6 +76,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
                        help="controller gRPC port (default 9082; env CONTROLLER_GRPC_PORT)")
     serve.add_argument("--default-mode", choices=("strong", "hybrid", "available"),
                        help="mode of files the controller has not decided on (env DEFAULT_MODE)")
+    serve.add_argument("--s3-port", help="S3 endpoint port of a master: a number (0: any "
+                       "free port) or 'off' (default 9000; env S3_PORT)")
     serve.add_argument("--replication-factor", type=int,
                        help="copies of each chunk (default 3; env REPLICATION_FACTOR)")
     serve.add_argument("--chunk-size", type=parse_size,

@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack
 
 from aiohttp import web
 
+from echofs.auth.access_keys import AccessKeys
 from echofs.auth.http import AuthAPI, AuthConfig
 from echofs.cache import open_cache
 from echofs.config import Settings
@@ -41,12 +42,16 @@ from echofs.master.scrubber import Scrubber
 from echofs.master.storage_space import StorageSpace
 from echofs.master.sweeper import OrphanSweeper
 from echofs.master.upload import PipelineSettings, UploadPipeline
+from echofs.metadata.access_keys import AccessKeysRepository
+from echofs.metadata.buckets import BucketsRepository
 from echofs.metadata.disk_space import MetadataDisk
 from echofs.metadata.repository import MetadataRepository
 from echofs.metadata.users import UsersRepository
 from echofs.observability.http import metrics_middleware, metrics_routes
 from echofs.observability.metrics import untrack
 from echofs.observability.state import track_master
+from echofs.s3.endpoint import serve_s3
+from echofs.s3.server import S3Server
 from echofs.serving.middleware import error_middleware
 from echofs.serving.transfer_coding import transfer_coding_middleware
 from echofs.web import routes as web_ui_routes
@@ -111,6 +116,13 @@ class MasterRole:
             controller, self.modes, registry, repo, self.activity,
             master_id=f"{socket.gethostname()}:{settings.port}:{os.getpid()}",
             replication_factor=settings.replication_factor, interval=settings.sample_interval)
+        # S3 (echofs.s3): the same files, served on a port of its own.
+        self.access_keys = AccessKeys(AccessKeysRepository(repo), settings.jwt_secret)
+        self.s3 = S3Server(self.files, BucketsRepository(repo), self.access_keys,
+                           accounts=not self.auth.open, region=settings.s3_region,
+                           domains=settings.s3_domains, max_size=settings.max_upload_size,
+                           read_ahead=settings.read_ahead)
+        self.s3_port: int | None = None  # bound once started; None: not served
         self._running = AsyncExitStack()
 
     async def start(self) -> None:
@@ -127,6 +139,7 @@ class MasterRole:
             # Stopped first: batches of claims and commits still queued finish
             # while the daemons and the store are still there.
             stack.push_async_callback(self.uploads.close)
+            self.s3_port = await serve_s3(stack, self.s3.app(), self.settings)
             # Started: from here on, stop() undoes it all.
             self._running = stack.pop_all()
 
@@ -144,6 +157,7 @@ class MasterRole:
                               client_max_size=self.settings.max_upload_size + _BODY_SLACK)
         app.add_routes(FilesAPI(self.files, self.settings).routes())
         app.add_routes(auth.routes())
+        app.add_routes(self.access_keys.routes())
         app.cleanup_ctx.append(auth.hashing_threads)
         app.add_routes(metrics_routes())
         app.add_routes(web_ui_routes())  # the web UI at / (echofs/web/)
@@ -156,7 +170,7 @@ class MasterRole:
                                   if self.settings.embedded else 0,
                                   gc_grace=self.settings.gc_grace,
                                   gc_pressure_grace=self.settings.gc_grace_under_pressure),
-            space=self.space).routes())
+            space=self.space, s3_port=self.s3_port).routes())
         document = openapi_document()
 
         async def openapi(request: web.Request) -> web.Response:

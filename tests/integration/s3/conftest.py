@@ -1,0 +1,86 @@
+"""S3 clients against real EchoFS processes: the embedded node in single-user
+mode (any well-formed signature is accepted) and, for accounts and keys, a
+node with JWT_SECRET set. Module-scoped: one node serves a module's tests."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from echofs.testing.process import ServeProcess, free_port
+
+# Single-user mode accepts any key: these are what the README suggests.
+OPEN_KEY, OPEN_SECRET = "echofs", "echofs-secret-key"
+JWT_SECRET = "s3-tests-" + "x" * 40
+
+
+@dataclass
+class S3Node:
+    process: ServeProcess
+    s3_port: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    def client(self, key: str = OPEN_KEY, secret: str = OPEN_SECRET, **config: object):
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=key,
+            aws_secret_access_key=secret, region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                          **config))  # type: ignore[arg-type]
+
+    def rest(self, method: str, path: str, body: dict | None = None,
+             token: str | None = None) -> dict:
+        request = urllib.request.Request(
+            f"{self.process.url}{path}", method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json",
+                     **({"Authorization": f"Bearer {token}"} if token else {})})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read() or b"{}")
+
+
+def _start(root: Path, *args: str, env: dict[str, str] | None = None) -> S3Node:
+    port = free_port()
+    process = ServeProcess(root / "data", "--s3-port", str(port), *args,
+                           env={"LOG_LEVEL": "info", **(env or {})}).start()
+    return S3Node(process, port)
+
+
+@pytest.fixture(scope="module")
+def s3_node(tmp_path_factory) -> Iterator[S3Node]:
+    node = _start(tmp_path_factory.mktemp("s3-open"))
+    try:
+        yield node
+    finally:
+        node.process.terminate()
+
+
+@pytest.fixture(scope="module")
+def accounts_node(tmp_path_factory) -> Iterator[S3Node]:
+    node = _start(tmp_path_factory.mktemp("s3-accounts"), env={"JWT_SECRET": JWT_SECRET})
+    try:
+        yield node
+    finally:
+        node.process.terminate()
+
+
+@pytest.fixture
+def s3(s3_node: S3Node):
+    return s3_node.client()
+
+
+@pytest.fixture
+def bucket(s3) -> str:
+    name = "b-" + secrets.token_hex(6)
+    s3.create_bucket(Bucket=name)
+    return name
