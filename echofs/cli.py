@@ -78,6 +78,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
                        help="mode of files the controller has not decided on (env DEFAULT_MODE)")
     serve.add_argument("--s3-port", help="S3 endpoint port of a master: a number (0: any "
                        "free port) or 'off' (default 9000; env S3_PORT)")
+    serve.add_argument("--s3-tls-cert", type=Path, help="PEM certificate: the S3 endpoint "
+                       "speaks HTTPS (env S3_TLS_CERT; with --s3-tls-key)")
+    serve.add_argument("--s3-tls-key", type=Path, help="PEM private key of --s3-tls-cert "
+                       "(env S3_TLS_KEY)")
     serve.add_argument("--replication-factor", type=int,
                        help="copies of each chunk (default 3; env REPLICATION_FACTOR)")
     serve.add_argument("--chunk-size", type=parse_size,

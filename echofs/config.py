@@ -192,6 +192,10 @@ class Settings:
     s3_domain: str = field(default="s3.localhost,localhost", metadata={"env": "S3_DOMAIN"})
     # The region the endpoint reports and accepts in CreateBucket.
     s3_region: str = field(default="us-east-1", metadata={"env": "S3_REGION"})
+    # HTTPS for the S3 endpoint: PEM certificate (chain) and key. Unset: HTTP.
+    # Clients send their default trailing checksums over HTTPS only.
+    s3_tls_cert: Path | None = field(default=None, metadata={"env": "S3_TLS_CERT"})
+    s3_tls_key: Path | None = field(default=None, metadata={"env": "S3_TLS_KEY"})
 
     # -- chaos benchmark (fault proxies) --
     # gRPC port other processes use to reach this worker, when it differs
@@ -314,6 +318,8 @@ class Settings:
         if self.password_hash_concurrency < 1 or self.password_hash_queue < 0:
             raise ValueError("PASSWORD_HASH_CONCURRENCY must be at least 1 and "
                              "PASSWORD_HASH_QUEUE not negative")
+        if (self.s3_tls_cert is None) != (self.s3_tls_key is None):
+            raise ValueError("S3_TLS_CERT and S3_TLS_KEY go together")
         raw_s3 = (self.s3_port or "").strip().lower()
         if raw_s3 and raw_s3 not in ("off", "none", "no", "false") and not (
                 raw_s3.isdigit() and 0 <= int(raw_s3) <= 65535):

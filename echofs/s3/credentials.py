@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from echofs.auth.access_keys import AccessKeys
 from echofs.s3.errors import S3Error
+from echofs.s3.sigv2 import SignedV2
 from echofs.s3.sigv4 import SignedRequest
 
 # The owner of everything in single-user mode (the REST API's local user).
@@ -25,7 +26,7 @@ class Caller:
     """The account a request acts as, with what checks its body's chunks."""
 
     owner: str
-    signed: SignedRequest
+    signed: SignedRequest | SignedV2
     signing_key: bytes | None  # None: single-user mode, signatures not checked
 
 
@@ -34,10 +35,11 @@ class Credentials:
         self.keys = keys
         self.accounts = accounts
 
-    async def caller(self, signed: SignedRequest) -> Caller:
+    async def caller(self, signed: SignedRequest | SignedV2) -> Caller:
         if not self.accounts:
             return Caller(LOCAL_OWNER, signed, None)
         owner = await self.keys.owner_of(signed.access_key)
         if owner is None:
             raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": signed.access_key})
-        return Caller(owner.user_id, signed, signed.verify(owner.secret))
+        key = signed.verify(owner.secret)  # SigV2: None (no chunked bodies)
+        return Caller(owner.user_id, signed, key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import ssl
 from contextlib import AsyncExitStack
 
 from aiohttp import web
@@ -33,7 +34,8 @@ async def serve_s3(stack: AsyncExitStack, app: web.Application,
     try:
         served = await stack.enter_async_context(serving(
             app, host=settings.host, http_port=port, shutdown_grace=_SHUTDOWN_GRACE,
-            limits=HttpLimits.from_settings(settings)))
+            limits=HttpLimits.from_settings(settings), ssl_context=tls_context(settings),
+            auto_decompress=False))
     except OSError as exc:
         if settings.s3_port_required or exc.errno != errno.EADDRINUSE:
             raise
@@ -41,3 +43,12 @@ async def serve_s3(stack: AsyncExitStack, app: web.Application,
                     port)
         return None
     return served.port
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """HTTPS when a certificate is configured (S3_TLS_CERT, S3_TLS_KEY)."""
+    if settings.s3_tls_cert is None or settings.s3_tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.s3_tls_cert, settings.s3_tls_key)
+    return context

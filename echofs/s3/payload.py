@@ -57,6 +57,7 @@ class ObjectBody:
         signing = None
         if payload != STREAMING_UNSIGNED_TRAILER:
             signed = self.caller.signed
+            assert signed.scope is not None  # STREAMING-* is SigV4's
             signing = ChunkSigning(self.caller.signing_key, signed.scope, signed.amz_date,
                                    signed.signature)
         trailer = self.request.headers.get("X-Amz-Trailer")

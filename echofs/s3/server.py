@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import Counter, Histogram
 
 from echofs.auth.access_keys import AccessKeys
@@ -46,8 +47,9 @@ from echofs.s3.credentials import Credentials
 from echofs.s3.errors import S3Error, error_document
 from echofs.s3.listing import Listing
 from echofs.s3.objects import ObjectOperations
-from echofs.s3.routing import OPERATIONS, Call, operation_of, target_of
-from echofs.s3.sigv4 import amz_now, parse_query, parse_request
+from echofs.s3.routing import OPERATIONS, Call, Target, operation_of, target_of
+from echofs.s3.sigv2 import SignedV2, is_v2, parse_v2
+from echofs.s3.sigv4 import SignedRequest, amz_now, parse_query, parse_request
 from echofs.serving.middleware import CLIENT_CLOSED, FACTS, RequestFacts
 
 log = structlog.get_logger("echofs.s3")
@@ -118,10 +120,20 @@ class S3Server:
         if handler is None:
             raise S3Error("NotImplemented", f"{name} is not implemented by EchoFS",
                           resource=target.resource)
-        signed = parse_request(request.method, raw_path, raw_query, request.headers, amz_now())
+        signed = self._signed(request, raw_path, raw_query, target)
         caller = await self.credentials.caller(signed)
         facts_of(request).user = caller.owner
         return await handler(request, Call(name, target, query, caller.owner, caller))
+
+    def _signed(self, request: web.Request, raw_path: str, raw_query: str,
+                target: Target) -> SignedRequest | SignedV2:
+        now = amz_now()
+        pairs = parse_query(raw_query)
+        if is_v2(dict(pairs), request.headers.get("Authorization")):
+            resource = raw_path if raw_path.startswith(f"/{target.bucket}") or \
+                target.bucket is None else f"/{target.bucket}{raw_path}"
+            return parse_v2(request.method, resource, pairs, request.headers, now)
+        return parse_request(request.method, raw_path, raw_query, request.headers, now)
 
     @web.middleware
     async def middleware(self, request: web.Request,
@@ -140,6 +152,9 @@ class S3Server:
         except EchoFSError as exc:
             mapped = _mapped(exc, request)
             response, status = self._error(request, mapped, request_id), mapped.status
+        except RequestPayloadError as exc:
+            error = S3Error("IncompleteBody", f"the request body could not be read: {exc}")
+            response, status = self._error(request, error, request_id), error.status
         except ConnectionResetError as exc:
             status = CLIENT_CLOSED
             request[FACTS].error = str(exc) or "connection lost"

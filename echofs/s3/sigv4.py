@@ -127,9 +127,6 @@ def _parse_header(method: str, raw_path: str, query: list[tuple[str, str]], head
                   authorization: str, now: datetime) -> SignedRequest:
     algorithm, _, rest = authorization.strip().partition(" ")
     if algorithm != ALGORITHM:
-        if algorithm == "AWS":
-            raise S3Error("InvalidRequest", "Signature Version 2 is not supported: "
-                          "use AWS4-HMAC-SHA256 (Signature Version 4)")
         raise S3Error("AuthorizationHeaderMalformed",
                       f"unsupported authorization algorithm {algorithm!r}")
     parts = dict(_AUTH_PARTS.findall(rest))

@@ -84,3 +84,61 @@ def bucket(s3) -> str:
     name = "b-" + secrets.token_hex(6)
     s3.create_bucket(Bucket=name)
     return name
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost, and its key (PEM files)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "s3.crt", directory / "s3.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@dataclass
+class TlsNode(S3Node):
+    cert: Path | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.s3_port}"
+
+    def client(self, key: str = OPEN_KEY, secret: str = OPEN_SECRET, **config: object):
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=key,
+            aws_secret_access_key=secret, region_name="us-east-1", verify=str(self.cert),
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                          **config))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def tls_node(tmp_path_factory) -> Iterator[TlsNode]:
+    root = tmp_path_factory.mktemp("s3-tls")
+    cert, key = self_signed(root)
+    plain = _start(root, "--s3-tls-cert", str(cert), "--s3-tls-key", str(key))
+    node = TlsNode(plain.process, plain.s3_port, cert)
+    try:
+        yield node
+    finally:
+        node.process.terminate()
