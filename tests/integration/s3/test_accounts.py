@@ -124,3 +124,28 @@ def test_single_user_mode_has_no_keys(s3_node):
     with pytest.raises(urllib.error.HTTPError) as refused:
         s3_node.rest("POST", "/api/v1/auth/keys", {})
     assert refused.value.code == 400
+
+
+def test_cli_keys_create_list_revoke(accounts_node):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    token, _, _, _ = _account(accounts_node)
+    env = {**os.environ, "ECHOFS_URL": accounts_node.process.url, "ECHOFS_TOKEN": token}
+
+    def echofs(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "echofs", "keys", *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    created = json.loads(echofs("create", "--json"))
+    client = accounts_node.client(created["access_key_id"], created["secret_access_key"])
+    client.list_buckets()
+    assert created["access_key_id"] in echofs("list")
+    assert "revoked" in echofs("revoke", created["access_key_id"])
+    with pytest.raises(ClientError) as revoked:
+        client.list_buckets()
+    assert _code(revoked) == "InvalidAccessKeyId"
