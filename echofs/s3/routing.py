@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -98,7 +98,7 @@ def operation_of(method: str, target: Target, query: Mapping[str, str],
     return name
 
 
-def target_of(raw_path: str, host: str | None, domains: Iterable[str]) -> Target:
+def target_of(raw_path: str, host: str | None, domains: tuple[str, ...]) -> Target:
     """Bucket and key of a request (path as sent, escapes still in)."""
     path = urllib.parse.unquote(raw_path.partition("?")[0])
     bucket = _virtual_bucket(host, domains)
@@ -112,12 +112,12 @@ def target_of(raw_path: str, host: str | None, domains: Iterable[str]) -> Target
     return Target(bucket, key or None)
 
 
-def _virtual_bucket(host: str | None, domains: Iterable[str]) -> str | None:
+def _virtual_bucket(host: str | None, domains: tuple[str, ...]) -> str | None:
     if not host:
         return None
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     name = name.lower().rstrip(".")
-    if _IP.match(name):
+    if _IP.match(name) or name in domains:
         return None
     for domain in sorted(domains, key=len, reverse=True):
         if name.endswith("." + domain):

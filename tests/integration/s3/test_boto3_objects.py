@@ -251,3 +251,47 @@ def test_unbuilt_operations_are_not_implemented(s3, bucket):
         s3.get_bucket_acl(Bucket=bucket)
     assert _code(acl) == "NotImplemented"
     assert acl.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+
+
+def test_virtual_host_style_addressing(s3_node, s3, bucket):
+    """``bucket.s3.localhost`` names the bucket (signed by botocore, sent to
+    the loopback address with that Host: no DNS needed)."""
+    import http.client
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from echofs.testing.s3 import OPEN_KEY, OPEN_SECRET
+
+    s3.put_object(Bucket=bucket, Key="vh/key.txt", Body=b"virtual host")
+    host = f"{bucket}.s3.localhost:{s3_node.s3_port}"
+    request = AWSRequest(method="GET", url=f"http://{host}/vh/key.txt")
+    S3SigV4Auth(Credentials(OPEN_KEY, OPEN_SECRET), "s3", "us-east-1").add_auth(request)
+    connection = http.client.HTTPConnection("127.0.0.1", s3_node.s3_port, timeout=10)
+    connection.request("GET", "/vh/key.txt", headers=dict(request.headers.items()))
+    answer = connection.getresponse()
+    assert (answer.status, answer.read()) == (200, b"virtual host")
+    connection.close()
+
+
+def test_object_is_the_rest_file_bucket_slash_key(s3_node, s3, bucket):
+    """One namespace: what S3 wrote, the REST API reads, and the reverse."""
+    import json
+    import urllib.request
+
+    s3.put_object(Bucket=bucket, Key="shared/one.txt", Body=b"from s3")
+    with urllib.request.urlopen(
+            f"{s3_node.process.url}/api/v1/files/content/{bucket}/shared/one.txt") as answer:
+        assert answer.read() == b"from s3"
+    put = urllib.request.Request(
+        f"{s3_node.process.url}/api/v1/files/content/{bucket}/shared/two.txt",
+        data=b"from rest", method="PUT")
+    with urllib.request.urlopen(put) as answer:
+        assert answer.status == 201
+    got = s3.get_object(Bucket=bucket, Key="shared/two.txt")
+    assert got["Body"].read() == b"from rest"
+    assert got["ETag"].endswith('-1"')  # no MD5 was computed for it: not claimed as one
+    with urllib.request.urlopen(f"{s3_node.process.url}/api/v1/files?prefix={bucket}/") as r:
+        paths = [f["path"] for f in json.loads(r.read())["files"]]
+    assert paths == [f"{bucket}/shared/one.txt", f"{bucket}/shared/two.txt"]
