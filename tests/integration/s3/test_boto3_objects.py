@@ -269,7 +269,8 @@ def test_virtual_host_style_addressing(s3_node, s3, bucket):
     request = AWSRequest(method="GET", url=f"http://{host}/vh/key.txt")
     S3SigV4Auth(Credentials(OPEN_KEY, OPEN_SECRET), "s3", "us-east-1").add_auth(request)
     connection = http.client.HTTPConnection("127.0.0.1", s3_node.s3_port, timeout=10)
-    connection.request("GET", "/vh/key.txt", headers=dict(request.headers.items()))
+    connection.request("GET", "/vh/key.txt", headers={**dict(request.headers.items()),
+                                                     "Host": host})
     answer = connection.getresponse()
     assert (answer.status, answer.read()) == (200, b"virtual host")
     connection.close()
