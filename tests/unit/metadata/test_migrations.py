@@ -28,6 +28,10 @@ TABLES = {
     "controller_settings",
     "mode_transitions",
     "users",
+    # S3 (0008)
+    "buckets",
+    "object_meta",
+    "access_keys",
 }
 
 
