@@ -296,3 +296,34 @@ def test_object_is_the_rest_file_bucket_slash_key(s3_node, s3, bucket):
     with urllib.request.urlopen(f"{s3_node.process.url}/api/v1/files?prefix={bucket}/") as r:
         paths = [f["path"] for f in json.loads(r.read())["files"]]
     assert paths == [f"{bucket}/shared/one.txt", f"{bucket}/shared/two.txt"]
+
+
+def test_metrics_per_operation_and_access_log(s3_node, s3, bucket):
+    import re
+    import urllib.request
+
+    s3.put_object(Bucket=bucket, Key="counted", Body=b"1")
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket=bucket, Key="not-there")
+    with urllib.request.urlopen(f"{s3_node.process.url}/metrics") as answer:
+        text = answer.read().decode()
+
+    def value(series: str) -> float:
+        found = re.search(rf"^{re.escape(series)} (\S+)$", text, re.MULTILINE)
+        assert found, series
+        return float(found.group(1))
+
+    assert value('echofs_s3_requests_total{operation="PutObject"}') >= 1
+    assert value('echofs_s3_errors_total{code="NoSuchKey"}') >= 1
+    assert value('echofs_s3_request_duration_seconds_count{operation="GetObject"}') >= 1
+    import time
+
+    # One line per request, as the REST API writes (buffered for a moment).
+    line = re.compile(r"\[echofs\.s3\].*method=PUT operation=PutObject path=/"
+                      + bucket + r"/counted .*status=200")
+    deadline = time.monotonic() + 5
+    while not line.search(s3_node.process.log()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = s3_node.process.log()
+    assert line.search(log)
+    assert re.search(r"error=NoSuchKey .*operation=GetObject path=/" + bucket, log)
