@@ -319,7 +319,7 @@ def test_metrics_per_operation_and_access_log(s3_node, s3, bucket):
     import time
 
     # One line per request, as the REST API writes (buffered for a moment).
-    line = re.compile(r"\[echofs\.s3\].*method=PUT operation=PutObject path=/"
+    line = re.compile(r"\[echofs\.s3\].*method=PUT .*operation=PutObject path=/"
                       + bucket + r"/counted .*status=200")
     deadline = time.monotonic() + 5
     while not line.search(s3_node.process.log()) and time.monotonic() < deadline:
