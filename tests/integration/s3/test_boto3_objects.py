@@ -321,9 +321,11 @@ def test_metrics_per_operation_and_access_log(s3_node, s3, bucket):
     # One line per request, as the REST API writes (buffered for a moment).
     line = re.compile(r"\[echofs\.s3\].*method=PUT .*operation=PutObject path=/"
                       + bucket + r"/counted .*status=200")
+    missing = re.compile(r"error=NoSuchKey .*operation=GetObject path=/" + bucket)
     deadline = time.monotonic() + 5
-    while not line.search(s3_node.process.log()) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        log = s3_node.process.log()
+        if line.search(log) and missing.search(log):
+            break
         time.sleep(0.1)
-    log = s3_node.process.log()
-    assert line.search(log)
-    assert re.search(r"error=NoSuchKey .*operation=GetObject path=/" + bucket, log)
+    assert line.search(log) and missing.search(log)
