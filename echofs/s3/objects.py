@@ -17,6 +17,7 @@ A version written without S3 (through the REST API) has no MD5: its ETag is
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -143,9 +144,21 @@ class ObjectOperations:
             meta_in = source.meta
         # Server-side: the bytes go from the workers through this master and
         # back (chunks already stored are deduplicated), never via the client.
-        stream = self.files.stream(source.version, None, self.read_ahead)
-        etag, version = await self._store(request, bucket.owner, path, stream,
-                                          lambda: source.meta.etag, meta_in)
+        # Their MD5 is taken on the way: a source written through the REST API
+        # (no MD5 kept) gets a true ETag in its copy.
+        md5 = hashlib.md5()
+
+        async def pieces() -> AsyncIterator[bytes]:
+            stream = self.files.stream(source.version, None, self.read_ahead)
+            try:
+                async for piece in stream:
+                    md5.update(piece)
+                    yield piece
+            finally:
+                await stream.aclose()
+
+        etag, version = await self._store(request, bucket.owner, path, pieces(),
+                                          lambda: f'"{md5.hexdigest()}"', meta_in)
         return web.Response(body=xml.copy_result(etag, version.created_at),
                             content_type="application/xml")
 

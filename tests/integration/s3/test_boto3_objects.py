@@ -329,3 +329,16 @@ def test_metrics_per_operation_and_access_log(s3_node, s3, bucket):
             break
         time.sleep(0.1)
     assert line.search(log) and missing.search(log)
+
+
+def test_copy_of_a_rest_written_file_gets_a_true_md5(s3_node, s3, bucket):
+    import urllib.request
+
+    put = urllib.request.Request(
+        f"{s3_node.process.url}/api/v1/files/content/{bucket}/rest.bin",
+        data=b"written over REST", method="PUT")
+    urllib.request.urlopen(put).close()
+    copied = s3.copy_object(Bucket=bucket, Key="copied.bin", CopySource=f"{bucket}/rest.bin")
+    md5 = f'"{hashlib.md5(b"written over REST").hexdigest()}"'
+    assert copied["CopyObjectResult"]["ETag"] == md5
+    assert s3.head_object(Bucket=bucket, Key="copied.bin")["ETag"] == md5
