@@ -121,7 +121,8 @@ class MasterRole:
         self.s3 = S3Server(self.files, BucketsRepository(repo), self.access_keys,
                            accounts=not self.auth.open, region=settings.s3_region,
                            domains=settings.s3_domains, max_size=settings.max_upload_size,
-                           read_ahead=settings.read_ahead)
+                           read_ahead=settings.read_ahead, cache=self.cache,
+                           per_minute=settings.rate_limit_per_minute)
         self.s3_port: int | None = None  # bound once started; None: not served
         self._running = AsyncExitStack()
 

@@ -26,6 +26,8 @@ from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import Counter, Histogram
 
 from echofs.auth.access_keys import AccessKeys
+from echofs.auth.attempt_limits import charge
+from echofs.cache.base import Cache
 from echofs.core.errors import (
     EchoFSError,
     InsufficientStorage,
@@ -78,8 +80,13 @@ OPERATION = web.RequestKey("echofs_s3_operation", str)
 class S3Server:
     def __init__(self, files: FileService, buckets: BucketsRepository,
                  keys: AccessKeys, *, accounts: bool, region: str, domains: tuple[str, ...],
-                 max_size: int, read_ahead: int) -> None:
+                 max_size: int, read_ahead: int, cache: Cache | None = None,
+                 per_minute: int = 0) -> None:
         self.credentials = Credentials(keys, accounts=accounts)
+        # RATE_LIMIT_PER_MINUTE counts S3 requests too, per account, in the
+        # same counters as the REST API's (Redis when configured).
+        self.cache = cache
+        self.per_minute = per_minute
         self.region = region
         self.domains = domains
         bucket_ops = BucketOperations(buckets, region)
@@ -123,6 +130,8 @@ class S3Server:
         signed = self._signed(request, raw_path, raw_query, target)
         caller = await self.credentials.caller(signed)
         facts_of(request).user = caller.owner
+        if self.cache is not None and self.per_minute > 0:
+            await charge(self.cache, caller.owner, self.per_minute, f"user {caller.owner!r}")
         return await handler(request, Call(name, target, query, caller.owner, caller))
 
     def _signed(self, request: web.Request, raw_path: str, raw_query: str,
@@ -195,7 +204,7 @@ class S3Server:
         if error.code == "InvalidRange" and "ActualObjectSize" in error.extra:
             headers["Content-Range"] = f"bytes */{error.extra['ActualObjectSize']}"
         if error.code in ("SlowDown", "ServiceUnavailable"):
-            headers["Retry-After"] = "1"
+            headers["Retry-After"] = error.extra.get("RetryAfter", "1")
         if request.method == "HEAD":
             # A HEAD answer has no body: the code travels in a header.
             headers["x-amz-error-code"] = error.code
@@ -223,7 +232,7 @@ def _mapped(exc: EchoFSError, request: web.Request) -> S3Error:
     if isinstance(exc, RequestTimeout):
         return S3Error("RequestTimeout", exc.message, status=400)
     if isinstance(exc, TooManyRequests):
-        return S3Error("SlowDown", exc.message)
+        return S3Error("SlowDown", exc.message, extra={"RetryAfter": str(exc.retry_after)})
     if isinstance(exc, Unavailable):
         return S3Error("ServiceUnavailable", exc.message)
     if exc.status < 500:
