@@ -100,7 +100,11 @@ def operation_of(method: str, target: Target, query: Mapping[str, str],
 
 def target_of(raw_path: str, host: str | None, domains: tuple[str, ...]) -> Target:
     """Bucket and key of a request (path as sent, escapes still in)."""
-    path = urllib.parse.unquote(raw_path.partition("?")[0])
+    try:
+        path = urllib.parse.unquote_to_bytes(raw_path.partition("?")[0]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise S3Error("InvalidURI", "Couldn't parse the specified URI: its escapes are not "
+                      "UTF-8", status=400) from None
     bucket = _virtual_bucket(host, domains)
     if bucket is None:
         stripped = path.lstrip("/")

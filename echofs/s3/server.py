@@ -53,6 +53,8 @@ from echofs.s3.routing import OPERATIONS, Call, Target, operation_of, target_of
 from echofs.s3.sigv2 import SignedV2, is_v2, parse_v2
 from echofs.s3.sigv4 import SignedRequest, amz_now, parse_query, parse_request
 from echofs.serving.middleware import CLIENT_CLOSED, FACTS, RequestFacts
+from echofs.serving.transfer_coding import SUPPORTED as SUPPORTED_CODINGS
+from echofs.serving.transfer_coding import request_codings
 
 log = structlog.get_logger("echofs.s3")
 
@@ -118,6 +120,11 @@ class S3Server:
         return app
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        codings = request_codings(request)
+        if codings and tuple(codings) != SUPPORTED_CODINGS:
+            # aiohttp would silently drop a coding listed before 'chunked'.
+            raise S3Error("NotImplemented", f"transfer coding {', '.join(codings)!r} is not "
+                          "supported")
         raw_path, _, raw_query = request.raw_path.partition("?")
         target = target_of(raw_path, request.host, self.domains)
         query = dict(parse_query(raw_query))

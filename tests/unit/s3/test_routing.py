@@ -74,3 +74,19 @@ def test_listing_rolls_up_and_skips_common_prefixes():
     # Resuming after a common prefix skips everything under it.
     assert _skip_point("", "/", "a/") > "a/zzzz"
     assert _skip_point("", "/", "b") == "b"
+
+
+def test_escapes_that_are_not_utf8_are_refused():
+    with pytest.raises(S3Error) as refused:
+        target_of("/b/%ff%fe", "127.0.0.1", DOMAINS)
+    assert (refused.value.code, refused.value.status) == ("InvalidURI", 400)
+
+
+def test_continuation_tokens_are_checked():
+    from echofs.s3.listing import _decode_token, _encode_token
+
+    assert _decode_token(_encode_token("photos/2024/\u00e9t\u00e9")) == "photos/2024/\u00e9t\u00e9"
+    for bad in ("%%%", "not base64!"):
+        with pytest.raises(S3Error) as refused:
+            _decode_token(bad)
+        assert refused.value.code == "InvalidArgument"
