@@ -146,10 +146,21 @@ class S3Server:
         now = amz_now()
         pairs = parse_query(raw_query)
         if is_v2(dict(pairs), request.headers.get("Authorization")):
-            resource = raw_path if raw_path.startswith(f"/{target.bucket}") or \
-                target.bucket is None else f"/{target.bucket}{raw_path}"
+            # SigV2's resource is /bucket/key (a bucket alone: "/bucket/"),
+            # the key as sent, whichever addressing style named the bucket.
+            if target.bucket is None:
+                resource = "/"
+            elif raw_path.startswith(f"/{target.bucket}") and \
+                    self._path_style(request, raw_path):
+                resource = f"/{target.bucket}/" + raw_path[len(target.bucket) + 2:]
+            else:
+                resource = f"/{target.bucket}/" + raw_path.lstrip("/")
             return parse_v2(request.method, resource, pairs, request.headers, now)
         return parse_request(request.method, raw_path, raw_query, request.headers, now)
+
+    def _path_style(self, request: web.Request, raw_path: str) -> bool:
+        return target_of(raw_path, request.host, self.domains) == target_of(
+            raw_path, None, ())
 
     @web.middleware
     async def middleware(self, request: web.Request,

@@ -149,3 +149,19 @@ def test_cli_keys_create_list_revoke(accounts_node):
     with pytest.raises(ClientError) as revoked:
         client.list_buckets()
     assert _code(revoked) == "InvalidAccessKeyId"
+
+
+def test_signature_version_2_is_verified_too(accounts_node):
+    _, _, key_id, secret = _account(accounts_node)
+    legacy = accounts_node.client(key_id, secret, signature_version="s3")
+    name = "v2-" + secrets.token_hex(4)
+    legacy.create_bucket(Bucket=name)
+    legacy.put_object(Bucket=name, Key="dir/old style.txt", Body=b"v2", ContentType="text/x")
+    assert legacy.get_object(Bucket=name, Key="dir/old style.txt")["Body"].read() == b"v2"
+    url = legacy.generate_presigned_url("get_object", Params={"Bucket": name,
+                                                             "Key": "dir/old style.txt"})
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        assert answer.read() == b"v2"
+    with pytest.raises(ClientError) as wrong:
+        accounts_node.client(key_id, "x" + secret[1:], signature_version="s3").list_buckets()
+    assert _code(wrong) == "SignatureDoesNotMatch"

@@ -143,15 +143,16 @@ def test_rclone_copy_check_lsf(rclone, tmp_path):
 # -- s3cmd ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def s3cmd(s3_node, tmp_path):
+@pytest.fixture(params=["v4", "v2"])
+def s3cmd(s3_node, tmp_path, request):
     binary = shutil.which("s3cmd")
     assert binary, "s3cmd is missing: tests/run.sh installs the Debian package"
     host = s3_node.endpoint.removeprefix("http://")
     config = tmp_path / "s3cfg"
     config.write_text(f"[default]\naccess_key = {OPEN_KEY}\nsecret_key = {OPEN_SECRET}\n"
                       f"host_base = {host}\nhost_bucket = {host}\nuse_https = False\n"
-                      "signature_v2 = False\nbucket_location = us-east-1\n")
+                      f"signature_v2 = {request.param == 'v2'}\n"
+                      "bucket_location = us-east-1\n")
 
     def run(*args: str) -> str:
         return _run([binary, "-c", str(config), "--no-progress", *args], _clean_env())
@@ -162,12 +163,13 @@ def s3cmd(s3_node, tmp_path):
 def test_s3cmd_put_get_ls_del(s3cmd, tmp_path):
     source = tmp_path / "note.txt"
     source.write_bytes(b"s3cmd was here\n" * 100)
-    s3cmd("mb", "s3://s3cmd-bucket")
-    s3cmd("put", str(source), "s3://s3cmd-bucket/notes/note.txt")
-    assert "s3://s3cmd-bucket/notes/note.txt" in s3cmd("ls", "-r", "s3://s3cmd-bucket")
+    bucket = "s3://s3cmd-" + os.urandom(4).hex()
+    s3cmd("mb", bucket)
+    s3cmd("put", str(source), f"{bucket}/notes/note.txt")
+    assert f"{bucket}/notes/note.txt" in s3cmd("ls", "-r", bucket)
     back = tmp_path / "back.txt"
-    s3cmd("get", "s3://s3cmd-bucket/notes/note.txt", str(back))
+    s3cmd("get", f"{bucket}/notes/note.txt", str(back))
     assert back.read_bytes() == source.read_bytes()
-    s3cmd("del", "s3://s3cmd-bucket/notes/note.txt")
-    assert "note.txt" not in s3cmd("ls", "-r", "s3://s3cmd-bucket")
-    s3cmd("rb", "s3://s3cmd-bucket")
+    s3cmd("del", f"{bucket}/notes/note.txt")
+    assert "note.txt" not in s3cmd("ls", "-r", bucket)
+    s3cmd("rb", bucket)
