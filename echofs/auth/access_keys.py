@@ -26,6 +26,7 @@ import os
 import secrets
 import string
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -43,6 +44,8 @@ _ID_ALPHABET = string.ascii_uppercase + string.digits
 # Keys an account may hold at once (AWS allows 2 per IAM user; a store with
 # scripts and tools per user wants a few more).
 MAX_KEYS_PER_ACCOUNT = 20
+# Keys a master remembers at once (see AccessKeys.ttl).
+_MAX_KNOWN = 10_000
 
 
 class SecretBox:
@@ -86,9 +89,16 @@ def new_secret() -> str:
 
 
 class AccessKeys:
-    def __init__(self, repo: AccessKeysRepository, server_secret: str | None) -> None:
+    """Keys are looked up once per ``ttl`` seconds per master (as accounts
+    are, ``AUTH_CACHE_SECONDS``): a revocation through this master takes
+    effect at once, through another within ``ttl``."""
+
+    def __init__(self, repo: AccessKeysRepository, server_secret: str | None, *,
+                 ttl: float = 5.0) -> None:
         self.repo = repo
         self.box = SecretBox(server_secret) if server_secret else None
+        self.ttl = ttl
+        self._known: OrderedDict[str, tuple[float, KeyOwner | None]] = OrderedDict()
 
     async def create(self, user_id: str) -> tuple[AccessKeyRecord, str]:
         if self.box is None:
@@ -105,11 +115,30 @@ class AccessKeys:
         """The account and secret of a key; None for an unknown or revoked key."""
         if self.box is None or len(access_key_id) > 32:
             return None
+        now = time.monotonic()
+        kept = self._known.get(access_key_id)
+        if kept is not None and kept[0] > now:
+            return kept[1]
         record = await self.repo.get(access_key_id)
-        if record is None:
-            return None
-        secret = self.box.open(record.access_key_id, record.secret_sealed)
-        return None if secret is None else KeyOwner(record.user_id, secret)
+        owner = None
+        if record is not None:
+            secret = self.box.open(record.access_key_id, record.secret_sealed)
+            owner = None if secret is None else KeyOwner(record.user_id, secret)
+        if self.ttl > 0 and owner is not None:
+            # Only keys that exist are kept: a flood of made-up ids cannot
+            # fill the memory, and a new key works at once.
+            self._known[access_key_id] = (now + self.ttl, owner)
+            self._known.move_to_end(access_key_id)
+            while len(self._known) > _MAX_KNOWN:
+                self._known.popitem(last=False)
+        return owner
+
+    def forget(self, access_key_id: str | None = None) -> None:
+        """A key (or, None, every key) changed: look it up afresh."""
+        if access_key_id is None:
+            self._known.clear()
+        else:
+            self._known.pop(access_key_id, None)
 
     # -- REST ------------------------------------------------------------------------
 
@@ -144,4 +173,5 @@ class AccessKeys:
         key_id = request.match_info["access_key_id"]
         if not await self.repo.delete(key_id, self._account(request)):
             raise NotFound(f"you have no access key {key_id!r}", code="no_such_key")
+        self.forget(key_id)
         return web.json_response({"access_key_id": key_id, "revoked": True})

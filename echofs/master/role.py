@@ -117,7 +117,8 @@ class MasterRole:
             master_id=f"{socket.gethostname()}:{settings.port}:{os.getpid()}",
             replication_factor=settings.replication_factor, interval=settings.sample_interval)
         # S3 (echofs.s3): the same files, served on a port of its own.
-        self.access_keys = AccessKeys(AccessKeysRepository(repo), settings.jwt_secret)
+        self.access_keys = AccessKeys(AccessKeysRepository(repo), settings.jwt_secret,
+                                      ttl=settings.auth_cache_seconds)
         self.s3 = S3Server(self.files, BucketsRepository(repo), self.access_keys,
                            accounts=not self.auth.open, region=settings.s3_region,
                            domains=settings.s3_domains, max_size=settings.max_upload_size,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
-from echofs.metadata.models import AccessKeyRow
+from echofs.metadata.models import AccessKeyRow, UserRow
 from echofs.metadata.repository import MetadataRepository
 
 
@@ -38,8 +38,11 @@ class AccessKeysRepository:
         return _record(row)
 
     async def get(self, access_key_id: str) -> AccessKeyRecord | None:
+        """A key whose account still exists (a deleted account's keys sign nothing)."""
         async with self._repo.reading() as session:
-            row = await session.get(AccessKeyRow, access_key_id)
+            row = (await session.execute(
+                select(AccessKeyRow).join(UserRow, UserRow.id == AccessKeyRow.user_id)
+                .where(AccessKeyRow.access_key_id == access_key_id))).scalar_one_or_none()
         return _record(row) if row else None
 
     async def of_user(self, user_id: str) -> list[AccessKeyRecord]:
