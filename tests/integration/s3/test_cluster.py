@@ -65,3 +65,35 @@ def test_two_masters_one_namespace(cluster):
     assert gone.value.response["Error"]["Code"] == "NoSuchKey"
     second.delete_bucket(Bucket="shared")
     assert [b["Name"] for b in first.list_buckets()["Buckets"]] == []
+
+
+def test_rclone_through_one_master_checks_through_the_other(cluster, tmp_path):
+    import shutil
+    import subprocess
+
+    binary = shutil.which("rclone")
+    assert binary, "rclone is missing: tests/run.sh installs the Debian package"
+    source = tmp_path / "tree"
+    for name, size in (("a.bin", 10), ("dir/b.bin", 2_000_000), ("dir/sub/c.bin", 0)):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(os.urandom(size))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+    env["RCLONE_CONFIG"] = os.devnull
+    remotes = []
+    for index, port in enumerate(cluster.s3_ports):
+        name = f"M{index}"
+        env.update({f"RCLONE_CONFIG_{name}_TYPE": "s3", f"RCLONE_CONFIG_{name}_PROVIDER": "Other",
+                    f"RCLONE_CONFIG_{name}_ACCESS_KEY_ID": OPEN_KEY,
+                    f"RCLONE_CONFIG_{name}_SECRET_ACCESS_KEY": OPEN_SECRET,
+                    f"RCLONE_CONFIG_{name}_ENDPOINT": f"http://127.0.0.1:{port}",
+                    f"RCLONE_CONFIG_{name}_REGION": "us-east-1"})
+        remotes.append(name.lower())
+
+    def rclone(*args: str) -> None:
+        done = subprocess.run([binary, *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+
+    rclone("mkdir", f"{remotes[0]}:tree")
+    rclone("copy", str(source), f"{remotes[0]}:tree")
+    rclone("check", str(source), f"{remotes[1]}:tree")  # zero differences
