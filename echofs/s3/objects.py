@@ -33,7 +33,6 @@ from echofs.metadata.buckets import BucketsRepository, ObjectMeta
 from echofs.observability import metrics
 from echofs.s3 import xml
 from echofs.s3.buckets import BucketOperations
-from echofs.s3.credentials import Caller
 from echofs.s3.errors import S3Error
 from echofs.s3.payload import ObjectBody
 from echofs.s3.routing import Call, file_path
@@ -88,9 +87,7 @@ class ObjectOperations:
         assert key is not None
         path = file_path(bucket.name, key)
         meta_in = _meta_from_request(request, key)
-        caller = call.caller
-        assert isinstance(caller, Caller)
-        body = ObjectBody(request, caller, self.max_size)
+        body = ObjectBody(request, call.caller, self.max_size)
         etag, _ = await self._store(request, bucket.owner, path, body.pieces(),
                                           lambda: f'"{body.md5}"', meta_in)
         info = facts(request)
@@ -178,9 +175,7 @@ class ObjectOperations:
 
     async def delete_objects(self, request: web.Request, call: Call) -> web.Response:
         bucket = await self.bucket_ops.owned(call)
-        caller = call.caller
-        assert isinstance(caller, Caller)
-        body = ObjectBody(request, caller, xml.MAX_REQUEST_XML)
+        body = ObjectBody(request, call.caller, xml.MAX_REQUEST_XML)
         data = bytearray()
         async for piece in body.pieces():
             data += piece

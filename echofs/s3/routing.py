@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from echofs.core.errors import InvalidName
 from echofs.core.names import normalize_name
+from echofs.s3.credentials import Caller
 from echofs.s3.errors import S3Error
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -163,4 +164,4 @@ class Call:
     target: Target
     query: Mapping[str, str]
     owner: str  # the account acting (whose buckets it may use)
-    caller: object  # echofs.s3.credentials.Caller (kept untyped: no import cycle)
+    caller: Caller

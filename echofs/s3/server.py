@@ -130,15 +130,16 @@ class S3Server:
         query = dict(parse_query(raw_query))
         name = operation_of(request.method, target, query, request.headers)
         request[OPERATION] = name
-        handler = self.handlers.get(name)
-        if handler is None:
-            raise S3Error("NotImplemented", f"{name} is not implemented by EchoFS",
-                          resource=target.resource)
+        # Who is asking, before anything else is said about the request.
         signed = self._signed(request, raw_path, raw_query, target)
         caller = await self.credentials.caller(signed)
         facts_of(request).user = caller.owner
         if self.cache is not None and self.per_minute > 0:
             await charge(self.cache, caller.owner, self.per_minute, f"user {caller.owner!r}")
+        handler = self.handlers.get(name)
+        if handler is None:
+            raise S3Error("NotImplemented", f"{name} is not implemented by EchoFS",
+                          resource=target.resource)
         return await handler(request, Call(name, target, query, caller.owner, caller))
 
     def _signed(self, request: web.Request, raw_path: str, raw_query: str,

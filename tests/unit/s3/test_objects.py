@@ -23,7 +23,7 @@ def _found(stale: bool) -> Found:
 
 
 def _call(query: dict[str, str] | None = None) -> Call:
-    return Call("GetObject", Target("b", "k"), query or {}, "local", None)
+    return Call("GetObject", Target("b", "k"), query or {}, "local", None)  # type: ignore[arg-type]
 
 
 def test_headers_carry_metadata_and_the_stale_marker():
