@@ -110,8 +110,7 @@ class Listing:
         page = Page()
         after = _skip_point(prefix, delimiter, start)
         if max_keys == 0:
-            page.truncated = await self._any_after(owner, base + prefix, base, after)
-            return page
+            return page  # nothing asked for: not truncated (as S3 and MinIO answer)
         while True:
             rows = await self.files.list_files(
                 owner=owner, prefix=base + prefix,
@@ -135,11 +134,6 @@ class Listing:
             if not jumped and len(rows) < min(MAX_KEYS, max_keys + 1):
                 return page
 
-    async def _any_after(self, owner: str, full_prefix: str, base: str, after: str) -> bool:
-        rows = await self.files.list_files(owner=owner, prefix=full_prefix,
-                                           after=(base + after, owner) if after else None,
-                                           limit=1)
-        return bool(rows)
 
 
 def _common_prefix(key: str, prefix: str, delimiter: str) -> str | None:
