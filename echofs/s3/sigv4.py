@@ -108,7 +108,7 @@ def parse_request(method: str, raw_path: str, raw_query: str, headers: _Headers,
     if "X-Amz-Signature" in names or "X-Amz-Credential" in names:
         return _parse_presigned(method, raw_path, query, headers, now)
     authorization = headers.get("Authorization")
-    if authorization is None:
+    if not authorization:
         raise S3Error("AccessDenied", "Anonymous access is not allowed: sign the request")
     return _parse_header(method, raw_path, query, headers, authorization, now)
 
