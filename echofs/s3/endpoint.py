@@ -38,7 +38,8 @@ async def serve_s3(stack: AsyncExitStack, app: web.Application,
             auto_decompress=False))
     except OSError as exc:
         if settings.s3_port_required or exc.errno != errno.EADDRINUSE:
-            raise
+            raise OSError(exc.errno, f"the S3 endpoint cannot listen on {settings.host}:{port} "
+                          f"(--s3-port, S3_PORT; 'off' turns it off): {exc.strerror}") from exc
         log.warning("S3 endpoint not started: port %d is in use (set --s3-port or S3_PORT)",
                     port)
         return None
