@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from echofs import __version__
+from echofs.client.access_keys import add_keys_parser, run_keys
 from echofs.client.commands import CLIENT_COMMANDS, add_client_parsers, run_client_command
 from echofs.config import Settings, parse_size
 
@@ -76,6 +77,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
                        help="controller gRPC port (default 9082; env CONTROLLER_GRPC_PORT)")
     serve.add_argument("--default-mode", choices=("strong", "hybrid", "available"),
                        help="mode of files the controller has not decided on (env DEFAULT_MODE)")
+    serve.add_argument("--s3-port", help="S3 endpoint port of a master: a number (0: any "
+                       "free port) or 'off' (default 9000; env S3_PORT)")
+    serve.add_argument("--s3-tls-cert", type=Path, help="PEM certificate: the S3 endpoint "
+                       "speaks HTTPS (env S3_TLS_CERT; with --s3-tls-key)")
+    serve.add_argument("--s3-tls-key", type=Path, help="PEM private key of --s3-tls-cert "
+                       "(env S3_TLS_KEY)")
     serve.add_argument("--replication-factor", type=int,
                        help="copies of each chunk (default 3; env REPLICATION_FACTOR)")
     serve.add_argument("--chunk-size", type=parse_size,
@@ -153,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     _bench_parser(sub)
     _store_parser(sub)
     add_client_parsers(sub)  # put, get, ls, rm, stat, versions, login, admin
+    add_keys_parser(sub)  # S3 access keys
     return parser
 
 
@@ -256,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Parsed with the client's admin commands, but it works on the
             # metadata store itself, not through a server.
             return _create_user(args)
+        if args.command == "keys":
+            return run_keys(args)
         if args.command in CLIENT_COMMANDS:
             return run_client_command(args)
         return _db(args)

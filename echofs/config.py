@@ -21,6 +21,7 @@ from echofs.core.space import SpaceReserve
 from echofs.core.vocabulary import Role
 
 MIB = 1024 * 1024
+DEFAULT_S3_PORT = 9000
 ROLES = frozenset(Role)
 
 
@@ -185,6 +186,20 @@ class Settings:
     policy_class: str = field(default="echofs.core.consistency:DefaultPolicy",
                               metadata={"env": "POLICY_CLASS"})
 
+    # -- S3 endpoint (every master; echofs.s3) --
+    # Port of the S3 endpoint: a number (0: any free port), or "off". Unset:
+    # 9000 (any free port when the REST port is 0, as in tests); a default
+    # port already taken is logged and skipped, a port given is required.
+    s3_port: str | None = field(default=None, metadata={"env": "S3_PORT"})
+    # Domains of virtual-host-style addressing: bucket.<domain>; comma list.
+    s3_domain: str = field(default="s3.localhost,localhost", metadata={"env": "S3_DOMAIN"})
+    # The region the endpoint reports and accepts in CreateBucket.
+    s3_region: str = field(default="us-east-1", metadata={"env": "S3_REGION"})
+    # HTTPS for the S3 endpoint: PEM certificate (chain) and key. Unset: HTTP.
+    # Clients send their default trailing checksums over HTTPS only.
+    s3_tls_cert: Path | None = field(default=None, metadata={"env": "S3_TLS_CERT"})
+    s3_tls_key: Path | None = field(default=None, metadata={"env": "S3_TLS_KEY"})
+
     # -- chaos benchmark (fault proxies) --
     # gRPC port other processes use to reach this worker, when it differs
     # from the bound one: a fault proxy in front of it (default: GRPC_PORT).
@@ -327,6 +342,12 @@ class Settings:
         if self.password_hash_concurrency < 1 or self.password_hash_queue < 0:
             raise ValueError("PASSWORD_HASH_CONCURRENCY must be at least 1 and "
                              "PASSWORD_HASH_QUEUE not negative")
+        if (self.s3_tls_cert is None) != (self.s3_tls_key is None):
+            raise ValueError("S3_TLS_CERT and S3_TLS_KEY go together")
+        raw_s3 = (self.s3_port or "").strip().lower()
+        if raw_s3 and raw_s3 not in ("off", "none", "no", "false") and not (
+                raw_s3.isdigit() and 0 <= int(raw_s3) <= 65535):
+            raise ValueError("S3_PORT must be a port number (0: any free port) or 'off'")
         if self.serves_worker and not self.master_addresses:
             raise ValueError("the worker role needs a master to report to (--master HOST:PORT)")
         if self.serves_worker and not self.worker_id:
@@ -339,6 +360,25 @@ class Settings:
         if not 1 <= self.upload_part_size <= self.max_upload_part_size:
             raise ValueError("UPLOAD_PART_SIZE must be between 1 byte and "
                              "MAX_UPLOAD_PART_SIZE")
+
+    @property
+    def s3_listen_port(self) -> int | None:
+        """The S3 port to bind: None when off (see ``s3_port``)."""
+        raw = (self.s3_port or "").strip().lower()
+        if raw in ("off", "none", "no", "false"):
+            return None
+        if not raw:
+            return 0 if self.port == 0 else DEFAULT_S3_PORT
+        return int(raw)
+
+    @property
+    def s3_port_required(self) -> bool:
+        """A port the operator chose must bind; the default may be taken."""
+        return bool((self.s3_port or "").strip()) or self.port == 0
+
+    @property
+    def s3_domains(self) -> tuple[str, ...]:
+        return tuple(d.strip().lower() for d in self.s3_domain.split(",") if d.strip())
 
     @property
     def gc_grace_under_pressure(self) -> float:

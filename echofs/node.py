@@ -128,6 +128,11 @@ class Node(Lifecycle):
             lines += [f"  API         {self.url}/api/v1  (OpenAPI: /api/v1/openapi.json)",
                       f"  Web UI      {self.url}/",
                       f"  Metrics     {self.url}/metrics"]
+            scheme = "https" if s.s3_tls_cert else "http"
+            lines.append(f"  S3          {scheme}://{_host(s.host)}:{self.master.s3_port}  "
+                         "(path- or virtual-host-style; README: S3)"
+                         if self.master.s3_port is not None else
+                         "  S3          off (S3_PORT=off, or port 9000 was taken)")
             if self.grpc_port is not None:
                 lines.append(f"  Membership  gRPC {_host(s.host)}:{self.grpc_port}  "
                              "(remote workers register here)")

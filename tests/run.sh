@@ -59,6 +59,10 @@ if [ -z "${ECHOFS_TEST_POSTGRES_URL:-}" ]; then
     missing+=(postgresql)
   fi
 fi
+# The S3 endpoint's tests drive the real clients: rclone and s3cmd from Debian
+# (aws-cli and boto3 come from PyPI with the test extras).
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
 # redis-server is needed even with ECHOFS_TEST_REDIS_URL: some tests start and
 # stop a private Redis of their own.
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)

@@ -76,6 +76,8 @@ class HealthAPI:
     controller_link: ControllerLink | None
     storage: StorageLayout = StorageLayout()
     space: StorageSpace | None = None
+    # The S3 endpoint's port (None: not served).
+    s3_port: int | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -102,6 +104,7 @@ class HealthAPI:
         body = {
             "status": status, "role": self.role_name, "version": __version__,
             "service": "echofs-master",  # the original's field
+            "s3": {"enabled": self.s3_port is not None, "port": self.s3_port},
             "workers": {"alive": alive, "total": total, "full": full},
             "replication_factor": rf, "write_quorum": quorum,
             "replication_queue": {

@@ -155,6 +155,22 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/v1/auth/profile": {"get": _op("Who am I (original name)", _json(_OBJ),
                                             tag="auth")},
+        # S3 access keys of the signed-in account (echofs.auth.access_keys).
+        "/api/v1/auth/keys": {
+            "post": _op("Create an S3 access key (the secret is shown only now)", _json({
+                "type": "object", "required": ["access_key_id", "secret_access_key"],
+                "properties": {"access_key_id": {"type": "string"},
+                               "secret_access_key": {"type": "string"},
+                               "created_at": {"type": "number"}}}, "Created"),
+                        status="201", tag="auth"),
+            "get": _op("List my S3 access keys", _json({
+                "type": "object", "required": ["keys"],
+                "properties": {"keys": {"type": "array", "items": _OBJ}}}), tag="auth"),
+        },
+        "/api/v1/auth/keys/{access_key_id}": {
+            "delete": _op("Revoke an S3 access key", _json(_OBJ), tag="auth",
+                          parameters=[_param("access_key_id", "path")]),
+        },
         "/api/v1/files": {"get": _op("List files", _json({
             "type": "object", "required": ["files", "count", "next_cursor"],
             "properties": {"files": {"type": "array", "items": files},

@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack
 
 from aiohttp import web
 
+from echofs.auth.access_keys import AccessKeys
 from echofs.auth.http import AuthAPI, AuthConfig
 from echofs.cache import open_cache
 from echofs.config import Settings
@@ -43,12 +44,16 @@ from echofs.master.storage_space import StorageSpace
 from echofs.master.sweeper import OrphanSweeper
 from echofs.master.upload import PipelineSettings, UploadPipeline
 from echofs.master.upload_sessions import SessionExpirer, SessionSettings, UploadSessionService
+from echofs.metadata.access_keys import AccessKeysRepository
+from echofs.metadata.buckets import BucketsRepository
 from echofs.metadata.disk_space import MetadataDisk
 from echofs.metadata.repository import MetadataRepository
 from echofs.metadata.users import UsersRepository
 from echofs.observability.http import metrics_middleware, metrics_routes
 from echofs.observability.metrics import untrack
 from echofs.observability.state import track_master
+from echofs.s3.endpoint import serve_s3
+from echofs.s3.server import S3Server
 from echofs.serving.middleware import error_middleware
 from echofs.serving.transfer_coding import transfer_coding_middleware
 from echofs.web import routes as web_ui_routes
@@ -127,6 +132,15 @@ class MasterRole:
             controller, self.modes, registry, repo, self.activity,
             master_id=f"{socket.gethostname()}:{settings.port}:{os.getpid()}",
             replication_factor=settings.replication_factor, interval=settings.sample_interval)
+        # S3 (echofs.s3): the same files, served on a port of its own.
+        self.access_keys = AccessKeys(AccessKeysRepository(repo), settings.jwt_secret,
+                                      ttl=settings.auth_cache_seconds)
+        self.s3 = S3Server(self.files, BucketsRepository(repo), self.access_keys,
+                           accounts=not self.auth.open, region=settings.s3_region,
+                           domains=settings.s3_domains, max_size=settings.max_upload_size,
+                           read_ahead=settings.read_ahead, cache=self.cache,
+                           per_minute=settings.rate_limit_per_minute)
+        self.s3_port: int | None = None  # bound once started; None: not served
         self._running = AsyncExitStack()
 
     async def start(self) -> None:
@@ -143,6 +157,7 @@ class MasterRole:
             # Stopped first: batches of claims and commits still queued finish
             # while the daemons and the store are still there.
             stack.push_async_callback(self.uploads.close)
+            self.s3_port = await serve_s3(stack, self.s3.app(), self.settings)
             # Started: from here on, stop() undoes it all.
             self._running = stack.pop_all()
 
@@ -161,6 +176,7 @@ class MasterRole:
         app.add_routes(FilesAPI(self.files, self.settings).routes())
         app.add_routes(UploadSessionsAPI(self.upload_sessions).routes())
         app.add_routes(auth.routes())
+        app.add_routes(self.access_keys.routes())
         app.cleanup_ctx.append(auth.hashing_threads)
         app.add_routes(metrics_routes())
         app.add_routes(web_ui_routes())  # the web UI at / (echofs/web/)
@@ -173,7 +189,7 @@ class MasterRole:
                                   if self.settings.embedded else 0,
                                   gc_grace=self.settings.gc_grace,
                                   gc_pressure_grace=self.settings.gc_grace_under_pressure),
-            space=self.space).routes())
+            space=self.space, s3_port=self.s3_port).routes())
         document = openapi_document()
 
         async def openapi(request: web.Request) -> web.Response:

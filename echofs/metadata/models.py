@@ -274,3 +274,42 @@ class UploadPartChunkRow(Base):
                              ondelete="CASCADE",
                              name="fk_upload_part_chunks_part_upload_parts"),
     )
+
+
+# -- S3 ------------------------------------------------------------------------------
+
+
+class BucketRow(Base):
+    """An S3 bucket: a name (unique in the store, as in S3) and its owner.
+    Its objects are the owner's files named ``<bucket>/<key>``."""
+
+    __tablename__ = "buckets"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
+    created_at: Mapped[float] = mapped_column(Epoch)
+
+
+class ObjectMetaRow(Base):
+    """What S3 keeps about one version of a file beyond its bytes: the MD5
+    (S3's ETag), the content headers to send back and the user metadata
+    (``x-amz-meta-*``, as a JSON object)."""
+
+    __tablename__ = "object_meta"
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    etag: Mapped[str] = mapped_column(String(64))
+    headers: Mapped[str] = mapped_column(Text)
+    user_meta: Mapped[str] = mapped_column(Text)
+
+
+class AccessKeyRow(Base):
+    """An S3 access key of an account. The secret is stored encrypted with a
+    key derived from the server's secret (SigV4 needs the secret itself to
+    recompute signatures, so a one-way hash cannot serve)."""
+
+    __tablename__ = "access_keys"
+    access_key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), index=True)
+    secret_sealed: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[float] = mapped_column(Epoch)

@@ -17,6 +17,7 @@ is logged once per window (:mod:`echofs.serving.flood_log`).
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -65,12 +66,17 @@ def role_app(routes: Iterable[web.AbstractRouteDef]) -> web.Application:
 async def serving(app: web.Application, *, host: str, http_port: int,
                   grpc: Server | None = None, grpc_port: int | None = None,
                   shutdown_grace: float | None = None,
-                  limits: HttpLimits | None = None) -> AsyncIterator[Served]:
+                  limits: HttpLimits | None = None,
+                  ssl_context: ssl.SSLContext | None = None,
+                  auto_decompress: bool = True) -> AsyncIterator[Served]:
     """Serve ``app`` on ``host:http_port`` and ``grpc`` (if given) on
     ``host:grpc_port`` until the block exits. ``shutdown_grace``: seconds
     in-flight HTTP requests get to finish (unset: aiohttp's default);
     ``limits``: what HTTP clients are allowed (unset: the defaults of
-    :class:`~echofs.config.Settings`)."""
+    :class:`~echofs.config.Settings`); ``ssl_context``: serve HTTPS (the S3
+    endpoint, when given a certificate); ``auto_decompress=False``: request
+    bodies reach the app as sent, whatever their Content-Encoding (S3 stores
+    a gzip object as gzip)."""
     async with AsyncExitStack() as stack:
         stack.enter_context(accept_exhaustion_logged(asyncio.get_running_loop()))
         if grpc is not None:
@@ -80,10 +86,12 @@ async def serving(app: web.Application, *, host: str, http_port: int,
         grace: dict[str, float] = ({} if shutdown_grace is None
                                    else {"shutdown_timeout": shutdown_grace})
         runner = GuardedAppRunner(
-            app, limits=limits or HttpLimits.from_settings(Settings()), access_log=None, **grace)
+            app, limits=limits or HttpLimits.from_settings(Settings()), access_log=None,
+            auto_decompress=auto_decompress, **grace)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)  # stop accepting, drain in flight
-        await web.TCPSite(runner, host, http_port, reuse_address=True).start()
+        await web.TCPSite(runner, host, http_port, reuse_address=True,
+                          ssl_context=ssl_context).start()
         yield Served(runner, int(runner.addresses[0][1]),
                      grpc_port if grpc is not None else None)
 

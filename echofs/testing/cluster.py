@@ -54,6 +54,8 @@ class ProcessCluster:
         self.stores = stores or (lambda worker_id: f"local:{self.store_dir(worker_id)}")
         self.master_grpcs = [free_port() for _ in range(masters)]
         self.master_grpc = self.master_grpcs[0]
+        # Each master's S3 endpoint (echofs.s3), on a port of its own.
+        self.s3_ports = [free_port() for _ in range(masters)]
         self.controller: ServeProcess | None = None
         self.controller_ports = (free_port(), free_port())  # HTTP, gRPC
         if controller:
@@ -78,6 +80,7 @@ class ProcessCluster:
         return ServeProcess(
             self.root / name, f"--role={Role.MASTER}", "--grpc-port", str(self.master_grpcs[index]),
             "--replication-factor", str(self.replication_factor), *link,
+            "--s3-port", str(self.s3_ports[index]),
             port=port, env=self.env, name=name, up_statuses=(200, 503),
         )
 

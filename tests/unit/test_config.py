@@ -108,3 +108,16 @@ def test_one_rule_for_the_jwt_secret():
     with pytest.raises(ValueError, match=f"at least {MIN_SECRET_BYTES} bytes"):
         Settings.load({"JWT_SECRET": "x" * (MIN_SECRET_BYTES - 1)})
     assert Settings.load({"JWT_SECRET": "x" * MIN_SECRET_BYTES}).jwt_secret
+
+
+def test_s3_port_default_off_and_free():
+    assert Settings().s3_listen_port == 9000 and not Settings().s3_port_required
+    assert Settings(port=0).s3_listen_port == 0  # tests: any free port
+    assert Settings(s3_port="off").s3_listen_port is None
+    assert Settings(s3_port="9100").s3_listen_port == 9100 and Settings(s3_port="9100")\
+        .s3_port_required
+    for bad in ("nine", "70000", "-1"):
+        with pytest.raises(ValueError):
+            Settings.load({}, overrides={"s3_port": bad})
+    with pytest.raises(ValueError):
+        Settings.load({}, overrides={"s3_tls_cert": "/x.pem"})

@@ -218,7 +218,7 @@
 
   // -- pages and routing ----------------------------------------------------------------
 
-  const PAGES = ["login", "files", "workers", "consistency", "forbidden"];
+  const PAGES = ["login", "files", "workers", "consistency", "keys", "forbidden"];
 
   function showPage(name) {
     stopPolling();
@@ -259,6 +259,11 @@
       }
       showPage(name);
       startPolling(name === "workers" ? refreshWorkers : refreshConsistency);
+      return;
+    }
+    if (name === "keys") {
+      showPage("keys");
+      refreshKeys().catch((error) => showError(error.message));
       return;
     }
     const folder = name === "files" ? folderFromHash(hash.slice("files".length)) : "";
@@ -1219,8 +1224,50 @@
       $("critical-input").value = "";
       addCritical(key);
     });
+    $("keys-create").addEventListener("click", () => createKey().catch(
+      (error) => showError(error.message)));
     setUpDropzone();
     window.addEventListener("hashchange", route);
+  }
+
+  // -- S3 access keys ----------------------------------------------------------------------
+
+  async function refreshKeys() {
+    const open = state.auth === "open";
+    $("keys-mode").textContent = open
+      ? "Single-user mode: the S3 endpoint accepts any well-formed signature, so there are " +
+        "no keys to manage. Use any access key and secret (see the README's S3 section)."
+      : "Keys sign S3 requests as your account (aws-cli, boto3, rclone, s3cmd). " +
+        "Revoke a key and requests signed with it fail at once.";
+    $("keys-panel").hidden = open;
+    if (open) return;
+    const body = await api("GET", "/auth/keys");
+    const rows = $("keys-body");
+    clear(rows);
+    for (const key of body.keys) {
+      const revoke = el("button", { type: "button", class: "danger small" }, "Revoke");
+      revoke.addEventListener("click", async () => {
+        if (!window.confirm(`Revoke ${key.access_key_id}?`)) return;
+        try {
+          await api("DELETE", `/auth/keys/${encodeURIComponent(key.access_key_id)}`);
+          $("keys-new").hidden = true;
+          await refreshKeys();
+        } catch (error) {
+          showError(error.message);
+        }
+      });
+      rows.append(el("tr", {}, el("td", {}, el("code", {}, key.access_key_id)),
+        el("td", {}, new Date(key.created_at * 1000).toLocaleString()), el("td", {}, revoke)));
+    }
+    $("keys-empty").hidden = body.keys.length > 0;
+  }
+
+  async function createKey() {
+    const key = await api("POST", "/auth/keys", { json: {} });
+    $("keys-new-id").textContent = key.access_key_id;
+    $("keys-new-secret").textContent = key.secret_access_key;
+    $("keys-new").hidden = false;
+    await refreshKeys();
   }
 
   async function start() {

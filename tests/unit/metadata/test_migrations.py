@@ -31,6 +31,10 @@ TABLES = {
     "upload_sessions",
     "upload_parts",
     "upload_part_chunks",
+    # S3 (0008)
+    "buckets",
+    "object_meta",
+    "access_keys",
 }
 
 

@@ -1,0 +1,99 @@
+"""S3 across a process cluster: two masters on one PostgreSQL store (and a
+shared Redis cache), three worker processes. A bucket made through one
+master is the other's too; objects written through either are read through
+both, replicated like any file; the masters' health lists their S3 ports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.request
+import uuid
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from echofs.testing.cluster import ProcessCluster
+from echofs.testing.s3 import OPEN_KEY, OPEN_SECRET
+
+
+def _client(port: int):
+    return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                        aws_access_key_id=OPEN_KEY, aws_secret_access_key=OPEN_SECRET,
+                        config=Config(s3={"addressing_style": "path"},
+                                      retries={"max_attempts": 1}))
+
+
+@pytest.fixture
+def cluster(tmp_path, postgres_url, redis_url):
+    env = {"DATABASE_URL": postgres_url, "REDIS_URL": redis_url,
+           "REDIS_PREFIX": f"echofs-s3-{uuid.uuid4().hex[:8]}"}
+    with ProcessCluster(tmp_path / "cluster", masters=2, env=env) as running:
+        for master in range(2):
+            running.wait_for_workers(3, master=master)
+        yield running
+
+
+def test_two_masters_one_namespace(cluster):
+    first, second = (_client(port) for port in cluster.s3_ports)
+    for index, master in enumerate(cluster.masters):
+        with urllib.request.urlopen(f"{master.url}/api/v1/health") as answer:
+            health = json.loads(answer.read())
+        assert health["s3"] == {"enabled": True, "port": cluster.s3_ports[index]}
+    first.create_bucket(Bucket="shared")
+    second.head_bucket(Bucket="shared")
+    with pytest.raises(ClientError) as taken:
+        second.create_bucket(Bucket="shared")
+    assert taken.value.response["Error"]["Code"] == "BucketAlreadyOwnedByYou"
+    body = os.urandom(3 * 1024 * 1024 + 5)
+    etag = first.put_object(Bucket="shared", Key="big.bin", Body=body)["ETag"]
+    assert etag == f'"{hashlib.md5(body).hexdigest()}"'
+    got = second.get_object(Bucket="shared", Key="big.bin")
+    assert got["Body"].read() == body and got["ETag"] == etag
+    second.put_object(Bucket="shared", Key="big.bin", Body=b"replaced")
+    assert first.get_object(Bucket="shared", Key="big.bin")["Body"].read() == b"replaced"
+    second.copy_object(Bucket="shared", Key="copy.bin", CopySource="shared/big.bin")
+    assert [o["Key"] for o in first.list_objects_v2(Bucket="shared")["Contents"]] == \
+        ["big.bin", "copy.bin"]
+    first.delete_objects(Bucket="shared", Delete={"Objects": [{"Key": "big.bin"},
+                                                              {"Key": "copy.bin"}]})
+    with pytest.raises(ClientError) as gone:
+        second.get_object(Bucket="shared", Key="copy.bin")
+    assert gone.value.response["Error"]["Code"] == "NoSuchKey"
+    second.delete_bucket(Bucket="shared")
+    assert [b["Name"] for b in first.list_buckets()["Buckets"]] == []
+
+
+def test_rclone_through_one_master_checks_through_the_other(cluster, tmp_path):
+    import shutil
+    import subprocess
+
+    binary = shutil.which("rclone")
+    assert binary, "rclone is missing: tests/run.sh installs the Debian package"
+    source = tmp_path / "tree"
+    for name, size in (("a.bin", 10), ("dir/b.bin", 2_000_000), ("dir/sub/c.bin", 0)):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(os.urandom(size))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+    env["RCLONE_CONFIG"] = os.devnull
+    remotes = []
+    for index, port in enumerate(cluster.s3_ports):
+        name = f"M{index}"
+        env.update({f"RCLONE_CONFIG_{name}_TYPE": "s3", f"RCLONE_CONFIG_{name}_PROVIDER": "Other",
+                    f"RCLONE_CONFIG_{name}_ACCESS_KEY_ID": OPEN_KEY,
+                    f"RCLONE_CONFIG_{name}_SECRET_ACCESS_KEY": OPEN_SECRET,
+                    f"RCLONE_CONFIG_{name}_ENDPOINT": f"http://127.0.0.1:{port}",
+                    f"RCLONE_CONFIG_{name}_REGION": "us-east-1"})
+        remotes.append(name.lower())
+
+    def rclone(*args: str) -> None:
+        done = subprocess.run([binary, *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+
+    rclone("mkdir", f"{remotes[0]}:tree")
+    rclone("copy", str(source), f"{remotes[0]}:tree")
+    rclone("check", str(source), f"{remotes[1]}:tree")  # zero differences
