@@ -171,11 +171,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from echofs.memory import limit_malloc_arenas
+    from echofs.memory import keep_freed_buffers, limit_malloc_arenas
     from echofs.node import StartupError, serve
     from echofs.observability.logging import configure_logging
 
     limit_malloc_arenas()  # before any thread starts
+    keep_freed_buffers()
 
     settings = _settings(args)
     context = {"role": settings.role}

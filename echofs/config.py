@@ -58,6 +58,9 @@ class Settings:
     pipeline_depth: int = field(default=8, metadata={"env": "PIPELINE_DEPTH"})
     # Chunks read ahead of the one being sent to a downloading client.
     read_ahead: int = field(default=4, metadata={"env": "READ_AHEAD"})
+    # ...and at most this many bytes of them, so memory per download stays
+    # flat whatever the chunk size (see master/read_ahead).
+    read_ahead_bytes: int = field(default=8 * MIB, metadata={"env": "READ_AHEAD_BYTES"})
     # Memory for small chunks' bytes, so reads of small files just written or
     # read skip the worker (0 = off; see master/chunk_cache).
     chunk_cache_bytes: int = field(default=32 * MIB, metadata={"env": "CHUNK_CACHE_BYTES"})
@@ -203,6 +206,22 @@ class Settings:
     advertise_grpc_port: int | None = field(default=None,
                                             metadata={"env": "ADVERTISE_GRPC_PORT"})
 
+    # -- resumable upload sessions --
+    # How long a session stays open; past it, its parts are dropped and their
+    # chunks collected.
+    upload_session_ttl: float = field(default=24 * 3600.0,
+                                      metadata={"env": "UPLOAD_SESSION_TTL_SECONDS"})
+    # Open sessions one user may have at once (0 = no limit).
+    upload_sessions_per_user: int = field(default=100,
+                                          metadata={"env": "UPLOAD_SESSIONS_PER_USER"})
+    # Part size when the client names none, and the largest it may name.
+    upload_part_size: int = field(default=16 * MIB, metadata={"env": "UPLOAD_PART_SIZE"})
+    max_upload_part_size: int = field(default=256 * MIB,
+                                      metadata={"env": "MAX_UPLOAD_PART_SIZE"})
+    # How often each master looks for expired sessions.
+    upload_session_sweep_interval: float = field(
+        default=60.0, metadata={"env": "UPLOAD_SESSION_SWEEP_SECONDS"})
+
     @classmethod
     def load(
         cls, env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
@@ -328,6 +347,14 @@ class Settings:
             raise ValueError("the worker role needs a master to report to (--master HOST:PORT)")
         if self.serves_worker and not self.worker_id:
             raise ValueError("the worker role needs an id (--id or WORKER_ID)")
+        if self.upload_session_ttl <= 0 or self.upload_session_sweep_interval <= 0:
+            raise ValueError("UPLOAD_SESSION_TTL_SECONDS and UPLOAD_SESSION_SWEEP_SECONDS must "
+                             "be positive")
+        if self.upload_sessions_per_user < 0:
+            raise ValueError("UPLOAD_SESSIONS_PER_USER must not be negative (0 = no limit)")
+        if not 1 <= self.upload_part_size <= self.max_upload_part_size:
+            raise ValueError("UPLOAD_PART_SIZE must be between 1 byte and "
+                             "MAX_UPLOAD_PART_SIZE")
 
     @property
     def s3_listen_port(self) -> int | None:

@@ -32,7 +32,7 @@ from echofs.auth.hashing import PasswordHashing
 from echofs.auth.passwords import MAX_PASSWORD, MIN_PASSWORD, hash_password, verify_password
 from echofs.auth.tokens import Identity, issue_token, verify_token
 from echofs.cache.base import Cache
-from echofs.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from echofs.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from echofs.metadata.users import ROLES, UserRecord, UsersRepository
 from echofs.serving.json_body import read_json
 from echofs.serving.middleware import facts
@@ -52,8 +52,13 @@ _PUBLIC = {
     ("GET", "/favicon.ico"), ("GET", "/metrics"),
 }
 _PUBLIC_PREFIXES = ("/static/",)
-ADMIN_PREFIXES = ("/api/v1/consistency", "/api/v1/workers", "/api/v1/auth/users")
+ADMIN_PREFIXES = ("/api/v1/consistency", "/api/v1/workers", "/api/v1/auth/users",
+                  "/api/v1/replication", "/metrics/dashboard")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
+# A plain address: something@domain.tld, no spaces, quotes or control
+# characters (RFC 5321 allows more; no mail system people use needs it).
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+MAX_EMAIL = 254
 
 
 @functools.cache
@@ -114,8 +119,9 @@ def auth_middleware(config: AuthConfig, accounts: AccountCheck) -> Any:
         if header is None:
             if public:
                 return await handler(request)
-            raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'",
-                               code="missing_token")
+            # The original's words first: its clients and scripts look for them.
+            raise Unauthorized("Authorization header required: send 'Authorization: "
+                               "Bearer <token>'", code="missing_token")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Authorization must be 'Bearer <token>'", code="invalid_token")
@@ -131,6 +137,7 @@ def auth_middleware(config: AuthConfig, accounts: AccountCheck) -> Any:
 
 
 def validate_credentials(body: Any) -> tuple[str, str]:
+    """A new account's username and password (register): malformed is a 400."""
     if not isinstance(body, dict):
         raise BadRequest("send a JSON object with username and password", code="invalid_json")
     username, password = body.get("username"), body.get("password")
@@ -143,13 +150,63 @@ def validate_credentials(body: Any) -> tuple[str, str]:
     return username, password
 
 
+def validate_email(body: dict[str, Any]) -> str | None:
+    """A new account's optional email (the original's register sends one),
+    lowercased."""
+    email = body.get("email")
+    if email is None or email == "":
+        return None
+    if not isinstance(email, str) or len(email) > MAX_EMAIL or not _EMAIL.match(email):
+        raise BadRequest("email must be an address like name@example.com "
+                         f"(at most {MAX_EMAIL} characters)", code="invalid_email")
+    return email.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """Who a login names and the password it gives. ``by_email``: named by
+    the ``email`` field (the original's login), which only matches an
+    account's address; a ``username`` matches a username, or an address."""
+
+    name: str
+    password: str
+    by_email: bool
+
+    @property
+    def plausible(self) -> bool:
+        """Worth a password check: anything else cannot match an account
+        (and is answered 401 like any wrong credentials, unhashed)."""
+        return (0 < len(self.name) <= MAX_EMAIL and 0 < len(self.password) <= MAX_PASSWORD
+                and not any(ord(c) < 32 for c in self.name))
+
+
+def login_attempt(body: Any) -> LoginAttempt:
+    """A login's fields. Only a malformed request is a 400 (no JSON object,
+    no name, no password); wrong credentials of any shape are for the caller
+    to answer 401."""
+    if not isinstance(body, dict):
+        raise BadRequest("send a JSON object with email (or username) and password",
+                         code="invalid_json")
+    email, username, password = body.get("email"), body.get("username"), body.get("password")
+    by_email = email not in (None, "")
+    name = email if by_email else username
+    if not isinstance(name, str) or not name:
+        raise BadRequest("send email (or username) and password", code="missing_credentials")
+    if not isinstance(password, str):
+        raise BadRequest("send email (or username) and password as strings",
+                         code="missing_credentials")
+    return LoginAttempt(name, password, by_email=by_email)
+
+
 async def _json(request: web.Request) -> Any:
     # Credentials are a few hundred bytes; the app-wide limit is an upload's.
     return await read_json(request, max_bytes=16 * 1024)
 
 
-def user_json(user: UserRecord | Identity) -> dict[str, str]:
-    return {"id": user.user_id, "username": user.username, "role": user.role}
+def user_json(user: UserRecord | Identity, email: str | None = None) -> dict[str, str | None]:
+    if isinstance(user, UserRecord):
+        email = user.email
+    return {"id": user.user_id, "username": user.username, "email": email, "role": user.role}
 
 
 class AuthAPI:
@@ -187,10 +244,12 @@ class AuthAPI:
                              code="auth_disabled")
         return self.config.jwt_secret
 
-    def _token_response(self, user: UserRecord, status: int) -> web.Response:
+    def _token_response(self, user: UserRecord, status: int, message: str) -> web.Response:
         secret = self._require_jwt()
         who = Identity(user.user_id, user.username, user.role, user.token_generation)
         return web.json_response({
+            # The original's envelope (success, message, token, user) and ours.
+            "success": True, "message": message,
             "user": user_json(user), "token": issue_token(who, secret, self.config.token_ttl),
             "token_type": "bearer", "expires_in": int(self.config.token_ttl),
         }, status=status)
@@ -198,22 +257,39 @@ class AuthAPI:
     async def register(self, request: web.Request) -> web.Response:
         self._require_jwt()
         await self.limits.charge_address(request)
-        username, password = validate_credentials(await _json(request))
+        body = await _json(request)
+        username, password = validate_credentials(body)
+        email = validate_email(body)
+        if email is not None and await self.users.by_email(email) is not None:
+            # Checked before hashing (cheap); the unique index still decides a race.
+            raise Conflict(f"email {email!r} is already registered", code="email_taken")
         password_hash = await self.hashing.run(hash_password, password)
-        user = await self.users.create(username, password_hash)
-        return self._token_response(user, 201)
+        user = await self.users.create(username, password_hash, email=email)
+        return self._token_response(user, 201, "User registered successfully")
 
     async def login(self, request: web.Request) -> web.Response:
         self._require_jwt()
         await self.limits.charge_address(request)
-        username, password = validate_credentials(await _json(request))
-        await self.limits.charge_account(username)
-        user = await self.users.by_username(username)
+        attempt = login_attempt(await _json(request))
+        wrong = Unauthorized("wrong username or password", code="invalid_credentials")
+        if not attempt.plausible:
+            raise wrong
+        await self.limits.charge_account(attempt.name.lower() if attempt.by_email
+                                         else attempt.name)
+        user = await self._account_named(attempt)
         ok = await self.hashing.run(_verify_known_or_dummy,
-                                    user.password_hash if user else None, password)
+                                    user.password_hash if user else None, attempt.password)
         if user is None or not ok:
-            raise Unauthorized("wrong username or password", code="invalid_credentials")
-        return self._token_response(user, 200)
+            raise wrong
+        return self._token_response(user, 200, "Login successful")
+
+    async def _account_named(self, attempt: LoginAttempt) -> UserRecord | None:
+        if attempt.by_email:
+            return await self.users.by_email(attempt.name)
+        user = await self.users.by_username(attempt.name)
+        if user is None and "@" in attempt.name:
+            user = await self.users.by_email(attempt.name)
+        return user
 
     async def logout(self, request: web.Request) -> web.Response:
         """Revoke every token of the caller's account (on every device)."""
@@ -226,8 +302,13 @@ class AuthAPI:
     async def me(self, request: web.Request) -> web.Response:
         who = identity(request)
         if who is OPEN_IDENTITY:
-            return web.json_response({"user": user_json(who), "auth": "open"})
-        return web.json_response({"user": user_json(who), "auth": "jwt"})
+            return web.json_response({"success": True, "user": user_json(who), "auth": "open"})
+        # The name and role are the account's now (the middleware checked);
+        # the address is read here, the one request that shows it.
+        account = await self.users.by_id(who.user_id)
+        email = account.email if account is not None else None
+        return web.json_response({"success": True, "user": user_json(who, email),
+                                  "auth": "jwt"})
 
     async def _named_account(self, request: web.Request) -> UserRecord:
         self._require_jwt()

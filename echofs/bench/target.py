@@ -24,6 +24,10 @@ class Target:
     # Sent with every PUT and GET (Swift's X-Auth-Token); empty for the
     # targets that need none, so their requests are unchanged.
     headers: dict[str, str] = field(default_factory=dict)
+    # An EchoFS master is pids[0] (its CPU per GiB is measured); a cluster's
+    # master also counts the chunk bytes it sends to workers.
+    master: bool = False
+    cluster: bool = False
 
     def put_url(self, name: str) -> str:
         return self.base_url + self.put_path.format(name=name)

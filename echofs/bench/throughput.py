@@ -34,6 +34,7 @@ from typing import Any
 
 import aiohttp
 import blake3
+import psutil
 
 from echofs.bench import swift_peer
 from echofs.bench.nginx_peer import nginx
@@ -43,6 +44,8 @@ from echofs.testing.cluster import ProcessCluster
 from echofs.testing.process import PeakRSS, ServeProcess
 
 MIB = 1024 * 1024
+# What a cluster's master sends to its workers (the write pipeline's metric).
+EGRESS_METRIC = "echofs_master_chunk_bytes_sent_total"
 
 
 @dataclass(frozen=True)
@@ -114,22 +117,53 @@ def _session() -> aiohttp.ClientSession:
         connector=aiohttp.TCPConnector(limit=64))
 
 
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+async def _chunk_egress(session: aiohttp.ClientSession, target: Target) -> float:
+    """Bytes of chunk frames the master has sent to workers, by every path
+    (``echofs_master_chunk_bytes_sent_total``, summed over its labels)."""
+    async with session.get(target.base_url + "/metrics") as response:
+        text = await response.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(EGRESS_METRIC + "{"))
+
+
 async def large_transfer(target: Target, profile: Profile) -> dict[str, float]:
     size = profile.large_mib * MIB
     names = [f"large-{i}.bin" for i in range(profile.large_files)]
+    total = size * len(names) / MIB
+    figures: dict[str, float] = {}
     async with _session() as session:
+        # The master's own cost of an upload (EchoFS targets: pids[0] is the
+        # master): CPU seconds, and for a cluster all its members' CPU and the
+        # chunk bytes the master sends.
+        cpu = _cpu_seconds(target.pids[0]) if target.master else 0.0
+        cpu_all = sum(map(_cpu_seconds, target.pids)) if target.cluster else 0.0
+        egress = await _chunk_egress(session, target) if target.cluster else 0.0
         started = time.perf_counter()
         await _bounded(profile.concurrency, [
             _put(session, target.put_url(n), _pattern(size, n), target.headers) for n in names])
         up = time.perf_counter() - started
+        if target.master:
+            figures["upload_master_cpu_s_per_gib"] = (
+                (_cpu_seconds(target.pids[0]) - cpu) / (total / 1024))
+        if target.cluster:
+            # Every member's CPU: on a small machine their sum, not the
+            # master's share, is what bounds a cluster's upload rate.
+            figures["upload_cluster_cpu_s_per_gib"] = (
+                (sum(map(_cpu_seconds, target.pids)) - cpu_all) / (total / 1024))
+            figures["upload_master_egress_per_mib"] = (
+                (await _chunk_egress(session, target) - egress) / MIB / total)
         started = time.perf_counter()
         sizes = await _bounded(profile.concurrency, [
             _get(session, target.get_url(n), target.headers) for n in names])
         down = time.perf_counter() - started
     if any(s != size for s in sizes):
         raise RuntimeError(f"{target.name}: a download returned the wrong size")
-    total = size * len(names) / MIB
-    return {"upload_mb_s": total / up, "download_mb_s": total / down}
+    return {"upload_mb_s": total / up, "download_mb_s": total / down, **figures}
 
 
 async def small_ops(target: Target, profile: Profile) -> dict[str, float]:
@@ -200,7 +234,7 @@ def embedded(root: Path, replication_factor: int) -> Iterator[Target]:
         assert server.proc is not None
         yield Target(f"echofs embedded RF={replication_factor}", server.url,
                      "/api/v1/files/content/{name}", "/api/v1/files/content/{name}",
-                     [server.proc.pid])
+                     [server.proc.pid], master=True)
 
 
 @contextlib.contextmanager
@@ -210,8 +244,12 @@ def cluster(root: Path) -> Iterator[Target]:
            "GC_GRACE_SECONDS": "3600", "SWEEP_INTERVAL": "600"}
     with ProcessCluster(root, workers=3, env=env) as c:
         assert c.master.proc is not None
+        # The master first, then every other member, for the CPU figures.
+        others = [p.proc.pid for p in (c.controller, *c.workers.values())
+                  if p is not None and p.proc is not None]
         yield Target("echofs cluster RF=3", c.url, "/api/v1/files/content/{name}",
-                     "/api/v1/files/content/{name}", [c.master.proc.pid])
+                     "/api/v1/files/content/{name}", [c.master.proc.pid, *others],
+                     master=True, cluster=True)
 
 
 def disk(root: Path, mib: int) -> dict[str, float]:

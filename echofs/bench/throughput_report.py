@@ -51,6 +51,9 @@ RATE_ROWS = (
 # The RSS row's ceiling and the 10 MiB latency rows' (upload, download) ceilings.
 RSS_GOAL_MB = 150
 LATENCY_GOAL_MS = (100, 50)
+# Chunk bytes a cluster's master may send per byte uploaded: the write
+# pipeline sends each byte once (direct sends to all three would be 3).
+EGRESS_GOAL = 1.1
 
 HEADER = ("| figure | nginx | Swift | EchoFS | ratio to nginx | ratio to Swift | goal |\n"
           "|---|---|---|---|---|---|---|")
@@ -97,6 +100,21 @@ def _latency(target: dict[str, Any] | None) -> str:
     return f"{lat['upload_ms']:.0f} / {lat['download_ms']:.0f} ms"
 
 
+def _master_cpu(target: dict[str, Any]) -> str:
+    value = target["large"].get("upload_master_cpu_s_per_gib")
+    return NOT_MEASURED if value is None else f"{value:.2f} s"
+
+
+def _cluster_cpu(target: dict[str, Any]) -> str:
+    value = target["large"].get("upload_cluster_cpu_s_per_gib")
+    return NOT_MEASURED if value is None else f"{value:.1f} s"
+
+
+def _egress(target: dict[str, Any]) -> str:
+    value = target["large"].get("upload_master_egress_per_mib")
+    return NOT_MEASURED if value is None else f"{value:.2f} MiB"
+
+
 def render_markdown(results: dict[str, Any], command: str) -> str:
     n, e3, c3 = results["nginx"], results["embedded_rf3"], results["cluster_rf3"]
     s = results.get("swift")
@@ -131,6 +149,12 @@ def render_markdown(results: dict[str, Any], command: str) -> str:
         f"{_latency(e3)} | | | ≤ {up_goal} / ≤ {down_goal} ms |",
         f"| 10 MiB upload / download, cluster RF=3 | {_latency(n)} | {_latency(s)} | "
         f"{_latency(c3)} | | | ≤ {up_goal} / ≤ {down_goal} ms |",
+        f"| master CPU per GiB of large uploads, embedded RF=3 / cluster RF=3 | | | "
+        f"{_master_cpu(e3)} / {_master_cpu(c3)} | | | |",
+        f"| CPU per GiB of large uploads, whole cluster RF=3 (master, workers, controller) "
+        f"| | | {_cluster_cpu(c3)} | | | |",
+        f"| master chunk egress per MiB uploaded, cluster RF=3 | | | {_egress(c3)} | | | "
+        f"≤ {EGRESS_GOAL:g} MiB |",
         "",
         "Raw figures are in the JSON report next to this file.",
     ]

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,8 +26,10 @@ from typing import Any
 
 from echofs.client import credentials
 from echofs.client.aio import FILE_ID, AsyncClient
+from echofs.client.commands import RESUMABLE_DEFAULT, RESUMABLE_ENV, parse_size
 from echofs.client.errors import EchoFSClientError, NotFound, Unauthorized
-from echofs.client.models import FileInfo
+from echofs.client.models import FileInfo, UploadResult
+from echofs.client.resumable import ResumeInfo
 from echofs.client.terminal import TransferProgress, human_size, table, wants_progress
 
 
@@ -137,15 +140,53 @@ async def _put(client: AsyncClient, args: argparse.Namespace) -> None:
         remote += local.name
     enabled = wants_progress(disabled=args.no_progress)
     source: Any = sys.stdin.buffer if stdin else local
-    with TransferProgress(remote, enabled=enabled) as progress:
-        result = await client.upload(source, remote, consistency=args.consistency,
-                                     progress=progress)
+    if local is not None and local.stat().st_size > _resumable_above(args):
+        result = await _put_resumable(client, args, local, remote, enabled)
+    else:
+        with TransferProgress(remote, enabled=enabled) as progress:
+            result = await client.upload(source, remote, consistency=args.consistency,
+                                         progress=progress)
     dedup = (f", {result.chunks_deduplicated} deduplicated" if result.chunks_deduplicated
              else "")
     _emit(args, result.raw,
           f"uploaded {args.file} → {result.file.path}  id {result.file_id}  "
           f"v{result.version}  {human_size(result.size)}  {result.mode}  "
           f"({result.chunks} chunk{'s' if result.chunks != 1 else ''}{dedup})")
+
+
+def _resumable_above(args: argparse.Namespace) -> int:
+    if getattr(args, "resumable_above", None) is not None:
+        return int(args.resumable_above)
+    raw = os.environ.get(RESUMABLE_ENV)
+    if raw:
+        try:
+            return parse_size(raw)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"{RESUMABLE_ENV}: {exc}") from None
+    return RESUMABLE_DEFAULT
+
+
+async def _put_resumable(client: AsyncClient, args: argparse.Namespace, local: Path,
+                         remote: str, enabled: bool) -> UploadResult:
+    """A large file: in an upload session's parts, resuming an interrupted run."""
+    def started(info: ResumeInfo) -> None:
+        if info.resumed:
+            print(f"resuming upload {info.session_id}: {info.parts_held} of "
+                  f"{info.total_parts} parts already on the server", file=sys.stderr,
+                  flush=True)
+
+    with TransferProgress(remote, enabled=enabled) as progress:
+        try:
+            return await client.upload_resumable(local, remote, consistency=args.consistency,
+                                                 progress=progress, on_start=started,
+                                                 part_size=getattr(args, "part_size", None))
+        except NotFound as exc:
+            if exc.code not in ("not_found", "http_404"):
+                raise
+    # A server without upload sessions: one plain upload.
+    with TransferProgress(remote, enabled=enabled) as progress:
+        return await client.upload(local, remote, consistency=args.consistency,
+                                   progress=progress)
 
 
 async def _get(client: AsyncClient, args: argparse.Namespace) -> None:
@@ -189,7 +230,9 @@ async def _rm(client: AsyncClient, args: argparse.Namespace) -> None:
     info = await _ref(client, args.ref)
     result = await client.delete(info.file_id, version=args.version)
     what = f"version {args.version} of " if args.version else ""
-    _emit(args, {**result.raw, "path": info.path},
+    # Our fields only (the answer also carries the original's envelope).
+    _emit(args, {"file_id": result.file_id, "deleted_versions": result.deleted_versions,
+                 "path": info.path},
           f"deleted {what}{info.path} ({result.deleted_versions} "
           f"version{'s' if result.deleted_versions != 1 else ''})")
 

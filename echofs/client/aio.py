@@ -14,9 +14,11 @@ server's own error body when there is one.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -45,6 +47,16 @@ from echofs.client.models import (
     WorkerInfo,
 )
 from echofs.client.names import FILE_ID, quote_path, quote_segment
+from echofs.client.resumable import (
+    LocalFile,
+    Progress,
+    ResumeInfo,
+    ResumeState,
+    file_digest,
+    part_digest,
+    range_pieces,
+    with_retries,
+)
 from echofs.client.transfers import (
     Destination,
     DownloadStream,
@@ -193,6 +205,135 @@ class AsyncClient:
             form.append_payload(payload)
             return UploadResult.from_json(
                 await self._json("POST", f"{_API}/files/upload", data=form))
+
+    # -- resumable uploads (upload sessions) -------------------------------------------
+
+    async def upload_init(self, remote: str, size: int, *, part_size: int | None = None,
+                          consistency: str | None = None) -> dict[str, Any]:
+        """Open an upload session for ``size`` bytes at ``remote``: its
+        ``session_id``, ``chunk_size`` (part size), ``total_chunks`` and each
+        part's ``index``/``offset``/``size`` under ``chunks``."""
+        body: dict[str, Any] = {"path": remote, "file_size": size}
+        if part_size is not None:
+            body["chunk_size"] = part_size
+        if consistency:
+            body["consistency"] = consistency
+        answer: dict[str, Any] = await self._json("POST", f"{_API}/files/upload/init",
+                                                  json=body)
+        return answer
+
+    async def upload_part(self, session_id: str, part: int,
+                          data: bytes | AsyncIterable[bytes], *, size: int | None = None,
+                          blake3: str | None = None) -> dict[str, Any]:
+        """Send part ``part`` (sending it again replaces it: safe to retry).
+        ``blake3``: the part's digest, which the server checks."""
+        headers = {"Content-Type": "application/octet-stream"}
+        length = len(data) if isinstance(data, bytes) else size
+        if length is not None:
+            headers["Content-Length"] = str(length)
+        if blake3:
+            headers["X-EchoFS-BLAKE3"] = blake3
+        answer: dict[str, Any] = await self._json(
+            "PUT", f"{_API}/files/upload/{quote_segment(session_id)}/parts/{part}",
+            data=data, headers=headers)
+        return answer
+
+    async def upload_status(self, session_id: str) -> dict[str, Any]:
+        """The session, with the parts it holds (``received``) and lacks (``missing``)."""
+        answer: dict[str, Any] = await self._json(
+            "GET", f"{_API}/files/upload/{quote_segment(session_id)}")
+        return answer
+
+    async def upload_complete(self, session_id: str, *, blake3: str | None = None
+                              ) -> UploadResult:
+        """Make the session's parts the file's new version (safe to retry)."""
+        body = {"blake3": blake3} if blake3 else {}
+        return UploadResult.from_json(await self._json(
+            "POST", f"{_API}/files/upload/{quote_segment(session_id)}/complete", json=body))
+
+    async def upload_abort(self, session_id: str) -> None:
+        await self._json("DELETE", f"{_API}/files/upload/{quote_segment(session_id)}")
+
+    async def upload_sessions(self) -> list[dict[str, Any]]:
+        """This account's open upload sessions."""
+        return list((await self._json("GET", f"{_API}/files/upload/sessions"))["sessions"])
+
+    async def upload_resumable(self, path: str | os.PathLike[str], remote: str, *,
+                               consistency: str | None = None,
+                               progress: ProgressCallback | None = None,
+                               part_size: int | None = None, concurrency: int = 4,
+                               state: ResumeState | None = None,
+                               on_start: Callable[[ResumeInfo], None] | None = None,
+                               ) -> UploadResult:
+        """Upload a local file through an upload session, resuming the one a
+        previous, interrupted run of the same upload left (see
+        :mod:`echofs.client.resumable`). Parts are sent ``concurrency`` at a
+        time; a part whose transfer fails transiently is sent again."""
+        local = LocalFile.of(path)
+        state = ResumeState() if state is None else state
+        server = self.base_url
+        session = None
+        known = state.load(server, remote, local)
+        if known is not None:
+            try:
+                session = await self.upload_status(known)
+            except NotFound:  # expired or aborted meanwhile: start afresh
+                session = None
+            if session is not None and int(session["file_size"]) != local.size:
+                session = None
+        resumed = session is not None
+        if session is None:
+            session = await self.upload_init(remote, local.size, part_size=part_size,
+                                             consistency=consistency)
+            state.save(server, remote, local, session["session_id"])
+        session_id = str(session["session_id"])
+        if session.get("state") == "completed":
+            result = await self.upload_complete(session_id)
+            state.forget(server, remote, local)
+            return result
+        held = {int(n) for n in session.get("received", [])}
+        step, total_parts = int(session["chunk_size"]), int(session["total_chunks"])
+        if on_start is not None:
+            on_start(ResumeInfo(session_id, resumed, len(held), total_parts))
+        meter = Progress(progress, local.size)
+        meter.add(sum(min(step, local.size - n * step) for n in held))
+        whole = asyncio.create_task(file_digest(local.path))
+        slots = asyncio.Semaphore(max(1, concurrency))
+
+        async def send(n: int) -> None:
+            offset = n * step
+            size = max(0, min(step, local.size - offset))
+            async with slots:
+                digest = await part_digest(local.path, offset, size)
+
+                async def attempt() -> None:
+                    sent = 0
+
+                    def count(k: int) -> None:
+                        nonlocal sent
+                        sent += k
+                        meter.add(k)
+                    try:
+                        await self.upload_part(
+                            session_id, n, range_pieces(local.path, offset, size, count),
+                            size=size, blake3=digest)
+                    except BaseException:
+                        meter.add(-sent)  # this attempt's bytes do not count
+                        raise
+                await with_retries(attempt)
+
+        tasks = [asyncio.create_task(send(n)) for n in range(total_parts) if n not in held]
+        try:
+            await asyncio.gather(*tasks)
+            digest = await whole
+        except BaseException:
+            for task in (*tasks, whole):
+                task.cancel()
+            await asyncio.gather(*tasks, whole, return_exceptions=True)
+            raise
+        result = await with_retries(lambda: self.upload_complete(session_id, blake3=digest))
+        state.forget(server, remote, local)
+        return result
 
     # -- listing and metadata --------------------------------------------------------
 

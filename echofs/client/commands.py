@@ -19,6 +19,23 @@ HINTS = ("auto", "strong", "available")
 MODES = ("strong", "hybrid", "available")
 
 Parsers = argparse._SubParsersAction  # type: ignore[type-arg]
+# Files larger than this are put in resumable parts (the --resumable-above default).
+RESUMABLE_ENV = "ECHOFS_RESUMABLE_ABOVE"
+RESUMABLE_DEFAULT = 64 * 1024 * 1024
+_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(raw: str) -> int:
+    """``1048576``, ``64k``, ``16MiB``, ``1GB`` → bytes (binary units)."""
+    text = raw.strip().lower().removesuffix("b").removesuffix("i")
+    try:
+        value = (int(float(text[:-1]) * _UNITS[text[-1]]) if text and text[-1] in _UNITS
+                 else int(text))
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"not a size: {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("a size must be at least 1 byte")
+    return value
 
 
 # -- parsers -----------------------------------------------------------------------------
@@ -44,6 +61,12 @@ def add_client_parsers(sub: Parsers) -> None:
                      "ending in / puts the file's name in that folder)")
     put.add_argument("--consistency", choices=HINTS, help="consistency hint for this write")
     put.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    put.add_argument("--resumable-above", type=parse_size, default=None, metavar="SIZE",
+                     help="files larger than this go in resumable parts, and a run "
+                     "interrupted goes on where it stopped when run again (default: "
+                     f"${RESUMABLE_ENV} or 64MiB)")
+    put.add_argument("--part-size", type=parse_size, default=None, metavar="SIZE",
+                     help="part size of a resumable upload (default: the server's)")
 
     get = sub.add_parser("get", parents=[common], help="download a file")
     get.add_argument("ref", metavar="ID|PATH", help=ref_help)

@@ -95,6 +95,14 @@ class Client:
 
     upload = _blocking(AsyncClient.upload)
     upload_form = _blocking(AsyncClient.upload_form)
+    # Resumable uploads (upload sessions).
+    upload_resumable = _blocking(AsyncClient.upload_resumable)
+    upload_init = _blocking(AsyncClient.upload_init)
+    upload_part = _blocking(AsyncClient.upload_part)
+    upload_status = _blocking(AsyncClient.upload_status)
+    upload_complete = _blocking(AsyncClient.upload_complete)
+    upload_abort = _blocking(AsyncClient.upload_abort)
+    upload_sessions = _blocking(AsyncClient.upload_sessions)
     list_files = _blocking(AsyncClient.list_files)
 
     def all_files(self, prefix: str = "", *, all_users: bool = False) -> list[FileInfo]:

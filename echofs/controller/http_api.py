@@ -7,14 +7,17 @@ directly when the controller runs in the same process, proxied otherwise.
 
 from __future__ import annotations
 
+import hmac
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from echofs.controller.roster import WorkerRoster
 from echofs.controller.service import ControllerService, ModeInfo
 from echofs.core.consistency import parse_hint, parse_mode
-from echofs.core.errors import BadRequest
+from echofs.core.errors import BadRequest, Unauthorized, Unavailable
 from echofs.core.vocabulary import Role
 from echofs.serving.json_body import read_json
 
@@ -61,9 +64,32 @@ def _keys(body: dict[str, Any], request: web.Request) -> list[str]:
     return [_object_id(k) for k in raw]
 
 
+def _worker_address(value: Any, name: str, *, required: bool) -> str | None:
+    """A ``host:port`` (what a master or a peer dials)."""
+    if value is None and not required:
+        return None
+    host, _, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or len(value) > 255 \
+            or any(ord(c) <= 32 for c in value):
+        raise BadRequest(f"{name} must be host:port", code="invalid_address")
+    return str(value)
+
+
+def _cluster_token(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("X-EchoFS-Cluster-Token", "")
+
+
 class ControllerAPI:
-    def __init__(self, service: ControllerService) -> None:
+    def __init__(self, service: ControllerService, *, cluster_token: str | None = None,
+                 roster: WorkerRoster | None = None) -> None:
         self.service = service
+        # Workers' own registrations (POST /v1/register), the original's call.
+        self.cluster_token = cluster_token
+        self.roster = roster or WorkerRoster(suspect_after=3.0, dead_after=30.0)
 
     def routes(self, prefix: str, status_prefix: str) -> list[web.RouteDef]:
         return [
@@ -78,6 +104,62 @@ class ControllerAPI:
             web.get(f"{status_prefix}/status", self.get_status),
             web.get(f"{status_prefix}/health", self.get_health),
         ]
+
+    def membership_routes(self, prefix: str) -> list[web.RouteDef]:
+        """Served by the controller role on its own port (where the original's
+        workers called it), not under the master's consistency API."""
+        return [
+            web.post(f"{prefix}/register", self.post_register),
+            web.get(f"{prefix}/workers", self.get_workers),
+        ]
+
+    def _require_cluster_token(self, request: web.Request) -> None:
+        if self.cluster_token and not hmac.compare_digest(
+                _cluster_token(request).encode(), self.cluster_token.encode()):
+            raise Unauthorized("this controller needs the cluster token: send "
+                               "'Authorization: Bearer <CLUSTER_TOKEN>'",
+                               code="cluster_token_required")
+
+    async def post_register(self, request: web.Request) -> web.Response:
+        """Register a worker, or refresh its entry (call again as a heartbeat)."""
+        self._require_cluster_token(request)
+        body = await _json_body(request)
+        worker_id = body.get("worker_id", body.get("id"))
+        if not isinstance(worker_id, str) or not worker_id or len(worker_id) > _MAX_ID \
+                or any(ord(c) < 33 for c in worker_id):
+            raise BadRequest(f"worker_id must be 1..{_MAX_ID} printable characters without "
+                             "spaces", code="invalid_worker_id")
+        address = _worker_address(body.get("address", body.get("grpc_address")), "address",
+                                  required=True)
+        http_address = _worker_address(body.get("http_address"), "http_address",
+                                       required=False)
+        assert address is not None
+        try:
+            entry, new = self.roster.register(worker_id, address, http_address)
+        except OverflowError as exc:
+            raise Unavailable(str(exc), code="roster_full") from None
+        return web.json_response({
+            "success": True, "message": "Worker registered" if new else "Worker refreshed",
+            "worker_id": entry.worker_id, "registered": new,
+            "state": self.roster.state(entry), "registrations": entry.registrations,
+            # Register again within this many seconds to stay alive.
+            "refresh_within_seconds": self.roster.suspect_after,
+        }, status=201 if new else 200)
+
+    async def get_workers(self, request: web.Request) -> web.Response:
+        """The roster, with the unhealthiness the controller holds for each
+        worker from the masters' measurements."""
+        self._require_cluster_token(request)
+        risk = self.service.status().get("worker_unhealthiness", {})
+        assert isinstance(risk, dict)
+        now = time.monotonic()
+        workers = [{
+            "worker_id": e.worker_id, "address": e.address, "http_address": e.http_address,
+            "state": self.roster.state(e, now), "registered_at": _iso(e.registered_at),
+            "seconds_since_seen": round(now - e.last_seen, 3),
+            "registrations": e.registrations, "unhealthiness": risk.get(e.worker_id, 0.0),
+        } for e in self.roster.entries()]
+        return web.json_response({"workers": workers, "count": len(workers)})
 
     async def get_mode(self, request: web.Request) -> web.Response:
         object_id = _object_id(request.query.get("object_id"))

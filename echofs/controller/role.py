@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack
 
 from echofs.config import Settings
 from echofs.controller.http_api import ControllerAPI
+from echofs.controller.roster import WorkerRoster
 from echofs.controller.service import ControllerService
 from echofs.core.consistency import (
     HysteresisConfig,
@@ -70,8 +71,10 @@ class ControllerRole(Lifecycle):
 
     async def _start(self, stack: AsyncExitStack) -> None:
         s = self.settings
+        api = ControllerAPI(self.service, cluster_token=s.cluster_token, roster=WorkerRoster(
+            suspect_after=s.suspect_after, dead_after=s.dead_after))
         await stack.enter_async_context(serving(
-            role_app(ControllerAPI(self.service).routes("/v1", "")),
+            role_app(api.routes("/v1", "") + api.membership_routes("/v1")),
             host=s.host, http_port=s.controller_http_port,
             grpc=role_grpc_server([ControllerGrpcService(self.service)], s.cluster_token),
             grpc_port=s.controller_grpc_port, limits=HttpLimits.from_settings(s)))

@@ -10,8 +10,13 @@ a second, not the read timeout. A corrupt chunk is never served: if no
 replica is good the download fails (503 before the first byte, or a cut
 connection later, which the client sees against Content-Length).
 
-A few chunks are read ahead of the one being sent, so worker latency overlaps
-network time; memory stays bounded by ``read_ahead`` chunks.
+A large file's chunks are striped over its healthy replicas (consecutive
+chunks start at consecutive replicas, :mod:`echofs.master.read_striping`) and
+read ahead of the one being sent, within a window bounded by chunks and bytes
+(:mod:`echofs.master.read_ahead`), so several workers answer at once while the
+master writes to the client, and memory stays flat for any file size. An
+uncompressed chunk's verified bytes are a view into the frame the worker sent,
+passed to the HTTP response without another copy.
 """
 
 from __future__ import annotations
@@ -19,18 +24,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
-from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
-from echofs.core.chunk_codec import decode_chunk
+from echofs.core.chunk_codec import decode_chunk_view
 from echofs.core.errors import ChunkMissing, ChunkUnavailable, CorruptChunk
 from echofs.core.manifest import ChunkRef, VersionRecord
 from echofs.core.ranges import ByteRange
-from echofs.core.vocabulary import ReplicationReason, Verdict
+from echofs.core.vocabulary import Liveness, ReplicationReason, Verdict
 from echofs.master.chunk_cache import ChunkCache
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.membership import WorkerRegistry
+from echofs.master.read_ahead import ReadAheadWindow, read_ahead
+from echofs.master.read_striping import stripe_base, striped_order
 from echofs.metadata.repository import MetadataRepository
 from echofs.observability import metrics
 
@@ -42,37 +49,74 @@ _DECODE_ON_LOOP = 64 * 1024
 # Hedged reads in flight at once per master; beyond, a slow read is waited
 # for as without hedging. Bounds the extra frames hedging may hold.
 _MAX_HEDGES = 16
+# Bytes of chunk reads a download runs ahead of the chunk it sends, unless
+# the master's settings say otherwise.
+READ_AHEAD_BYTES = 16 * 1024 * 1024
+
+# Striping leaves out a replica whose typical read takes longer than this
+# many times the fastest replica's, plus the slack (a replica in another
+# rack or zone): hedging only catches reads slower than a replica's *own*
+# p99, so a steadily slow one would otherwise slow a share of every
+# download. The slack keeps scheduling noise between equals from doing so.
+STRIPE_SPREAD = 4.0
+STRIPE_SLACK = 0.02
+
+# A chunk's verified bytes: a view into the worker's frame when uncompressed.
+ChunkBytes = bytes | memoryview
 
 
 class ChunkReader:
     def __init__(self, repo: MetadataRepository, registry: WorkerRegistry,
-                 chunk_io: ChunkIO, cache: ChunkCache | None = None) -> None:
+                 chunk_io: ChunkIO, cache: ChunkCache | None = None, *,
+                 read_ahead_bytes: int = READ_AHEAD_BYTES) -> None:
         self.repo = repo
         self.registry = registry
         self.chunk_io = chunk_io
         self.cache = ChunkCache(0) if cache is None else cache
+        self.read_ahead_bytes = read_ahead_bytes
         self.repairs_queued = 0
         # Hedged reads running now, over every download: each may hold a
         # chunk's frame beside the read it hedges, so they are capped.
         self._hedges = 0
 
-    async def read(self, ref: ChunkRef) -> bytes:
-        """The raw bytes of one chunk, verified; repairs bad copies it meets."""
+    async def read(self, ref: ChunkRef, stripe: int | None = None) -> ChunkBytes:
+        """The raw bytes of one chunk, verified; repairs bad copies it meets.
+        ``stripe`` (a download's stripe base plus the chunk's seq) picks the
+        healthy replica asked first; without it, the lowest RTT is."""
         if self.cache.admits(ref.size):
             cached = self.cache.get(ref.chunk_id)
             if cached is not None:
                 return cached
-            raw = await self._read_replicas(ref)
+            raw = bytes(await self._read_replicas(ref, stripe))  # small: kept on its own
             self.cache.put(ref.chunk_id, raw)
             return raw
-        return await self._read_replicas(ref)
+        return await self._read_replicas(ref, stripe)
 
-    async def _read_replicas(self, ref: ChunkRef) -> bytes:
-        order = self.chunk_io.read_latencies.order(self.registry.read_order(ref.replicas))
+    def read_order(self, ref: ChunkRef, stripe: int | None) -> list[str]:
+        """The replicas of ``ref`` in the order they are asked."""
+        latencies = self.chunk_io.read_latencies
+        order = latencies.order(self.registry.read_order(ref.replicas))
+        if stripe is None:
+            return order
+
+        typical = {w: latencies.typical(w) for w in order}
+        known = [t for t in typical.values() if t is not None]
+        slowest = min(known) * STRIPE_SPREAD + STRIPE_SLACK if known else math.inf
+
+        def healthy(worker_id: str) -> bool:
+            latency = typical[worker_id]
+            return (self.registry.liveness(worker_id) == Liveness.ALIVE
+                    and not latencies.lagging(worker_id)
+                    and (latency is None or latency <= slowest))
+
+        return striped_order(order, stripe, healthy)
+
+    async def _read_replicas(self, ref: ChunkRef, stripe: int | None) -> ChunkBytes:
+        order = self.read_order(ref, stripe)
         failures: list[str] = []
         bad: list[tuple[str, Verdict]] = []
-        racing: dict[asyncio.Task[bytes], str] = {}
-        hedges: set[asyncio.Task[bytes]] = set()
+        racing: dict[asyncio.Task[ChunkBytes], str] = {}
+        hedges: set[asyncio.Task[ChunkBytes]] = set()
         tried = 0
         latencies = self.chunk_io.read_latencies
         started = time.monotonic()  # of the newest read
@@ -132,17 +176,17 @@ class ChunkReader:
         detail = ", ".join(failures) or "no replica recorded"
         raise ChunkUnavailable(f"no readable replica of chunk {ref.seq} ({detail})")
 
-    def _fetch(self, worker_id: str, ref: ChunkRef) -> asyncio.Task[bytes]:
+    def _fetch(self, worker_id: str, ref: ChunkRef) -> asyncio.Task[ChunkBytes]:
         return asyncio.create_task(self._fetch_verified(worker_id, ref))
 
-    async def _fetch_verified(self, worker_id: str, ref: ChunkRef) -> bytes:
+    async def _fetch_verified(self, worker_id: str, ref: ChunkRef) -> ChunkBytes:
         """One replica's copy, checked against the chunk id."""
         frame = await self.chunk_io.get(worker_id, ref.chunk_id)
         if len(frame) < _DECODE_ON_LOOP:
-            return decode_chunk(frame, ref.chunk_id)
-        return await asyncio.to_thread(decode_chunk, frame, ref.chunk_id)
+            return decode_chunk_view(frame, ref.chunk_id)
+        return await asyncio.to_thread(decode_chunk_view, frame, ref.chunk_id)
 
-    def _hedge_done(self, _task: asyncio.Task[bytes]) -> None:
+    def _hedge_done(self, _task: asyncio.Task[ChunkBytes]) -> None:
         self._hedges -= 1
 
     async def _queue_repair(self, chunk_id: str, worker_id: str, why: Verdict) -> None:
@@ -157,34 +201,25 @@ class ChunkReader:
 
 
 async def stream_version(
-    reader: ChunkReader, version: VersionRecord, byte_range: ByteRange | None, read_ahead: int
-) -> AsyncIterator[bytes]:
-    """Yield the bytes of ``version`` (or of ``byte_range`` within it) in order."""
+    reader: ChunkReader, version: VersionRecord, byte_range: ByteRange | None,
+    read_ahead_chunks: int,
+) -> AsyncIterator[ChunkBytes]:
+    """Yield the bytes of ``version`` (or of ``byte_range`` within it) in order,
+    each chunk's (or its part's) as a view where that saves a copy."""
     start = byte_range.start if byte_range else 0
     end = byte_range.end + 1 if byte_range else version.size
     wanted = [c for c in version.chunks if c.offset < end and c.offset + c.size > start]
-    pending: deque[tuple[ChunkRef, asyncio.Task[bytes]]] = deque()
-    queue = iter(wanted)
+    base = stripe_base(version.file_id, version.version)
+    window = ReadAheadWindow(max(1, read_ahead_chunks), reader.read_ahead_bytes)
 
-    def fill() -> None:
-        while len(pending) < max(1, read_ahead):
-            ref = next(queue, None)
-            if ref is None:
-                return
-            pending.append((ref, asyncio.create_task(reader.read(ref))))
+    def fetch(ref: ChunkRef) -> Awaitable[ChunkBytes]:
+        return reader.read(ref, base + ref.seq)
 
+    reads = read_ahead(wanted, fetch, window)
     try:
-        fill()
-        while pending:
-            ref, task = pending.popleft()
-            raw = await task
-            fill()
+        async for ref, raw in reads:
             lo = max(start - ref.offset, 0)
             hi = min(end - ref.offset, ref.size)
-            yield raw if (lo, hi) == (0, ref.size) else raw[lo:hi]
+            yield raw if (lo, hi) == (0, ref.size) else memoryview(raw)[lo:hi]
     finally:
-        for _, task in pending:
-            task.cancel()
-        for _, task in pending:
-            with contextlib.suppress(BaseException):
-                await task
+        await reads.aclose()

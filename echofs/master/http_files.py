@@ -9,6 +9,7 @@ which version a read gets.
 from __future__ import annotations
 
 import mimetypes
+import time
 import urllib.parse
 
 from aiohttp import web
@@ -16,10 +17,18 @@ from aiohttp import web
 from echofs.auth.http import identity, is_open
 from echofs.config import Settings
 from echofs.core.consistency import Hint, parse_hint
-from echofs.core.errors import BadRequest, EchoFSError, Forbidden, PayloadTooLarge
+from echofs.core.errors import (
+    BadRequest,
+    Conflict,
+    EchoFSError,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+)
 from echofs.core.manifest import FileRecord, VersionRecord
 from echofs.core.names import basename, normalize_name, require_utf8_escapes
 from echofs.core.ranges import ByteRange, parse_range
+from echofs.master.envelope import consistency_block, envelope, listed_file, upload_data
 from echofs.master.file_json import (
     decode_cursor,
     encode_cursor,
@@ -45,6 +54,12 @@ from echofs.serving.middleware import facts
 
 _DEFAULT_OWNER = "local"
 _MAX_PAGE = 1000
+# Owners looked at when a single-user-mode read by path names none.
+_PATH_HOLDERS = 50
+# The original's consistency levels, and its hints' spellings ("Strong", "C").
+_LEVELS = ("auto", "strong", "available")
+_HINT_WORDS = {"auto": Hint.AUTO, "strong": Hint.STRONG, "c": Hint.STRONG,
+               "available": Hint.AVAILABLE, "a": Hint.AVAILABLE}
 
 
 # Any text, line breaks included ('.' stops at them): a name with a CR or LF
@@ -90,6 +105,7 @@ class FilesAPI:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/api/v1/files/upload", self.upload_multipart),
+            web.post("/api/v1/files/upload/consistency", self.upload_with_consistency),
             web.put(f"/api/v1/files/content/{{path:{_ANY_NAME}}}", self.upload_raw),
             web.get(f"/api/v1/files/content/{{path:{_ANY_NAME}}}", self.download_by_path),
             web.get("/api/v1/files", self.list_files),
@@ -197,6 +213,83 @@ class FilesAPI:
             raise
         return _uploaded(request, result)
 
+    async def upload_with_consistency(self, request: web.Request) -> web.Response:
+        """The original's upload with consistency parameters: multipart with
+        ``file`` and the fields ``consistency`` (auto, strong, available) and
+        ``hint`` (strong or available: what ``auto`` should lean to).
+
+        ``consistency`` strong or available writes in that mode; auto with a
+        hint, in the hinted mode; plain auto, in the controller's mode for
+        the file. A critical key is strong whatever is asked. The original's
+        clients send these fields *after* the file: its first chunk
+        (``CHUNK_SIZE`` bytes) is held until the form ends, so a file of up
+        to one chunk is written in the mode asked wherever the fields are. A
+        larger file whose fields have not arrived when its first chunk is
+        full is written strong, which meets every level's guarantee; the
+        answer's ``consistency.mode_used`` says which mode the bytes got.
+        """
+        started = time.perf_counter()
+        if request.content_type != "multipart/form-data":
+            raise BadRequest("upload must be multipart/form-data with a 'file' field",
+                             code="not_multipart")
+        self._check_declared_size(request)
+        budget = FormBudget()
+        reader = form_reader(request, budget)
+        fields: dict[str, str] = {}
+        upload: Upload | None = None
+        filename: str | None = None
+        held = bytearray()  # the first chunk, until the mode is known
+        file_seen = False
+        try:
+            while (part := await next_part(reader, budget)) is not None:
+                if part.name == "file":
+                    if file_seen:
+                        raise BadRequest("only one 'file' field per upload")
+                    file_seen = True
+                    filename = normalize_name(part.filename) if part.filename else None
+                    async for piece in part_pieces(part):
+                        metrics.UPLOAD_BYTES.inc(len(piece))
+                        if upload is not None:
+                            await upload.write(piece)
+                            continue
+                        held += piece
+                        if len(held) >= self.settings.chunk_size:
+                            known = "consistency" in fields or "hint" in fields
+                            hint = _asked_consistency(fields)[1] if known else Hint.STRONG
+                            upload = await self._begin_form_upload(request, fields, filename,
+                                                                   hint)
+                            await upload.write(held)
+                            held = bytearray()
+                elif part.name in ("path", "user_id", "consistency", "hint"):
+                    fields[part.name] = await field_text(part, budget)
+                    _asked_consistency(fields)  # a bad value is refused before any byte
+                else:
+                    await skip_part(part, budget)
+            if not file_seen:
+                raise BadRequest("multipart body has no 'file' field", code="missing_file")
+            asked, hint = _asked_consistency(fields)
+            if upload is None:
+                upload = await self._begin_form_upload(request, fields, filename, hint)
+                await upload.write(held)
+                held = bytearray()
+            path = normalize_name(fields.get("path") or filename or "")
+            result = await self.files.commit(
+                upload, owner=self._owner(request, fields.get("user_id")), path=path)
+        except BaseException:
+            if upload is not None:
+                await upload.abort()
+            raise
+        # 200, as the original answered this route (its clients check for it).
+        return _uploaded(request, result, status=200, message=(
+            f"File uploaded successfully with {result.version.mode} replication"),
+            consistency=consistency_block(result, asked, fields.get("hint"), started))
+
+    async def _begin_form_upload(self, request: web.Request, fields: dict[str, str],
+                                 filename: str | None, hint: Hint | None) -> Upload:
+        path = fields.get("path") or filename
+        return await self.files.begin(self._owner(request, fields.get("user_id")),
+                                      normalize_name(path) if path else None, hint)
+
     # -- reads -----------------------------------------------------------------------
 
     async def list_files(self, request: web.Request) -> web.Response:
@@ -212,11 +305,10 @@ class FilesAPI:
             owner=self._reader_scope(request), prefix=prefix, after=after, limit=limit + 1
         )
         page, more = records[:limit], len(records) > limit
-        return web.json_response({
-            "files": [file_json(r) for r in page],
-            "count": len(page),
-            "next_cursor": encode_cursor(page[-1]) if more else None,
-        })
+        return web.json_response(envelope(
+            "Files listed successfully", [listed_file(r) for r in page],
+            files=[file_json(r) for r in page], count=len(page),
+            next_cursor=encode_cursor(page[-1]) if more else None))
 
     async def stat(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
@@ -252,8 +344,32 @@ class FilesAPI:
 
     async def download_by_path(self, request: web.Request) -> web.StreamResponse:
         path = _path_name(request)
-        record = await self.files.find(self._owner(request), path)
-        return await self._send(request, record)
+        return await self._send(request, await self._find_by_path(request, path))
+
+    async def _find_by_path(self, request: web.Request, path: str) -> FileRecord:
+        """The file a path names. With accounts, the caller's; in single-user
+        mode with ``user_id``, that owner's. In single-user mode without it,
+        the path as the listing shows it (every owner's files): the local
+        user's file of that name if there is one, else the one file of that
+        name, whoever it was uploaded for (the original's ``user_id`` form
+        field); several owners' files of one name are a 409 asking for
+        ``user_id``."""
+        if not is_open(request) or request.query.get("user_id"):
+            return await self.files.find(self._owner(request), path)
+        try:
+            return await self.files.find(_DEFAULT_OWNER, path)
+        except NotFound:
+            pass
+        named = [r for r in await self.files.list_files(owner=None, prefix=path, after=None,
+                                                        limit=_PATH_HOLDERS)
+                 if r.path == path]
+        if not named:
+            raise NotFound(f"no file named {path!r}")
+        if len(named) > 1:
+            owners = ", ".join(sorted({r.owner for r in named}))
+            raise Conflict(f"several files are named {path!r} (user_id {owners}); "
+                           "add ?user_id= to choose one", code="ambiguous_path")
+        return named[0]
 
     async def _send(self, request: web.Request, record: FileRecord) -> web.StreamResponse:
         version_no = _int_param(request, "version", None, lo=1, hi=MAX_VERSION)
@@ -329,7 +445,8 @@ class FilesAPI:
         file_id = request.match_info["file_id"]
         version_no = _int_param(request, "version", None, lo=1, hi=MAX_VERSION)
         deleted = await self.files.delete(file_id, self._reader_scope(request), version_no)
-        return web.json_response({"file_id": file_id, "deleted_versions": deleted})
+        return web.json_response(envelope("File deleted successfully", None,
+                                          file_id=file_id, deleted_versions=deleted))
 
 
 def _path_name(request: web.Request) -> str:
@@ -349,13 +466,33 @@ def _raw_query_value(request: web.Request, name: str) -> str | None:
     return None
 
 
-def _uploaded(request: web.Request, result: UploadResult) -> web.Response:
+def _uploaded(request: web.Request, result: UploadResult, status: int = 201,
+              message: str = "File uploaded successfully", **more: object) -> web.Response:
     info = facts(request)
     info.file_id, info.mode, info.bytes = (result.file.file_id, result.version.mode,
                                            result.version.size)
-    return web.json_response(upload_json(result), status=201,
+    body = envelope(message, upload_data(result), **upload_json(result), **more)
+    return web.json_response(body, status=status,
                              headers={"ETag": result.version.etag,
                                       "X-EchoFS-Mode": result.version.mode})
+
+
+def _asked_consistency(fields: dict[str, str]) -> tuple[str, Hint | None]:
+    """The level an upload form asks for, and the hint that gives it: the
+    ``consistency`` field if strong or available; with auto, the ``hint``
+    field if it leans one way; else None (the file's own mode)."""
+    level = fields.get("consistency", "auto").strip().lower() or "auto"
+    if level not in _LEVELS:
+        raise BadRequest(f"consistency must be one of {', '.join(_LEVELS)}; got "
+                         f"{fields['consistency']!r}", code="invalid_consistency")
+    raw_hint = fields.get("hint", "").strip().lower()
+    hint = _HINT_WORDS.get(raw_hint) if raw_hint else Hint.AUTO
+    if hint is None:
+        raise BadRequest(f"hint must be one of auto, strong, available; got "
+                         f"{fields['hint']!r}", code="invalid_hint")
+    if level != "auto":
+        return level, Hint(level)
+    return level, None if hint is Hint.AUTO else hint
 
 
 def _download_headers(record: FileRecord, read: FileRead) -> dict[str, str]:

@@ -34,6 +34,8 @@ from echofs.master.replicator import Replicator
 from echofs.master.scrubber import Scrubber
 from echofs.master.storage_space import StorageSpace
 from echofs.metadata.repository import MetadataRepository
+from echofs.observability import metrics
+from echofs.observability.dashboard import dashboard
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,8 @@ class HealthAPI:
         return [
             web.get("/api/v1/health", self.health),
             web.get("/api/v1/workers/health", self.workers_health),
+            web.get("/api/v1/replication/stats", self.replication_stats),
+            web.get("/metrics/dashboard", self.metrics_dashboard),
         ]
 
     async def health(self, request: web.Request) -> web.Response:
@@ -99,6 +103,7 @@ class HealthAPI:
         convergence = self.replicator.last_convergence
         body = {
             "status": status, "role": self.role_name, "version": __version__,
+            "service": "echofs-master",  # the original's field
             "s3": {"enabled": self.s3_port is not None, "port": self.s3_port},
             "workers": {"alive": alive, "total": total, "full": full},
             "replication_factor": rf, "write_quorum": quorum,
@@ -153,6 +158,39 @@ class HealthAPI:
                     0.0, round(reclaim_at - time.time(), 1)),
             },
         }
+
+    async def replication_stats(self, request: web.Request) -> web.Response:
+        """The replication queue as it is in the metadata store now (every
+        master shares it), and this master's replicator."""
+        depth, oldest = await self.repo.replication_backlog()
+        breakdown = await self.repo.replication_breakdown()
+        convergence = self.replicator.last_convergence
+        stats = {
+            "replication_factor": self.replication_factor,
+            "write_quorum": write_quorum(self.replication_factor),
+            "queue": {
+                "depth": depth,
+                "due_now": breakdown.due_now,
+                "oldest_age_seconds": round(time.time() - oldest, 3) if oldest else None,
+                "by_reason": breakdown.by_reason,
+                "by_target_worker": breakdown.by_target,
+                "max_attempts": breakdown.max_attempts,
+            },
+            "replicator": {
+                "copies_made": self.replicator.completed,
+                "last_convergence_seconds": round(convergence, 3) if convergence else None,
+            },
+            "workers": {"alive": len(self.registry.live_ids()),
+                        "total": len(self.registry.all_ids())},
+        }
+        return web.json_response({"success": True, "message": "Replication statistics",
+                                  "data": stats, **stats})
+
+    async def metrics_dashboard(self, request: web.Request) -> web.Response:
+        """The original's JSON summary, from this process's metrics now."""
+        connections = getattr(request.protocol, "open_connections", None)
+        return web.json_response(dashboard(await metrics.collect(),
+                                           open_connections=connections))
 
     async def workers_health(self, request: web.Request) -> web.Response:
         workers = self.registry.snapshot()

@@ -44,6 +44,11 @@ _CONSISTENCY = _param("consistency", schema={"type": "string",
                                              "enum": ["auto", "strong", "available"]},
                       description="Per-upload consistency hint")
 _JSON_BODY = {"required": True, "content": {"application/json": {"schema": _OBJ}}}
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
 _BINARY = {"type": "string", "format": "binary"}
 
 
@@ -97,6 +102,25 @@ def openapi_document() -> dict[str, Any]:
                                        "enum": ["auto", "strong", "available"]}},
     }}}}
     consistency = "consistency"
+    consistency_form = {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": _BINARY, "path": {"type": "string"},
+                       "user_id": {"type": "string"},
+                       "consistency": {"type": "string",
+                                       "enum": ["auto", "strong", "available"]},
+                       "hint": {"type": "string", "enum": ["auto", "strong", "available"]}},
+    }}}}
+    consistency_upload = {"allOf": [upload, {
+        "type": "object", "required": ["success", "message", "data", "consistency"],
+        "properties": {"consistency": {
+            "type": "object",
+            "required": ["mode_used", "mode", "requested", "version", "replicas", "latency"],
+            "properties": {"mode_used": {"type": "string", "enum": ["C", "A", "Hybrid"]},
+                           "mode": {"type": "string"},
+                           "requested": {"type": "string",
+                                         "enum": ["auto", "strong", "available"]},
+                           "version": {"type": "integer"}, "replicas": {"type": "integer"},
+                           "latency": {"type": "string"}}}}}]}
     paths: dict[str, Any] = {
         "/api/v1/health": {"get": _op("Master health",
                                       _json({"$ref": "#/components/schemas/Health"}),
@@ -107,11 +131,18 @@ def openapi_document() -> dict[str, Any]:
         "/metrics": {"get": _op("Prometheus metrics", {
             "description": "Prometheus text format",
             "content": {"text/plain": {"schema": {"type": "string"}}}}, tag="cluster")},
-        "/api/v1/auth/register": {"post": _op("Create an account (first one is admin)",
-                                              _json(_OBJ, "Created"), status="201",
-                                              tag="auth", body=_JSON_BODY)},
-        "/api/v1/auth/login": {"post": _op("Get a token", _json(_OBJ), tag="auth",
-                                           body=_JSON_BODY)},
+        "/api/v1/auth/register": {"post": _op(
+            "Create an account (first one is admin); the email is optional and unique",
+            _json(_OBJ, "Created"), status="201", tag="auth", body=_json_body({
+                "type": "object", "required": ["username", "password"],
+                "properties": {"username": {"type": "string"}, "email": {"type": "string"},
+                               "password": {"type": "string"}}}))},
+        "/api/v1/auth/login": {"post": _op(
+            "Get a token: by email or username (any wrong credentials: 401)", _json(_OBJ),
+            tag="auth", body=_json_body({
+                "type": "object", "required": ["password"],
+                "properties": {"email": {"type": "string"}, "username": {"type": "string"},
+                               "password": {"type": "string"}}}))},
         "/api/v1/auth/me": {"get": _op("Who am I", _json(_OBJ), tag="auth")},
         "/api/v1/auth/logout": {"post": _op("Revoke every token of my account",
                                             {"description": "Signed out"}, status="204",
@@ -154,6 +185,20 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/files/upload": {"post": _op("Upload (multipart, field 'file')",
                                              _json(upload, "Created"), status="201",
                                              parameters=[_CONSISTENCY], body=multipart)},
+        "/api/v1/files/upload/consistency": {"post": _op(
+            "Upload with the original's consistency and hint fields (multipart)",
+            _json(consistency_upload), body=consistency_form)},
+        "/api/v1/replication/stats": {"get": _op(
+            "The replication queue by reason and target, and the replicator (admin)",
+            _json({"type": "object", "required": ["success", "data", "queue", "replicator"],
+                   "properties": {"queue": {"type": "object", "required": [
+                       "depth", "due_now", "by_reason", "by_target_worker"]}}}),
+            tag="cluster")},
+        "/metrics/dashboard": {"get": _op(
+            "The original's metrics summary, from this process's metrics (admin)",
+            _json({"type": "object", "required": ["file_operations", "performance",
+                                                  "system", "grpc", "http"]}),
+            tag="cluster")},
         "/api/v1/files/content/{path}": {
             "put": _op("Upload a raw body to a path", _json(upload, "Created"),
                        status="201", parameters=[_PATH, _CONSISTENCY], body=raw_upload),
@@ -198,6 +243,7 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/consistency/health": {"get": _op("Controller health", _json(_OBJ),
                                                   tag=consistency)},
     }
+    paths.update(_upload_session_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "EchoFS", "version": __version__,
@@ -234,4 +280,92 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "security": [{"bearer": []}, {}],
+    }
+
+
+# -- resumable uploads (echofs.master.http_upload_sessions) -------------------------------
+
+_SESSION_ID = _param("session_id", "path", schema={"type": "string",
+                                                   "pattern": "^[0-9a-f]{32}$"},
+                     description="Upload session id")
+_PART_NO = _param("part", "path", schema={"type": "integer", "minimum": 0,
+                                          "maximum": 999_999_999},
+                  description="Part number, from 0")
+_SESSION = {"type": "object",
+            "required": ["session_id", "path", "file_size", "chunk_size", "total_chunks",
+                         "state", "expires_at"],
+            "properties": {"session_id": {"type": "string"}, "path": {"type": "string"},
+                           "file_size": {"type": ["integer", "null"], "minimum": 0,
+                                         "description": "null: parts of any size, chosen "
+                                                        "at complete"},
+                           "chunk_size": {"type": "integer", "minimum": 1},
+                           "total_chunks": {"type": ["integer", "null"], "minimum": 1},
+                           "state": {"type": "string", "enum": ["open", "completed"]},
+                           "consistency_mode": {"type": "string"},
+                           "expires_at": {"type": "string", "format": "date-time"}}}
+_PART_EXPECTED = {"type": "object", "required": ["index", "offset", "size"],
+                  "properties": {"index": _INT, "offset": _INT, "size": _INT}}
+_PART_HELD = {"type": "object", "required": ["index", "size", "blake3"],
+              "properties": {"index": _INT, "size": _INT, "blake3": {"type": "string"},
+                             "sha256": {"type": ["string", "null"]},
+                             "md5": {"type": ["string", "null"]},
+                             "chunks": _INT, "replicas_acked": _INT}}
+
+
+def _upload_session_paths() -> dict[str, Any]:
+    init_body = {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["file_name", "file_size"],
+        "properties": {"file_name": {"type": "string", "description": "or 'path'"},
+                       "file_size": {"type": "integer", "minimum": 0},
+                       "chunk_size": {"type": "integer", "minimum": 1,
+                                      "description": "part size (default: the server's)"},
+                       "consistency": {"type": "string",
+                                       "enum": ["auto", "strong", "available"]},
+                       "user_id": {"type": "string", "description": "open mode: owner"}}}}}}
+    created = {**_SESSION, "required": [*_SESSION["required"], "chunks"], "properties": {
+        **_SESSION["properties"], "chunks": {"type": "array", "items": _PART_EXPECTED}}}
+    status = {**_SESSION, "required": [*_SESSION["required"], "parts", "received", "missing"],
+              "properties": {**_SESSION["properties"],
+                             "parts": {"type": "array", "items": _PART_HELD},
+                             "received": {"type": "array", "items": _INT},
+                             "missing": {"type": "array", "items": _INT}}}
+    part_body = {"required": True,
+                 "content": {"application/octet-stream": {"schema": _BINARY}}}
+    digests = [_param("X-EchoFS-BLAKE3", "header", schema={"type": "string"},
+                      description="BLAKE3 of the part's bytes (hex); checked"),
+               _param("X-EchoFS-SHA256", "header", schema={"type": "string"},
+                      description="SHA-256 of the part's bytes (hex); checked")]
+    part_op = _op("Send one part (again: replaces it; any order, concurrently)",
+                  _json(_PART_HELD), tag="uploads",
+                  parameters=[_SESSION_ID, _PART_NO, *digests], body=part_body)
+    complete_body = {"required": False, "content": {"application/json": {"schema": {
+        "type": "object", "properties": {
+            "blake3": {"type": "string", "description": "the whole file's BLAKE3 (hex); checked"},
+            "parts": {"type": "array", "items": _INT,
+                      "description": "sessions without a file_size: the parts the file is "
+                                     "made of, ascending (default: all held)"}}}}}}
+    upload = {"$ref": "#/components/schemas/UploadResult"}
+    complete = _op("Make the parts the file's new version (again: the same version)",
+                   _json(upload, "Created"), status="201", tag="uploads",
+                   parameters=[_SESSION_ID], body=complete_body)
+    complete["responses"]["200"] = _json(upload, "Completed before")
+    return {
+        "/api/v1/files/upload/init": {"post": _op(
+            "Open a resumable upload session", _json(created, "Created"), status="201",
+            tag="uploads", body=init_body)},
+        "/api/v1/files/upload/sessions": {"get": _op(
+            "My open upload sessions", _json({
+                "type": "object", "required": ["sessions", "count"],
+                "properties": {"sessions": {"type": "array", "items": _SESSION},
+                               "count": _INT}}), tag="uploads")},
+        "/api/v1/files/upload/{session_id}": {
+            "get": _op("A session and the parts it holds", _json(status), tag="uploads",
+                       parameters=[_SESSION_ID]),
+            "delete": _op("Abort a session (its parts' chunks are collected)", _json(_OBJ),
+                          tag="uploads", parameters=[_SESSION_ID]),
+        },
+        "/api/v1/files/upload/{session_id}/parts/{part}": {"put": part_op},
+        "/api/v1/files/upload/{session_id}/chunks/{part}": {"put": {
+            **part_op, "summary": "Send one part (the original's name: a chunk)"}},
+        "/api/v1/files/upload/{session_id}/complete": {"post": complete},
     }

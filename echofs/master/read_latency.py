@@ -24,6 +24,7 @@ hedged after the first delay as before.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -68,6 +69,14 @@ class ReadLatencies:
         ordered = sorted(samples)
         p99 = ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
         return min(max(p99, self.min_delay), self.max_delay)
+
+    def typical(self, worker_id: str) -> float | None:
+        """``worker_id``'s median recent read latency; None until it has
+        answered enough reads to say."""
+        samples = self._samples.get(worker_id)
+        if samples is None or len(samples) < _MIN_SAMPLES:
+            return None
+        return statistics.median(samples)
 
     def note_lagging(self, worker_id: str) -> None:
         """A read from ``worker_id`` was hedged around."""

@@ -31,6 +31,7 @@ from echofs.master.download import ChunkReader
 from echofs.master.files import FileService
 from echofs.master.http_files import FilesAPI
 from echofs.master.http_health import HealthAPI, StorageLayout
+from echofs.master.http_upload_sessions import UploadSessionsAPI
 from echofs.master.manifests import ManifestReader
 from echofs.master.membership import WorkerRegistry
 from echofs.master.modes import ControllerLink, ModeTable, WriteActivity
@@ -42,6 +43,7 @@ from echofs.master.scrubber import Scrubber
 from echofs.master.storage_space import StorageSpace
 from echofs.master.sweeper import OrphanSweeper
 from echofs.master.upload import PipelineSettings, UploadPipeline
+from echofs.master.upload_sessions import SessionExpirer, SessionSettings, UploadSessionService
 from echofs.metadata.access_keys import AccessKeysRepository
 from echofs.metadata.buckets import BucketsRepository
 from echofs.metadata.disk_space import MetadataDisk
@@ -92,7 +94,8 @@ class MasterRole:
             max_upload_size=settings.max_upload_size,
             gc_grace=settings.gc_grace_under_pressure,
         ), self.chunk_cache, metadata_disk=self.metadata_disk)
-        self.reader = ChunkReader(repo, registry, self.chunk_io, self.chunk_cache)
+        self.reader = ChunkReader(repo, registry, self.chunk_io, self.chunk_cache,
+                                  read_ahead_bytes=settings.read_ahead_bytes)
         # Manifest cache and rate limits: in-process, or Redis shared by masters.
         self.cache = open_cache(settings)
         self.manifests = ManifestReader(repo, self.cache)
@@ -111,6 +114,19 @@ class MasterRole:
         self.files = FileService(repo, self.uploads, VersionSources(self.manifests, repo, registry),
                                  self.reader, self.modes, self.activity,
                                  replicator=self.replicator, collector=self.collector)
+        # Resumable uploads: sessions in the metadata store, parts through
+        # the same pipeline, expired sessions' chunks left to the collector.
+        self.upload_sessions = UploadSessionService(
+            repo, self.files, self.reader, SessionSettings(
+                lifetime=settings.upload_session_ttl,
+                max_open_per_user=settings.upload_sessions_per_user,
+                default_part_size=settings.upload_part_size,
+                max_part_size=settings.max_upload_part_size,
+                max_upload_size=settings.max_upload_size,
+                versions_kept=settings.versions_kept, read_ahead=settings.read_ahead),
+            collector=self.collector)
+        self.session_expirer = SessionExpirer(repo, self.collector,
+                                              interval=settings.upload_session_sweep_interval)
         self.controller_api = controller_api
         self.controller_link = None if controller is None else ControllerLink(
             controller, self.modes, registry, repo, self.activity,
@@ -134,7 +150,7 @@ class MasterRole:
             track_master(self)
             stack.callback(untrack, self)
             for daemon in (self.collector, self.replicator, self.scrubber, self.sweeper,
-                           self.controller_link):
+                           self.controller_link, self.session_expirer):
                 if daemon is not None:
                     daemon.start()
                     stack.push_async_callback(daemon.stop)
@@ -158,6 +174,7 @@ class MasterRole:
         app = web.Application(middlewares=middlewares,
                               client_max_size=self.settings.max_upload_size + _BODY_SLACK)
         app.add_routes(FilesAPI(self.files, self.settings).routes())
+        app.add_routes(UploadSessionsAPI(self.upload_sessions).routes())
         app.add_routes(auth.routes())
         app.add_routes(self.access_keys.routes())
         app.cleanup_ctx.append(auth.hashing_threads)

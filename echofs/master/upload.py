@@ -69,6 +69,17 @@ class UploadResult:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredBytes:
+    """Bytes stored at quorum but not (yet) part of any version."""
+
+    chunks: tuple[NewChunk, ...]
+    size: int
+    blake3: str
+    # The fewest copies any chunk had when it was acknowledged.
+    replicas_acked: int
+
+
+@dataclass(frozen=True, slots=True)
 class PipelineSettings:
     chunk_size: int
     pipeline_depth: int
@@ -274,6 +285,28 @@ class Upload:
             self._stop_keepalive()
         return UploadResult(file, version, self._dedup_chunks, self._dedup_bytes,
                             self._stored_bytes)
+
+    async def finish(self) -> StoredBytes:
+        """Wait for every chunk's quorum and return what was stored, without
+        making a version: a part of an upload session, which its session
+        records (``echofs.master.upload_sessions``). Aborts on failure."""
+        if self._closed:
+            raise RuntimeError("upload already finished")
+        tail = self._splitter.finish()
+        if tail is not None:
+            await self._submit(tail)
+        self._closed = True
+        try:
+            chunks = tuple(await asyncio.gather(*self._tasks))
+            if self._hashing is not None:
+                await self._hashing
+        except BaseException:
+            await self.abort()
+            raise
+        finally:
+            self._stop_keepalive()
+        return StoredBytes(chunks, self._splitter.total, self._hasher.hexdigest(),
+                           self._min_acks or 0)
 
     def _stop_keepalive(self) -> None:
         if self._keepalive is not None:

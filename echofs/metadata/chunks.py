@@ -11,7 +11,13 @@ from sqlalchemy import and_, exists, func, or_, select
 from echofs.core.manifest import NewChunk
 from echofs.core.vocabulary import ChunkState, ReplicationReason
 from echofs.metadata.memoized import chunk_tags
-from echofs.metadata.models import ChunkReplicaRow, ChunkRow, ReplicationTaskRow, VersionChunkRow
+from echofs.metadata.models import (
+    ChunkReplicaRow,
+    ChunkRow,
+    ReplicationTaskRow,
+    UploadPartChunkRow,
+    VersionChunkRow,
+)
 from echofs.metadata.records import ChunkClaim
 from echofs.metadata.sql import Sql, batches, lock_chunks, queue_copies, replicas_of, touch_live
 from echofs.metadata.transactions import NOTHING_READ_VISIBLE, Transactions, retried
@@ -149,7 +155,8 @@ class Chunks(Transactions):
         """Committed chunks with fewer than ``replication_factor`` recorded
         copies (say, written while a worker was away), with their replicas."""
         copies = func.count(ChunkReplicaRow.worker_id)
-        referenced = exists().where(VersionChunkRow.chunk_id == ChunkRow.id)
+        referenced = exists().where(VersionChunkRow.chunk_id == ChunkRow.id) | exists(
+        ).where(UploadPartChunkRow.chunk_id == ChunkRow.id)
         query = (
             select(ChunkRow.id)
             .outerjoin(ChunkReplicaRow, ChunkReplicaRow.chunk_id == ChunkRow.id)

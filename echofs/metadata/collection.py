@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from sqlalchemy import delete, exists, func, select, update
 
 from echofs.core.vocabulary import ChunkState
-from echofs.metadata.models import ChunkReplicaRow, ChunkRow, ReplicationTaskRow, VersionChunkRow
+from echofs.metadata.models import (
+    ChunkReplicaRow,
+    ChunkRow,
+    ReplicationTaskRow,
+    UploadPartChunkRow,
+    VersionChunkRow,
+)
 from echofs.metadata.sql import batches
 from echofs.metadata.transactions import NOTHING_READ_VISIBLE, Transactions, retried
 
@@ -35,7 +41,9 @@ class Collection(Transactions):
     async def reclaimable(self) -> Reclaimable:
         """What the collector will remove: unreferenced chunks (claimed or
         still waiting out their grace period) and the bytes their copies hold."""
-        unreferenced = ~exists().where(VersionChunkRow.chunk_id == ChunkRow.id)
+        # Referenced: by a version, or by a part an upload session holds.
+        unreferenced = ~exists().where(VersionChunkRow.chunk_id == ChunkRow.id) & ~exists(
+        ).where(UploadPartChunkRow.chunk_id == ChunkRow.id)
         copies = (select(func.count()).where(ChunkReplicaRow.chunk_id == ChunkRow.id)
                   .correlate(ChunkRow).scalar_subquery())
         async with self._read() as session:
@@ -53,7 +61,9 @@ class Collection(Transactions):
     async def claim_garbage(self, touched_before: float, limit: int = 1000) -> list[str]:
         """Mark unreferenced, untouched chunks as 'deleting' and return them,
         together with chunks a previous (interrupted) collection had claimed."""
-        unreferenced = ~exists().where(VersionChunkRow.chunk_id == ChunkRow.id)
+        # Referenced: by a version, or by a part an upload session holds.
+        unreferenced = ~exists().where(VersionChunkRow.chunk_id == ChunkRow.id) & ~exists(
+        ).where(UploadPartChunkRow.chunk_id == ChunkRow.id)
         async with self._write(invalidates=NOTHING_READ_VISIBLE) as session:
             pending = list(
                 (

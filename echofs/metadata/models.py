@@ -14,6 +14,7 @@ from sqlalchemy import (
     CheckConstraint,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -200,6 +201,79 @@ class UserRow(Base):
     created_at: Mapped[float] = mapped_column(Epoch)
     # Tokens carry the generation they were issued in; logout bumps it.
     token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Lowercased; unique among accounts that have one (None before 0006).
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True, unique=True,
+                                              index=True)
+
+
+# -- resumable upload sessions -------------------------------------------------------
+
+
+class UploadSessionRow(Base):
+    """A resumable upload: a file announced by size, sent as numbered parts,
+    made a version by ``complete``. Open sessions past ``expires_at`` are
+    dropped by the expirer, which leaves their parts' chunks to the collector."""
+
+    __tablename__ = "upload_sessions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(1024))
+    # Unknown (NULL) for a free layout: parts of any size, chosen at complete.
+    total_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    part_size: Mapped[int] = mapped_column(BigInteger)
+    total_parts: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The mode every part is written in: fixed at init, like a plain upload's.
+    mode: Mapped[str] = mapped_column(String(16))
+    # 'open', then 'completed' (file_id/version say what it made).
+    state: Mapped[str] = mapped_column(String(16))
+    file_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    blake3: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[float] = mapped_column(Epoch)
+    expires_at: Mapped[float] = mapped_column(Epoch)
+    __table_args__ = (
+        Index("ix_upload_sessions_owner_state", "owner", "state"),
+        Index("ix_upload_sessions_expires", "expires_at"),
+        one_of("mode", Mode, "ck_upload_sessions_mode"),
+        CheckConstraint("state IN ('open', 'completed')", name="ck_upload_sessions_state"),
+    )
+
+
+class UploadPartRow(Base):
+    """One part a session holds: its bytes' digest and how many chunks."""
+
+    __tablename__ = "upload_parts"
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("upload_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    # Digests of the part's bytes, checked against what the client sent
+    # (SHA-256 and MD5 only when it sent one or they were asked for).
+    blake3: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    md5: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    chunk_count: Mapped[int] = mapped_column(Integer)
+    replicas_acked: Mapped[int] = mapped_column(Integer)
+    stored_at: Mapped[float] = mapped_column(Epoch)
+
+
+class UploadPartChunkRow(Base):
+    """A part's manifest. While a row names a chunk, the chunk is referenced:
+    the collector leaves it alone however long the session stays open."""
+
+    __tablename__ = "upload_part_chunks"
+    session_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chunk_id: Mapped[str] = mapped_column(ForeignKey("chunks.id"), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    __table_args__ = (
+        ForeignKeyConstraint(["session_id", "part"],
+                             ["upload_parts.session_id", "upload_parts.part"],
+                             ondelete="CASCADE",
+                             name="fk_upload_part_chunks_part_upload_parts"),
+    )
 
 
 # -- S3 ------------------------------------------------------------------------------

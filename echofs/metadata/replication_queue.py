@@ -92,7 +92,9 @@ class ReplicationQueue(Transactions):
             return bool(db.rows(
                 "DELETE FROM replication_tasks WHERE id = ? AND chunk_id IN ("
                 "SELECT id FROM chunks WHERE id = ? AND touched_at < ? AND NOT EXISTS ("
-                "SELECT 1 FROM version_chunks WHERE version_chunks.chunk_id = chunks.id)) "
+                "SELECT 1 FROM version_chunks WHERE version_chunks.chunk_id = chunks.id) "
+                "AND NOT EXISTS (SELECT 1 FROM upload_part_chunks "
+                "WHERE upload_part_chunks.chunk_id = chunks.id)) "
                 "RETURNING id", (task.task_id, task.chunk_id, untouched_before)))
 
         return await self._transact(body, invalidates=NOTHING_READ_VISIBLE, relaxed=True)
@@ -120,7 +122,9 @@ class ReplicationQueue(Transactions):
         (None: no row, the collector removed it)."""
         rows = await self._read_sql(lambda db: db.rows(
             "SELECT state, touched_at, EXISTS (SELECT 1 FROM version_chunks "
-            "WHERE version_chunks.chunk_id = chunks.id) FROM chunks WHERE id = ?", (chunk_id,)))
+            "WHERE version_chunks.chunk_id = chunks.id) OR EXISTS (SELECT 1 FROM "
+            "upload_part_chunks WHERE upload_part_chunks.chunk_id = chunks.id) "
+            "FROM chunks WHERE id = ?", (chunk_id,)))
         if not rows:
             return None
         state, touched_at, referenced = rows[0]
@@ -157,3 +161,30 @@ class ReplicationQueue(Transactions):
                 )
             ).one()
         return int(depth), oldest
+
+    async def replication_breakdown(self) -> ReplicationBreakdown:
+        """The queue by reason and by target worker, how much of it is due
+        now and the most attempts any task has had (the replication stats)."""
+        now = time.time()
+        async with self._read() as session:
+            by_reason = (await session.execute(
+                select(ReplicationTaskRow.reason, func.count(ReplicationTaskRow.id))
+                .group_by(ReplicationTaskRow.reason))).all()
+            by_target = (await session.execute(
+                select(ReplicationTaskRow.target_worker, func.count(ReplicationTaskRow.id))
+                .group_by(ReplicationTaskRow.target_worker))).all()
+            due, attempts = (await session.execute(
+                select(func.count(ReplicationTaskRow.id).filter(
+                    ReplicationTaskRow.next_attempt_at <= now),
+                       func.max(ReplicationTaskRow.attempts)))).one()
+        return ReplicationBreakdown({str(r): int(n) for r, n in by_reason},
+                                    {str(w): int(n) for w, n in by_target},
+                                    int(due or 0), int(attempts or 0))
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicationBreakdown:
+    by_reason: dict[str, int]
+    by_target: dict[str, int]
+    due_now: int
+    max_attempts: int

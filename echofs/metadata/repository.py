@@ -17,10 +17,13 @@ from echofs.metadata.commits import Commits
 from echofs.metadata.files import FileQueries
 from echofs.metadata.records import ChunkClaim, CommitRequest, StoreTotals
 from echofs.metadata.replication_queue import ReplicationQueue
+from echofs.metadata.upload_sessions import UploadSessions
 
 __all__ = ["ChunkClaim", "CommitRequest", "MetadataRepository", "StoreTotals"]
 
 
-class MetadataRepository(FileQueries, Commits, Chunks, ReplicationQueue, Collection):
+class MetadataRepository(FileQueries, Commits, Chunks, ReplicationQueue, Collection,
+                         UploadSessions):
     """The metadata store of one master: files and versions, their commits,
-    chunks and copies, the replication queue and garbage collection."""
+    chunks and copies, the replication queue, garbage collection and
+    resumable upload sessions."""

@@ -34,11 +34,13 @@ class UserRecord:
     created_at: float
     # Tokens issued in another generation are revoked (see ``revoke_tokens``).
     token_generation: int = 0
+    # Lowercased; None for an account made without one.
+    email: str | None = None
 
 
 def _record(row: UserRow) -> UserRecord:
     return UserRecord(row.id, row.username, row.password_hash, row.role, row.created_at,
-                      row.token_generation or 0)
+                      row.token_generation or 0, row.email)
 
 
 async def _refuse_removing_last_admin(session: AsyncSession, row: UserRow) -> None:
@@ -58,11 +60,14 @@ class UsersRepository:
         self._repo = repo
 
     async def create(self, username: str, password_hash: str,
-                     role: str | None = None) -> UserRecord:
+                     role: str | None = None, email: str | None = None) -> UserRecord:
         """Create an account. Without an explicit role, the first account of
-        the store becomes ``admin`` and every later one ``user``."""
+        the store becomes ``admin`` and every later one ``user``. ``email``
+        (optional) is stored lowercased; another account's address is a 409."""
+        email = email.lower() if email else None
         row = UserRow(id=uuid.uuid4().hex, username=username, password_hash=password_hash,
-                      role=role or "user", created_at=time.time(), token_generation=0)
+                      role=role or "user", created_at=time.time(), token_generation=0,
+                      email=email)
         try:
             async with self._repo.writing_unmemoized() as session:
                 if role is None:
@@ -70,8 +75,20 @@ class UsersRepository:
                     row.role = "admin" if count == 0 else "user"
                 session.add(row)
         except IntegrityError:
+            # Which unique column refused it: the database's message differs
+            # between drivers, so ask (the username is the older rule).
+            if await self.by_username(username) is None and email is not None \
+                    and await self.by_email(email) is not None:
+                raise Conflict(f"email {email!r} is already registered",
+                               code="email_taken") from None
             raise Conflict(f"username {username!r} is taken", code="username_taken") from None
         return _record(row)
+
+    async def by_email(self, email: str) -> UserRecord | None:
+        async with self._repo.reading() as session:
+            row = (await session.execute(
+                select(UserRow).where(UserRow.email == email.lower()))).scalar_one_or_none()
+        return _record(row) if row else None
 
     async def by_username(self, username: str) -> UserRecord | None:
         async with self._repo.reading() as session:

@@ -22,7 +22,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The routes that move file bodies, as route templates (what ``route`` labels
 # carry); a unit test checks each exists in the master's app.
 UPLOAD_ROUTES = frozenset({("POST", "/api/v1/files/upload"),
-                           ("PUT", "/api/v1/files/content/{path}")})
+                           ("POST", "/api/v1/files/upload/consistency"),
+                           ("PUT", "/api/v1/files/content/{path}"),
+                           # A resumable upload finishes when its session completes.
+                           ("POST", "/api/v1/files/upload/{session_id}/complete")})
 DOWNLOAD_ROUTES = frozenset({("GET", "/api/v1/files/{file_id}/download"),
                              ("GET", "/api/v1/files/content/{path}")})
 # aiohttp's status for a client that went away before the response was done

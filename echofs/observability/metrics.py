@@ -41,7 +41,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from echofs.core.errors import ChunkMissing
@@ -93,6 +93,10 @@ DEDUP_BYTES = Counter("echofs_dedup_bytes", "Raw bytes of deduplicated chunks.")
 STALE_READS = Counter("echofs_stale_reads",
                       "Reads answered with an older version than the latest committed one "
                       "(responses marked X-EchoFS-Stale: true).")
+UPLOAD_SESSION_EVENTS = Counter(
+    "echofs_upload_session_events",
+    "Resumable upload sessions: created, part_stored, part_refused (digest or size did not "
+    "match), completed, aborted, expired.", ["event"])
 MASTER_CHUNK_BYTES_SENT = Counter(
     "echofs_master_chunk_bytes_sent",
     "Chunk frame bytes the master sent to workers, by path (direct: one put per copy; "
@@ -297,6 +301,14 @@ async def render() -> bytes:
     await _STATE.refresh()
     await _CONTROLLER_STATE.refresh()
     return generate_latest(REGISTRY)
+
+
+async def collect() -> list[Metric]:
+    """Every family of this process, state refreshed first (what ``/metrics``
+    renders, as objects: the dashboard JSON is computed from these)."""
+    await _STATE.refresh()
+    await _CONTROLLER_STATE.refresh()
+    return list(REGISTRY.collect())
 
 
 @contextmanager

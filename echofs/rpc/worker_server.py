@@ -85,10 +85,12 @@ class WorkerGrpcService(WorkerServiceBase):
         if len(frame) <= PART_SIZE:
             yield ChunkPart(data=frame, total_size=len(frame))
             return
+        # Parts are views into the frame: serialising a part copies it into
+        # its message once, with no copy of its own first.
         view = memoryview(frame)
-        yield ChunkPart(data=bytes(view[:PART_SIZE]), total_size=len(frame))
+        yield ChunkPart(data=view[:PART_SIZE], total_size=len(frame))  # type: ignore[arg-type]
         for offset in range(PART_SIZE, len(frame), PART_SIZE):
-            yield ChunkPart(data=bytes(view[offset : offset + PART_SIZE]))
+            yield ChunkPart(data=view[offset : offset + PART_SIZE])  # type: ignore[arg-type]
 
     async def delete_chunk(self, message: ChunkRef) -> DeleteChunkResponse:
         try:

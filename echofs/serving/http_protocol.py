@@ -131,6 +131,11 @@ class GuardedRequestHandler(RequestHandler):
 
     # -- connection ---------------------------------------------------------------
 
+    @property
+    def open_connections(self) -> int:
+        """Connections this server holds open now, this one included."""
+        return self._connections.open
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if not self._connections.try_open():
             self._refuse(cast(asyncio.Transport, transport))

@@ -1,27 +1,24 @@
 """What a worker does with chunks, whatever transport reaches it.
 
 The service verifies every frame it is given before storing it (a frame
-damaged in transit is refused, not persisted) and counts its load. Transports
+damaged in transit is refused, not persisted; one frame object given to
+several workers of one process is checked once, see
+:mod:`echofs.worker.verified_frames`) and counts its load. Transports
 (in-process calls today, gRPC in a cluster) are thin layers over it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from echofs.core.chunk_codec import verify_frame
 from echofs.core.errors import ChunkMissing, CorruptChunk
 from echofs.core.vocabulary import Verdict
 from echofs.core.worker_status import WorkerStatus
 from echofs.observability.metrics import store_operation, untrack
 from echofs.observability.state import track_worker
 from echofs.worker.stores.base import ChunkStore
-
-# Frames this small are verified on the event loop: a thread hop would cost
-# more than hashing them.
-_VERIFY_ON_LOOP = 64 * 1024
+from echofs.worker.verified_frames import PROCESS_FRAMES
 
 
 class WorkerService:
@@ -42,7 +39,7 @@ class WorkerService:
     async def put_chunk(self, chunk_id: str, frame: bytes) -> None:
         self._inflight += 1
         try:
-            await _verify(frame, chunk_id)
+            await PROCESS_FRAMES.verify(frame, chunk_id)
             with store_operation(self.worker_id, "put"):
                 await self.store.put(chunk_id, frame)
         finally:
@@ -68,7 +65,7 @@ class WorkerService:
             # The store's own checksum may hold while the frame is still not
             # this chunk (a store without one, or damage before it was
             # checksummed): the digest decides.
-            await _verify(frame, chunk_id)
+            await PROCESS_FRAMES.verify(frame, chunk_id)
         except ChunkMissing:
             return Verdict.MISSING
         except CorruptChunk:  # from the store's checksum or the digest
@@ -92,9 +89,3 @@ class WorkerService:
             self.worker_id, self.store.description, usage, self._inflight, self.started_at
         )
 
-
-async def _verify(frame: bytes, chunk_id: str) -> None:
-    if len(frame) < _VERIFY_ON_LOOP:
-        verify_frame(frame, chunk_id)
-    else:
-        await asyncio.to_thread(verify_frame, frame, chunk_id)

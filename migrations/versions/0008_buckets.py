@@ -6,7 +6,7 @@ version of its file; access keys hold their secrets encrypted (see
 echofs.auth.access_keys).
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2027-03-01 10:00:00.000000
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0005"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -37,6 +37,13 @@ def test_quick_throughput_run_measures_every_target(tmp_path):
         assert small["put_ops_s"] > 0 and small["get_ops_s"] > 0, target
         assert data[target]["latency_10mib"]["upload_ms"] > 0, target
     assert data["embedded_rf3"]["rss"]["rss_peak_mb"] > 0
+    for target in ("embedded_rf1", "embedded_rf3", "cluster_rf3"):
+        assert data[target]["large"]["upload_master_cpu_s_per_gib"] > 0, target
+    cluster = data["cluster_rf3"]["large"]
+    assert cluster["upload_cluster_cpu_s_per_gib"] > cluster["upload_master_cpu_s_per_gib"]
+    # The write pipeline: each uploaded byte leaves the master about once
+    # (a strong write's frames of 64 KiB or less still go to every target).
+    assert 0.9 < data["cluster_rf3"]["large"]["upload_master_egress_per_mib"] < 1.5
     assert data["disk"]["write_mb_s"] > 0
     text = markdown.read_text()
     assert "| large upload, embedded RF=1 |" in text

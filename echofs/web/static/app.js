@@ -793,6 +793,10 @@
     const item = el("li", { class: "upload", dataset: { path: target, state: "running" } },
       el("span", { class: "name" }, target), bar, status);
     $("uploads").prepend(item);
+    if (file.size > resumableAbove()) {
+      uploadResumable(file, target, { item, bar, status });
+      return;
+    }
     const started = performance.now();
     const xhr = new XMLHttpRequest();
     xhr.open("PUT", `${API}/files/content/${filePath(target)}`);
@@ -828,6 +832,166 @@
       status.classList.add("error");
     });
     xhr.send(file);
+  }
+
+  // -- resumable uploads (upload sessions) ---------------------------------------------
+  // A large file goes in parts: each part is sent (and re-sent after a dropped
+  // connection) on its own, with its SHA-256 when the browser can compute it,
+  // and the session id is kept in localStorage under the file's name, size and
+  // modification time, so choosing the same file again resumes it.
+
+  const RESUMABLE_ABOVE = 64 * 1024 * 1024;
+  const PARTS_AT_ONCE = 3;
+  const PART_ATTEMPTS = 8;
+  const SESSION_PREFIX = "echofs.upload:";
+
+  function resumableAbove() {
+    const set = Number(localStorage.getItem("echofs.resumableAbove"));
+    return Number.isFinite(set) && set > 0 ? set : RESUMABLE_ABOVE;
+  }
+
+  function sessionKey(file, target) {
+    return `${SESSION_PREFIX}${target}|${file.size}|${file.lastModified}`;
+  }
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  async function hexDigest(blob) {
+    if (!(window.crypto && crypto.subtle)) return null;  // not a secure context
+    const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
+    return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  // One part by XMLHttpRequest (for its progress); resolves with the HTTP
+  // status and body, status 0 when the connection failed.
+  function sendPart(sessionId, index, blob, sha256, onProgress) {
+    return new Promise((resolve) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("PUT", `${API}/files/upload/${sessionId}/parts/${index}`);
+      for (const [key, value] of Object.entries(authHeaders())) xhr.setRequestHeader(key, value);
+      xhr.setRequestHeader("Content-Type", "application/octet-stream");
+      if (sha256) xhr.setRequestHeader("X-EchoFS-SHA256", sha256);
+      xhr.upload.addEventListener("progress", (event) => onProgress(event.loaded));
+      xhr.addEventListener("load", () => {
+        let body = null;
+        try { body = JSON.parse(xhr.responseText); } catch (_) { /* keep null */ }
+        resolve({ status: xhr.status, body });
+      });
+      xhr.addEventListener("error", () => resolve({ status: 0, body: null }));
+      xhr.addEventListener("abort", () => resolve({ status: 0, body: null }));
+      xhr.send(blob);
+    });
+  }
+
+  async function openSession(file, target) {
+    const key = sessionKey(file, target);
+    const known = localStorage.getItem(key);
+    if (known) {
+      try {
+        const session = await api("GET", `/files/upload/${known}`);
+        if (session.file_size === file.size) return { session, resumed: true };
+      } catch (error) {
+        if (!(error instanceof ApiError) || error.status !== 404) throw error;
+      }
+      localStorage.removeItem(key);
+    }
+    const session = await api("POST", "/files/upload/init",
+      { json: { path: target, file_size: file.size } });
+    localStorage.setItem(key, session.session_id);
+    return { session: { ...session, received: [] }, resumed: false };
+  }
+
+  async function uploadResumable(file, target, { item, bar, status }) {
+    const fail = (message) => {
+      item.dataset.state = "failed";
+      status.textContent = message;
+      status.classList.add("error");
+    };
+    let opened;
+    try {
+      opened = await openSession(file, target);
+    } catch (error) {
+      fail(error instanceof ApiError ? error.message : "network error");
+      return;
+    }
+    const { session, resumed } = opened;
+    const id = session.session_id;
+    const step = session.chunk_size;
+    item.dataset.sessionId = id;
+    const held = new Set(session.received || []);
+    const sizeOf = (n) => Math.max(0, Math.min(step, file.size - n * step));
+    let done = 0;
+    for (const n of held) done += sizeOf(n);
+    const inFlight = new Map();
+    const show = () => {
+      let sent = done;
+      for (const loaded of inFlight.values()) sent += loaded;
+      bar.value = file.size ? Math.floor((sent / file.size) * 100) : 100;
+      status.textContent = `${formatBytes(sent)} of ${formatBytes(file.size)}`
+        + (resumed ? ` · resumed (${held.size} of ${session.total_chunks} parts held)` : "")
+        + (item.dataset.retrying ? " · connection lost, retrying…" : "");
+    };
+    show();
+    const missing = [];
+    for (let n = 0; n < session.total_chunks; n += 1) if (!held.has(n)) missing.push(n);
+    let failure = null;
+
+    async function sendOne(n) {
+      const blob = file.slice(n * step, n * step + sizeOf(n));
+      const sha256 = await hexDigest(blob);
+      for (let attempt = 0; attempt < PART_ATTEMPTS; attempt += 1) {
+        const answer = await sendPart(id, n, blob, sha256, (loaded) => {
+          inFlight.set(n, loaded);
+          show();
+        });
+        inFlight.delete(n);
+        if (answer.status === 200) {
+          delete item.dataset.retrying;
+          done += blob.size;
+          show();
+          return;
+        }
+        const transient = answer.status === 0 || answer.status >= 500
+          || answer.status === 408 || answer.status === 429;
+        if (!transient) {
+          throw new Error(answer.body && answer.body.error ? answer.body.error.message
+            : `HTTP ${answer.status}`);
+        }
+        item.dataset.retrying = "true";
+        show();
+        await sleep(Math.min(30000, 500 * 2 ** attempt));
+      }
+      throw new Error("connection lost; choose the same file again to resume");
+    }
+
+    async function worker() {
+      while (missing.length && !failure) {
+        const n = missing.shift();
+        try {
+          await sendOne(n);
+        } catch (error) {
+          failure = failure || error;
+        }
+      }
+    }
+
+    await Promise.all(Array.from({ length: PARTS_AT_ONCE }, worker));
+    if (failure) {
+      fail(failure.message);
+      return;
+    }
+    try {
+      const body = await api("POST", `/files/upload/${id}/complete`, { json: {} });
+      localStorage.removeItem(sessionKey(file, target));
+      bar.value = 100;
+      item.dataset.state = "done";
+      status.textContent = `done · v${body.version} · ${body.mode}`
+        + (resumed ? " · resumed" : "");
+      setTimeout(() => item.remove(), 6000);
+      refreshFiles();
+    } catch (error) {
+      fail(error instanceof ApiError ? error.message : "network error; choose the file again");
+    }
   }
 
   function setUpDropzone() {

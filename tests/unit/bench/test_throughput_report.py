@@ -92,3 +92,23 @@ def test_a_run_without_swift_says_so_in_its_cells():
     assert rows["4 KiB reads/s, embedded"][2] == "not measured"
     assert rows["4 KiB reads/s, embedded"][4:6] == ["0.25x", "not measured"]
     assert rows["10 MiB upload / download, embedded RF=3"][2] == "not measured"
+
+
+def test_the_masters_cost_of_an_upload_is_reported():
+    results = _results()
+    results["embedded_rf3"]["large"]["upload_master_cpu_s_per_gib"] = 3.456
+    results["cluster_rf3"]["large"].update(upload_master_cpu_s_per_gib=5.5,
+                                           upload_cluster_cpu_s_per_gib=27.04,
+                                           upload_master_egress_per_mib=1.031)
+    rows = _rows(render_markdown(results, "echofs bench throughput"))
+    assert rows["master CPU per GiB of large uploads, embedded RF=3 / cluster RF=3"][3] == \
+        "3.46 s / 5.50 s"
+    assert rows["CPU per GiB of large uploads, whole cluster RF=3 (master, workers, "
+                "controller)"][3] == "27.0 s"
+    egress = rows["master chunk egress per MiB uploaded, cluster RF=3"]
+    assert egress[3] == "1.03 MiB" and egress[6] == "≤ 1.1 MiB"
+
+
+def test_a_report_from_before_the_masters_cost_was_measured_says_so():
+    rows = _rows(render_markdown(_results(), "echofs bench throughput"))
+    assert rows["master chunk egress per MiB uploaded, cluster RF=3"][3] == "not measured"

@@ -12,9 +12,10 @@ from echofs.core.chunk_codec import encode_chunk
 from echofs.core.errors import ChunkUnavailable
 from echofs.core.manifest import ChunkRef, VersionRecord
 from echofs.core.ranges import ByteRange
-from echofs.core.vocabulary import ReplicationReason
+from echofs.core.vocabulary import Liveness, ReplicationReason
 from echofs.master.chunk_io import ChunkIO
 from echofs.master.download import ChunkReader, stream_version
+from echofs.master.read_striping import stripe_base
 from echofs.testing.fakes import FakeRepository, FakeWorkerClient, PinnedRegistry
 
 
@@ -280,3 +281,116 @@ async def test_a_hedge_that_fails_leaves_the_first_read_to_finish():
     assert not read.done() and cluster.workers["w2"].get.calls == 1
     cluster.workers["w1"].get.release()
     assert await read == raw
+
+
+# -- striping ---------------------------------------------------------------------------
+
+
+def _replicated_version(cluster: Cluster, chunks: int, size: int) -> tuple[VersionRecord, bytes]:
+    """A version of ``chunks`` chunks, each on every worker of ``cluster``."""
+    data = os.urandom(chunks * size)
+    workers = tuple(cluster.workers)
+    refs = [cluster.store(data[i * size:(i + 1) * size], i, i * size, *workers)
+            for i in range(chunks)]
+    return VersionRecord("f", 1, len(data), "0" * 64, chunks, "strong", 1, 0.0,
+                         tuple(refs)), data
+
+
+async def _download(cluster: Cluster, version: VersionRecord,
+                    byte_range: ByteRange | None = None) -> bytes:
+    return b"".join([piece async for piece in
+                     stream_version(cluster.reader, version, byte_range, 4)])
+
+
+async def test_a_large_file_is_read_from_all_its_replicas_at_once():
+    cluster = Cluster("w1", "w2", "w3")
+    version, data = _replicated_version(cluster, 9, 100 * 1024)
+    assert await _download(cluster, version) == data
+    # Consecutive chunks from consecutive replicas: each asked for a third.
+    assert [cluster.workers[w].get.calls for w in ("w1", "w2", "w3")] == [3, 3, 3]
+
+
+async def test_striping_skips_a_suspect_replica_and_still_falls_back_to_it():
+    cluster = Cluster("w1", "w2", "w3")
+    version, data = _replicated_version(cluster, 6, 1000)
+    cluster.registry.pin("w2", Liveness.SUSPECT)
+    assert await _download(cluster, version) == data
+    assert [cluster.workers[w].get.calls for w in ("w1", "w2", "w3")] == [3, 0, 3]
+    # The healthy ones fail: the suspect copy is still read rather than none.
+    cluster.workers["w1"].get.fail()
+    cluster.workers["w3"].get.fail()
+    assert await _download(cluster, version) == data
+    assert cluster.workers["w2"].get.calls == 6
+
+
+async def test_a_corrupt_replica_in_the_stripe_is_never_served_and_is_repaired():
+    cluster = Cluster("w1", "w2", "w3")
+    version, data = _replicated_version(cluster, 6, 100 * 1024)
+    cluster.workers["w2"].get.corrupt()
+    assert await _download(cluster, version) == data
+    # The chunks w2 was asked for first came from the next replica instead,
+    # and only w2's copies of them are queued for repair.
+    firsts = [r for r in version.chunks
+              if cluster.reader.read_order(r, stripe_base("f", 1) + r.seq)[0] == "w2"]
+    assert len(firsts) == 2 and cluster.workers["w2"].get.calls == 2
+    for ref in version.chunks:
+        expected = {"w2": ReplicationReason.READ_REPAIR_CORRUPT} if ref in firsts else {}
+        assert cluster.repo.targets(ref.chunk_id) == expected
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, 250_000), (99_999, 100_000), (150_000, 599_999)])
+async def test_ranges_over_striped_views_are_exact(start, end):
+    cluster = Cluster("w1", "w2", "w3")
+    version, data = _replicated_version(cluster, 6, 100 * 1024)
+    assert await _download(cluster, version, ByteRange(start, end)) == data[start:end + 1]
+
+
+async def test_an_uncompressed_chunk_is_handed_on_without_a_copy():
+    cluster = Cluster("w1")
+    raw = os.urandom(200 * 1024)
+    ref = cluster.store(raw, 0, 0, "w1")
+    got = await cluster.reader.read(ref)
+    # A view into the frame the worker sent, after verification.
+    assert isinstance(got, memoryview) and got == raw
+
+
+async def test_a_replica_far_slower_than_the_others_is_left_out_of_the_stripe():
+    cluster = Cluster("w1", "w2", "w3")
+    latencies = cluster.reader.chunk_io.read_latencies
+    for _ in range(10):  # w3 is in another zone: 200 ms a read, the others 2
+        latencies.observe("w1", 0.002)
+        latencies.observe("w2", 0.003)
+        latencies.observe("w3", 0.2)
+    version, data = _replicated_version(cluster, 6, 1000)
+    assert await _download(cluster, version) == data
+    assert [cluster.workers[w].get.calls for w in ("w1", "w2", "w3")] == [3, 3, 0]
+    # Still a replica: asked when the near ones cannot answer.
+    ref = version.chunks[0]
+    assert cluster.reader.read_order(ref, 0)[-1] == "w3"
+    # Replicas a little apart (noise, load) all stay in.
+    for _ in range(64):
+        latencies.observe("w3", 0.008)
+    calls = cluster.workers["w3"].get.calls
+    assert await _download(cluster, version) == data
+    assert cluster.workers["w3"].get.calls - calls == 2
+
+
+async def test_a_hung_replica_in_the_stripe_is_hedged_and_then_left_out():
+    cluster = Cluster("w1", "w2", "w3")
+    latencies = cluster.reader.chunk_io.read_latencies
+    for _ in range(10):
+        for worker_id in ("w1", "w2", "w3"):
+            latencies.observe(worker_id, 0.005)
+    version, data = _replicated_version(cluster, 12, 1000)
+    cluster.workers["w2"].get.hang()
+    started = _hedges("started")
+    loop = asyncio.get_running_loop()
+    begun = loop.time()
+    assert await _download(cluster, version) == data
+    assert loop.time() - begun < 1.0  # hedging delays, not the read timeout
+    assert _hedges("started") > started
+    # Only the reads that started at w2 before its first hedge went to it:
+    # hedged around, it is lagging and out of the stripe.
+    assert 1 <= cluster.workers["w2"].get.calls <= 2
+    assert cluster.workers["w2"].get.waiting == 0  # the hung reads were cancelled
+    cluster.workers["w2"].get.release()

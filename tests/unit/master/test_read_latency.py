@@ -27,3 +27,13 @@ def test_a_hedged_around_worker_is_read_last_until_it_answers():
     assert latencies.order(["w1", "w2", "w3"]) == ["w2", "w3", "w1"]
     latencies.observe("w1", 0.004)
     assert latencies.order(["w1", "w2", "w3"]) == ["w1", "w2", "w3"]
+
+
+def test_typical_latency_is_the_recent_median_once_there_are_enough_reads():
+    latencies = ReadLatencies(min_delay=0.02, max_delay=1.0)
+    assert latencies.typical("w1") is None
+    for seconds in (0.001, 0.002, 0.003, 0.5):
+        latencies.observe("w1", seconds)
+    assert latencies.typical("w1") is None  # too few to say
+    latencies.observe("w1", 0.004)
+    assert latencies.typical("w1") == 0.003  # one slow read does not move it

@@ -28,6 +28,9 @@ TABLES = {
     "controller_settings",
     "mode_transitions",
     "users",
+    "upload_sessions",
+    "upload_parts",
+    "upload_part_chunks",
     # S3 (0008)
     "buckets",
     "object_meta",

@@ -146,3 +146,21 @@ async def test_drop_orphaned_replication_only_drops_untouched_unreferenced_chunk
     assert await repo.drop_orphaned_replication(tasks[claimed.chunk_id], future())
     [left] = await repo.due_replications()
     assert left.chunk_id == committed.chunk_id
+
+
+async def test_replication_breakdown_by_reason_target_and_due(repo: MetadataRepository) -> None:
+    empty = await repo.replication_breakdown()
+    assert (empty.by_reason, empty.by_target, empty.due_now, empty.max_attempts) == (
+        {}, {}, 0, 0)
+    a, b = chunk("a"), chunk("b")
+    await upload(repo, chunks=[a, b])
+    await repo.enqueue_replication(a.chunk_id, "w2", ReplicationReason.HINTED_HANDOFF)
+    await repo.enqueue_replication(a.chunk_id, "w3", ReplicationReason.REHOME)
+    await repo.enqueue_replication(b.chunk_id, "w2", ReplicationReason.HINTED_HANDOFF)
+    [later, *_] = [t for t in await repo.due_replications() if t.target_worker == "w3"]
+    await repo.retry_replication(later, 3600.0)  # not due for an hour, one attempt made
+    found = await repo.replication_breakdown()
+    assert found.by_reason == {ReplicationReason.HINTED_HANDOFF.value: 2,
+                               ReplicationReason.REHOME.value: 1}
+    assert found.by_target == {"w2": 2, "w3": 1}
+    assert found.due_now == 2 and found.max_attempts == 1

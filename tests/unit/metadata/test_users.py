@@ -85,3 +85,21 @@ async def test_accounts_made_before_generations_start_at_zero(tmp_path: Path) ->
         assert old is not None and old.token_generation == 0
     finally:
         await repo.close()
+
+
+async def test_email_is_stored_lowercased_unique_and_found(repo: MetadataRepository) -> None:
+    users = UsersRepository(repo)
+    alice = await users.create("alice", "hash-a", email="Alice@Example.COM")
+    assert alice.email == "alice@example.com"
+    assert (await users.by_email("ALICE@example.com")).user_id == alice.user_id
+    assert (await users.by_id(alice.user_id)).email == "alice@example.com"
+    with pytest.raises(Conflict) as taken:
+        await users.create("alice2", "hash-b", email="alice@EXAMPLE.com")
+    assert taken.value.code == "email_taken"
+    with pytest.raises(Conflict) as taken:
+        await users.create("alice", "hash-b", email="other@example.com")
+    assert taken.value.code == "username_taken"
+    # Accounts without an address do not collide with each other.
+    assert (await users.create("bob", "hash-b")).email is None
+    assert (await users.create("carol", "hash-c")).email is None
+    assert await users.by_email("nobody@example.com") is None

@@ -186,7 +186,13 @@ async def test_writes_fail_while_the_root_is_not_a_folder(open_store: OpenStore,
     store = await open_store()
     enc = chunk("x")
     await store.put(enc.chunk_id, enc.frame)
-    shutil.rmtree(root)
+    # The store's own background work (its index snapshot) may still be
+    # writing into the folder, so removing it can meet a file made meanwhile.
+    for _ in range(100):
+        shutil.rmtree(root, ignore_errors=True)
+        if not root.exists():
+            break
+        await asyncio.sleep(0.01)
     root.write_bytes(b"not a directory")
     other = chunk("y")
     for _ in range(2):
