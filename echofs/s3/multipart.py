@@ -189,13 +189,17 @@ class MultipartOperations:
             # A retried complete: the object it made, as the first answer said.
             return _xml(mxml.complete_result(location, bucket.name, upload.key,
                                              await self._completed_etag(status.session)))
-        etag = _multipart_etag(_chosen(named, {p.part: p for p in status.parts}))
+        chosen = _chosen(named, {p.part: p for p in status.parts})
+        etag = _multipart_etag(chosen)
         meta = ObjectMeta(etag, upload.headers, upload.user_meta)
 
         async def commit() -> bytes:
             with _session_errors(call):
-                done = await self.sessions.complete(upload.upload_id, bucket.owner,
-                                                    parts=[p.number for p in named])
+                # The parts whose ETags were checked, and no other: one sent
+                # again meanwhile fails the complete (InvalidPart).
+                done = await self.sessions.complete(
+                    upload.upload_id, bucket.owner, parts=[p.part for p in chosen],
+                    part_blake3={p.part: p.blake3 for p in chosen})
             await self.buckets.put_meta(done.file.file_id, done.version.version, meta)
             info = facts(request)
             info.file_id, info.mode, info.bytes = (done.file.file_id, done.version.mode,
@@ -362,6 +366,8 @@ def _session_errors(call: Call) -> Iterator[None]:
         if exc.code == "session_completed":
             raise S3Error("NoSuchUpload", "the upload is already completed",
                           resource=call.target.resource) from None
+        if exc.code == "parts_changed":
+            raise S3Error("InvalidPart", exc.message) from None
         raise S3Error("InvalidRequest", exc.message, status=409) from None
     except BadRequest as exc:
         raise S3Error("InvalidArgument", exc.message) from None

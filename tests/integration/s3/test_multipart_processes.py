@@ -1,24 +1,34 @@
 """S3 multipart across accounts and processes: another account's upload id is
-NoSuchUpload (its bucket AccessDenied); on a process cluster of two masters
+NoSuchUpload (its bucket AccessDenied); parts in signed aws-chunked bodies and
+with boto3's trailing checksums over HTTPS; on a process cluster of two masters
 sharing PostgreSQL, an upload created through one master takes parts
 through both and is listed, completed and read through either."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.client
+import io
 import os
 import secrets
 import uuid
+import zlib
 
 import boto3
 import pytest
+from boto3.s3.transfer import TransferConfig
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from echofs.testing.cluster import ProcessCluster
 from echofs.testing.s3 import OPEN_KEY, OPEN_SECRET
 
 MIB = 1024 * 1024
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 def _code(error: pytest.ExceptionInfo[ClientError]) -> str:
@@ -108,3 +118,103 @@ def test_one_upload_through_two_masters(cluster):
         MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e}
                                    for n, e in enumerate(etags, 1)]})
     assert again["ETag"] == done["ETag"]
+
+
+# -- aws-chunked parts -------------------------------------------------------------------------
+
+
+class _StreamingAuth(S3SigV4Auth):
+    def __init__(self, credentials: Credentials, payload: str) -> None:
+        super().__init__(credentials, "s3", "us-east-1")
+        self._payload = payload
+
+    def payload(self, request):  # type: ignore[no-untyped-def]
+        return self._payload
+
+
+def _put_signed_chunks(node, key_id: str, secret: str, path: str, data: bytes, *,  # type: ignore[no-untyped-def]
+                       trailer: bool, tamper: int | None = None) -> tuple[int, bytes]:
+    """A PUT whose aws-chunked body signs every chunk (and the CRC32 trailer),
+    as the Java and Go SDKs send parts over HTTP."""
+    mode = ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" if trailer
+            else "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
+    pieces = [data[i:i + 65536] for i in range(0, len(data), 65536)] + [b""]
+    headers = {"Content-Encoding": "aws-chunked",
+               "X-Amz-Decoded-Content-Length": str(len(data))}
+    if trailer:
+        headers["X-Amz-Trailer"] = "x-amz-checksum-crc32"
+    request = AWSRequest(method="PUT", url=f"{node.endpoint}{path}", headers=headers)
+    signer = _StreamingAuth(Credentials(key_id, secret), mode)
+    signer.add_auth(request)
+    previous = request.headers["Authorization"].rsplit("Signature=", 1)[1]
+    stamp = request.context["timestamp"]
+    scope = f"{stamp[:8]}/us-east-1/s3/aws4_request"
+    body = b""
+    for index, piece in enumerate(pieces):
+        text = (f"AWS4-HMAC-SHA256-PAYLOAD\n{stamp}\n{scope}\n{previous}\n{EMPTY_SHA256}\n"
+                + hashlib.sha256(piece).hexdigest())
+        signature = signer.signature(text, request)
+        sent = piece if index != tamper else b"X" + piece[1:]
+        body += f"{len(piece):x};chunk-signature={signature}\r\n".encode() + sent
+        body += b"\r\n" if piece or not trailer else b""
+        previous = signature
+    if trailer:
+        crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        line = f"x-amz-checksum-crc32:{crc}\n"
+        text = (f"AWS4-HMAC-SHA256-TRAILER\n{stamp}\n{scope}\n{previous}\n"
+                + hashlib.sha256(line.encode()).hexdigest())
+        body += (f"x-amz-checksum-crc32:{crc}\r\n"
+                 f"x-amz-trailer-signature:{signer.signature(text, request)}\r\n\r\n").encode()
+    connection = http.client.HTTPConnection("127.0.0.1", node.s3_port, timeout=30)
+    connection.request("PUT", path, body=body, headers={
+        **dict(request.headers.items()), "Content-Length": str(len(body))})
+    answer = connection.getresponse()
+    result = answer.status, answer.read()
+    connection.close()
+    return result
+
+
+@pytest.mark.parametrize("trailer", [False, True])
+def test_parts_in_signed_chunks_are_verified(accounts_node, trailer):
+    name = "c" + secrets.token_hex(4)
+    token = accounts_node.rest("POST", "/api/v1/auth/register",
+                               {"username": name, "password": "chunky password"})["token"]
+    key = accounts_node.rest("POST", "/api/v1/auth/keys", {}, token=token)
+    key_id, secret = key["access_key_id"], key["secret_access_key"]
+    client = accounts_node.client(key_id, secret)
+    bucket = "mp-chunks-" + secrets.token_hex(4)
+    client.create_bucket(Bucket=bucket)
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key="k")["UploadId"]
+    data = os.urandom(300_000)
+    status, answer = _put_signed_chunks(
+        accounts_node, key_id, secret, f"/{bucket}/k?partNumber=1&uploadId={upload_id}", data,
+        trailer=trailer)
+    assert status == 200, answer
+    status, answer = _put_signed_chunks(
+        accounts_node, key_id, secret, f"/{bucket}/k?partNumber=2&uploadId={upload_id}", data,
+        trailer=trailer, tamper=2)
+    assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in answer
+    parts = client.list_parts(Bucket=bucket, Key="k", UploadId=upload_id)["Parts"]
+    assert [(p["PartNumber"], p["ETag"]) for p in parts] == \
+        [(1, f'"{hashlib.md5(data).hexdigest()}"')]
+
+
+def test_boto3_default_trailing_checksum_on_parts_over_https(tls_node):
+    """Over HTTPS boto3 sends each part aws-chunked with a trailing CRC32."""
+    client = tls_node.client()
+    sent: list[dict[str, str]] = []
+    client.meta.events.register(
+        "before-send.s3.UploadPart",
+        lambda request, **_: sent.append({k.lower(): (v.decode() if isinstance(v, bytes)
+                                                      else v)
+                                          for k, v in request.headers.items()}))
+    client.create_bucket(Bucket="mp-tls")
+    body = os.urandom(6 * MIB)
+    with io.BytesIO(body) as source:
+        client.upload_fileobj(source, "mp-tls", "k", Config=TransferConfig(
+            multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB))
+    assert len(sent) == 2
+    assert all(s["x-amz-content-sha256"] == "STREAMING-UNSIGNED-PAYLOAD-TRAILER" and
+               "aws-chunked" in s["content-encoding"] for s in sent)
+    got = client.get_object(Bucket="mp-tls", Key="k")
+    assert got["Body"].read() == body and got["ETag"].endswith('-2"')
