@@ -139,7 +139,8 @@ class MasterRole:
                            accounts=not self.auth.open, region=settings.s3_region,
                            domains=settings.s3_domains, max_size=settings.max_upload_size,
                            read_ahead=settings.read_ahead, cache=self.cache,
-                           per_minute=settings.rate_limit_per_minute)
+                           per_minute=settings.rate_limit_per_minute,
+                           sessions=self.upload_sessions)
         self.s3_port: int | None = None  # bound once started; None: not served
         self._running = AsyncExitStack()
 

@@ -27,7 +27,7 @@ import hashlib
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import blake3
@@ -260,11 +260,14 @@ class UploadSessionService:
 
     async def complete(self, session_id: str, owner: str | None,
                        file_blake3: str | None = None,
-                       parts: Sequence[int] | None = None) -> CompletedUpload:
+                       parts: Sequence[int] | None = None,
+                       part_blake3: Mapping[int, str] | None = None) -> CompletedUpload:
         """Make the session's parts its file's next version (answers the same
         version again if it is already completed). A fixed layout needs all
         its parts; a free one is made of ``parts`` (ascending; default:
-        every part held), and held parts not named are dropped."""
+        every part held), and held parts not named are dropped.
+        ``part_blake3``: the parts as the caller checked them (S3 compares
+        ETags first); a part sent again since is a 409, not committed."""
         status = await self.status(session_id, owner)
         session = status.session
         if session.state == SessionState.COMPLETED:
@@ -277,6 +280,10 @@ class UploadSessionService:
             more = "…" if len(absent) > 20 else ""
             raise Conflict(f"{len(absent)} part(s) missing: {shown}{more}",
                            code="parts_missing")
+        if part_blake3 is not None and any(held[n].blake3 != part_blake3.get(n)
+                                           for n in chosen):
+            raise Conflict("a part was sent again after it was checked; complete again",
+                           code="parts_changed")
         size = sum(held[n].size for n in chosen)
         if size > self.settings.max_upload_size:
             raise PayloadTooLarge(f"file of {size} bytes exceeds the "

@@ -313,3 +313,18 @@ class AccessKeyRow(Base):
     user_id: Mapped[str] = mapped_column(String(32), index=True)
     secret_sealed: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[float] = mapped_column(Epoch)
+
+
+class S3UploadRow(Base):
+    """An S3 multipart upload: the upload session it is, its bucket and key,
+    and the content headers and user metadata (JSON) its object gets. Goes
+    with its session (cascade) when that is aborted or expires."""
+
+    __tablename__ = "s3_uploads"
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("upload_sessions.id", ondelete="CASCADE"), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(63))
+    key: Mapped[str] = mapped_column(String(1024))
+    headers: Mapped[str] = mapped_column(Text)
+    user_meta: Mapped[str] = mapped_column(Text)
+    __table_args__ = (Index("ix_s3_uploads_bucket_key", "bucket", "key"),)

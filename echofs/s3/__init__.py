@@ -17,5 +17,6 @@ Modules, by what they hold:
 - ``buckets``     bucket operations
 - ``objects``     object operations
 - ``listing``     ListObjects v1 and v2
+- ``multipart``   multipart uploads, on the upload-session service (``multipart_xml``: their XML)
 - ``server``      the aiohttp app, its middleware (errors, request ids, metrics, log)
 """

@@ -39,6 +39,7 @@ from echofs.core.errors import (
     Unavailable,
 )
 from echofs.master.files import FileService
+from echofs.master.upload_sessions import UploadSessionService
 from echofs.metadata.buckets import BucketsRepository
 from echofs.observability.request_id import HTTP_HEADER as REQUEST_ID_HEADER
 from echofs.observability.request_id import accept_request_id
@@ -48,6 +49,7 @@ from echofs.s3.buckets import BucketOperations
 from echofs.s3.credentials import Credentials
 from echofs.s3.errors import S3Error, error_document
 from echofs.s3.listing import Listing
+from echofs.s3.multipart import MultipartOperations
 from echofs.s3.objects import ObjectOperations
 from echofs.s3.routing import OPERATIONS, Call, Target, operation_of, target_of
 from echofs.s3.sigv2 import SignedV2, is_v2, parse_v2
@@ -83,7 +85,7 @@ class S3Server:
     def __init__(self, files: FileService, buckets: BucketsRepository,
                  keys: AccessKeys, *, accounts: bool, region: str, domains: tuple[str, ...],
                  max_size: int, read_ahead: int, cache: Cache | None = None,
-                 per_minute: int = 0) -> None:
+                 per_minute: int = 0, sessions: UploadSessionService | None = None) -> None:
         self.credentials = Credentials(keys, accounts=accounts)
         # RATE_LIMIT_PER_MINUTE counts S3 requests too, per account, in the
         # same counters as the REST API's (Redis when configured).
@@ -111,6 +113,9 @@ class S3Server:
             "DeleteObject": objects.delete_object,
             "DeleteObjects": objects.delete_objects,
         }
+        if sessions is not None:  # multipart uploads are upload sessions
+            self.handlers.update(MultipartOperations(files, buckets, bucket_ops, sessions,
+                                                     read_ahead=read_ahead).handlers())
 
     def app(self) -> web.Application:
         # One route for everything: S3 names operations by method, host,

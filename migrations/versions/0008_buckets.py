@@ -6,7 +6,7 @@ version of its file; access keys hold their secrets encrypted (see
 echofs.auth.access_keys).
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2027-03-01 10:00:00.000000
 """
 

@@ -63,7 +63,7 @@ def _signed(node, method: str, path: str, body: bytes = b"",
     ("PUT", "/UPPER", b"", {}, 400, "InvalidBucketName"),
     ("POST", f"/{BUCKET}/k", b"", {}, 405, "MethodNotAllowed"),
     ("PUT", f"/{BUCKET}?acl", b"", {}, 501, "NotImplemented"),
-    ("POST", f"/{BUCKET}/k?uploads", b"", {}, 501, "NotImplemented"),
+    ("PUT", f"/{BUCKET}/k?tagging", b"", {}, 501, "NotImplemented"),
 ])
 def test_refused_with_the_right_code(s3_node, method, path, body, headers, status, code):
     got_status, data = _signed(s3_node, method, path, body, headers)

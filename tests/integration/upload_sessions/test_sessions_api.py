@@ -301,7 +301,13 @@ async def test_a_free_layout_session_for_s3_style_uploads(node, http):
         await service.complete(session.session_id, None, parts=[3, 1])
     with pytest.raises(Conflict):
         await service.complete(session.session_id, None, parts=[1, 5])
-    done = await service.complete(session.session_id, None, parts=[1, 3])
+    # The parts as a caller checked them: one sent again since is refused.
+    first = (await service.status(session.session_id, None)).parts[0]
+    with pytest.raises(Conflict):
+        await service.complete(session.session_id, None, parts=[1, 3],
+                               part_blake3={1: first.blake3, 3: "0" * 64})
+    checked = {p.part: p.blake3 for p in (await service.status(session.session_id, None)).parts}
+    done = await service.complete(session.session_id, None, parts=[1, 3], part_blake3=checked)
     expected = pieces[1] + pieces[3]
     assert done.version.size == len(expected)
     assert done.version.blake3 == blake3.blake3(expected).hexdigest()

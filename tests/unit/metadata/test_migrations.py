@@ -35,6 +35,8 @@ TABLES = {
     "buckets",
     "object_meta",
     "access_keys",
+    # S3 multipart (0009)
+    "s3_uploads",
 }
 
 

@@ -1,0 +1,220 @@
+"""S3 multipart across accounts and processes: another account's upload id is
+NoSuchUpload (its bucket AccessDenied); parts in signed aws-chunked bodies and
+with boto3's trailing checksums over HTTPS; on a process cluster of two masters
+sharing PostgreSQL, an upload created through one master takes parts
+through both and is listed, completed and read through either."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import io
+import os
+import secrets
+import uuid
+import zlib
+
+import boto3
+import pytest
+from boto3.s3.transfer import TransferConfig
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from echofs.testing.cluster import ProcessCluster
+from echofs.testing.s3 import OPEN_KEY, OPEN_SECRET
+
+MIB = 1024 * 1024
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def _code(error: pytest.ExceptionInfo[ClientError]) -> str:
+    return error.value.response["Error"]["Code"]
+
+
+def _client_of_new_account(node):  # type: ignore[no-untyped-def]
+    name = "u" + secrets.token_hex(4)
+    token = node.rest("POST", "/api/v1/auth/register",
+                      {"username": name, "password": "correct horse battery"})["token"]
+    key = node.rest("POST", "/api/v1/auth/keys", {}, token=token)
+    return node.client(key["access_key_id"], key["secret_access_key"])
+
+
+def test_another_accounts_upload_is_no_such_upload(accounts_node):
+    alice, bob = _client_of_new_account(accounts_node), _client_of_new_account(accounts_node)
+    alices, bobs = "alice-" + secrets.token_hex(4), "bob-" + secrets.token_hex(4)
+    alice.create_bucket(Bucket=alices)
+    bob.create_bucket(Bucket=bobs)
+    upload_id = alice.create_multipart_upload(Bucket=alices, Key="k")["UploadId"]
+    alice.upload_part(Bucket=alices, Key="k", UploadId=upload_id, PartNumber=1, Body=b"a")
+    # Through Bob's own bucket, Alice's upload id names nothing.
+    with pytest.raises(ClientError) as refused:
+        bob.list_parts(Bucket=bobs, Key="k", UploadId=upload_id)
+    assert _code(refused) == "NoSuchUpload"
+    with pytest.raises(ClientError) as refused:
+        bob.abort_multipart_upload(Bucket=bobs, Key="k", UploadId=upload_id)
+    assert _code(refused) == "NoSuchUpload"
+    # Through Alice's bucket, Bob is refused before any upload is looked at.
+    for call in (lambda: bob.list_parts(Bucket=alices, Key="k", UploadId=upload_id),
+                 lambda: bob.upload_part(Bucket=alices, Key="k", UploadId=upload_id,
+                                         PartNumber=2, Body=b"b"),
+                 lambda: bob.list_multipart_uploads(Bucket=alices),
+                 lambda: bob.create_multipart_upload(Bucket=alices, Key="x")):
+        with pytest.raises(ClientError) as refused:
+            call()
+        assert _code(refused) == "AccessDenied"
+    assert bob.list_multipart_uploads(Bucket=bobs).get("Uploads", []) == []
+    parts = alice.list_parts(Bucket=alices, Key="k", UploadId=upload_id)["Parts"]
+    assert [p["PartNumber"] for p in parts] == [1]
+
+
+def _client(port: int):  # type: ignore[no-untyped-def]
+    return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                        aws_access_key_id=OPEN_KEY, aws_secret_access_key=OPEN_SECRET,
+                        config=Config(s3={"addressing_style": "path"},
+                                      retries={"max_attempts": 1}))
+
+
+@pytest.fixture
+def cluster(tmp_path, postgres_url, redis_url):  # type: ignore[no-untyped-def]
+    env = {"DATABASE_URL": postgres_url, "REDIS_URL": redis_url,
+           "REDIS_PREFIX": f"echofs-s3mp-{uuid.uuid4().hex[:8]}"}
+    with ProcessCluster(tmp_path / "cluster", masters=2, env=env) as running:
+        for master in range(2):
+            running.wait_for_workers(3, master=master)
+        yield running
+
+
+def test_one_upload_through_two_masters(cluster):
+    first, second = (_client(port) for port in cluster.s3_ports)
+    first.create_bucket(Bucket="multi")
+    upload_id = first.create_multipart_upload(Bucket="multi", Key="joined.bin",
+                                              Metadata={"by": "two"})["UploadId"]
+    bodies = [os.urandom(5 * MIB), os.urandom(5 * MIB), os.urandom(MIB + 7)]
+    etags = []
+    for number, body in enumerate(bodies, 1):
+        via = first if number % 2 else second
+        etags.append(via.upload_part(Bucket="multi", Key="joined.bin", UploadId=upload_id,
+                                     PartNumber=number, Body=body)["ETag"])
+    assert [u["UploadId"] for u in second.list_multipart_uploads(Bucket="multi")["Uploads"]] \
+        == [upload_id]
+    assert [p["ETag"] for p in first.list_parts(Bucket="multi", Key="joined.bin",
+                                                UploadId=upload_id)["Parts"]] == etags
+    done = second.complete_multipart_upload(
+        Bucket="multi", Key="joined.bin", UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e}
+                                   for n, e in enumerate(etags, 1)]})
+    digests = b"".join(hashlib.md5(b).digest() for b in bodies)
+    assert done["ETag"] == f'"{hashlib.md5(digests).hexdigest()}-3"'
+    got = first.get_object(Bucket="multi", Key="joined.bin")
+    assert got["Body"].read() == b"".join(bodies)
+    assert got["ETag"] == done["ETag"] and got["Metadata"] == {"by": "two"}
+    # A retried complete, through the other master, answers the same object.
+    again = first.complete_multipart_upload(
+        Bucket="multi", Key="joined.bin", UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e}
+                                   for n, e in enumerate(etags, 1)]})
+    assert again["ETag"] == done["ETag"]
+
+
+# -- aws-chunked parts -------------------------------------------------------------------------
+
+
+class _StreamingAuth(S3SigV4Auth):
+    def __init__(self, credentials: Credentials, payload: str) -> None:
+        super().__init__(credentials, "s3", "us-east-1")
+        self._payload = payload
+
+    def payload(self, request):  # type: ignore[no-untyped-def]
+        return self._payload
+
+
+def _put_signed_chunks(node, key_id: str, secret: str, path: str, data: bytes, *,  # type: ignore[no-untyped-def]
+                       trailer: bool, tamper: int | None = None) -> tuple[int, bytes]:
+    """A PUT whose aws-chunked body signs every chunk (and the CRC32 trailer),
+    as the Java and Go SDKs send parts over HTTP."""
+    mode = ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" if trailer
+            else "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
+    pieces = [data[i:i + 65536] for i in range(0, len(data), 65536)] + [b""]
+    headers = {"Content-Encoding": "aws-chunked",
+               "X-Amz-Decoded-Content-Length": str(len(data))}
+    if trailer:
+        headers["X-Amz-Trailer"] = "x-amz-checksum-crc32"
+    request = AWSRequest(method="PUT", url=f"{node.endpoint}{path}", headers=headers)
+    signer = _StreamingAuth(Credentials(key_id, secret), mode)
+    signer.add_auth(request)
+    previous = request.headers["Authorization"].rsplit("Signature=", 1)[1]
+    stamp = request.context["timestamp"]
+    scope = f"{stamp[:8]}/us-east-1/s3/aws4_request"
+    body = b""
+    for index, piece in enumerate(pieces):
+        text = (f"AWS4-HMAC-SHA256-PAYLOAD\n{stamp}\n{scope}\n{previous}\n{EMPTY_SHA256}\n"
+                + hashlib.sha256(piece).hexdigest())
+        signature = signer.signature(text, request)
+        sent = piece if index != tamper else b"X" + piece[1:]
+        body += f"{len(piece):x};chunk-signature={signature}\r\n".encode() + sent
+        body += b"\r\n" if piece or not trailer else b""
+        previous = signature
+    if trailer:
+        crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        line = f"x-amz-checksum-crc32:{crc}\n"
+        text = (f"AWS4-HMAC-SHA256-TRAILER\n{stamp}\n{scope}\n{previous}\n"
+                + hashlib.sha256(line.encode()).hexdigest())
+        body += (f"x-amz-checksum-crc32:{crc}\r\n"
+                 f"x-amz-trailer-signature:{signer.signature(text, request)}\r\n\r\n").encode()
+    connection = http.client.HTTPConnection("127.0.0.1", node.s3_port, timeout=30)
+    connection.request("PUT", path, body=body, headers={
+        **dict(request.headers.items()), "Content-Length": str(len(body))})
+    answer = connection.getresponse()
+    result = answer.status, answer.read()
+    connection.close()
+    return result
+
+
+@pytest.mark.parametrize("trailer", [False, True])
+def test_parts_in_signed_chunks_are_verified(accounts_node, trailer):
+    name = "c" + secrets.token_hex(4)
+    token = accounts_node.rest("POST", "/api/v1/auth/register",
+                               {"username": name, "password": "chunky password"})["token"]
+    key = accounts_node.rest("POST", "/api/v1/auth/keys", {}, token=token)
+    key_id, secret = key["access_key_id"], key["secret_access_key"]
+    client = accounts_node.client(key_id, secret)
+    bucket = "mp-chunks-" + secrets.token_hex(4)
+    client.create_bucket(Bucket=bucket)
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key="k")["UploadId"]
+    data = os.urandom(300_000)
+    status, answer = _put_signed_chunks(
+        accounts_node, key_id, secret, f"/{bucket}/k?partNumber=1&uploadId={upload_id}", data,
+        trailer=trailer)
+    assert status == 200, answer
+    status, answer = _put_signed_chunks(
+        accounts_node, key_id, secret, f"/{bucket}/k?partNumber=2&uploadId={upload_id}", data,
+        trailer=trailer, tamper=2)
+    assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in answer
+    parts = client.list_parts(Bucket=bucket, Key="k", UploadId=upload_id)["Parts"]
+    assert [(p["PartNumber"], p["ETag"]) for p in parts] == \
+        [(1, f'"{hashlib.md5(data).hexdigest()}"')]
+
+
+def test_boto3_default_trailing_checksum_on_parts_over_https(tls_node):
+    """Over HTTPS boto3 sends each part aws-chunked with a trailing CRC32."""
+    client = tls_node.client()
+    sent: list[dict[str, str]] = []
+    client.meta.events.register(
+        "before-send.s3.UploadPart",
+        lambda request, **_: sent.append({k.lower(): (v.decode() if isinstance(v, bytes)
+                                                      else v)
+                                          for k, v in request.headers.items()}))
+    client.create_bucket(Bucket="mp-tls")
+    body = os.urandom(6 * MIB)
+    with io.BytesIO(body) as source:
+        client.upload_fileobj(source, "mp-tls", "k", Config=TransferConfig(
+            multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB))
+    assert len(sent) == 2
+    assert all(s["x-amz-content-sha256"] == "STREAMING-UNSIGNED-PAYLOAD-TRAILER" and
+               "aws-chunked" in s["content-encoding"] for s in sent)
+    got = client.get_object(Bucket="mp-tls", Key="k")
+    assert got["Body"].read() == body and got["ETag"].endswith('-2"')

@@ -1,0 +1,60 @@
+"""S3 multipart uploads in the metadata store, on SQLite and PostgreSQL: the
+listing's prefix, markers and order; only open, unexpired uploads of the
+owner are listed; a row goes with its session on abort and expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from echofs.core.consistency import Mode
+from echofs.core.upload_sessions import PartLayout
+from echofs.metadata.repository import MetadataRepository
+from echofs.metadata.s3_uploads import S3Upload, S3UploadsRepository
+
+
+async def _upload(repo: MetadataRepository, key: str, owner: str = "alice",
+                  bucket: str = "bkt", lifetime: float = 3600.0) -> str:
+    session = await repo.create_upload_session(
+        owner=owner, path=f"{bucket}/{key}", layout=PartLayout(None, 1024), mode=Mode.STRONG,
+        lifetime=lifetime, max_open=0)
+    await S3UploadsRepository(repo).add(S3Upload(session.session_id, bucket, key,
+                                                 {"Content-Type": "text/plain"}, {"a": "b"}))
+    return session.session_id
+
+
+async def test_listing_pages_by_key_then_upload_id(repo) -> None:
+    uploads = S3UploadsRepository(repo)
+    made = sorted([("x/2", await _upload(repo, "x/2")), ("x/1", await _upload(repo, "x/1")),
+                   ("x/1", await _upload(repo, "x/1")), ("y", await _upload(repo, "y"))])
+    await _upload(repo, "x/1", owner="bob")  # someone else's: never listed
+    await _upload(repo, "x/1", bucket="other")
+
+    async def listed(prefix: str = "", key: str = "", upload_id: str = "",
+                     limit: int = 100) -> list[tuple[str, str]]:
+        return [(u.key, u.upload_id) for u in await uploads.open_uploads(
+            "alice", "bkt", prefix, key, upload_id, limit)]
+
+    assert await listed() == made
+    assert await listed("x/") == made[:3]
+    assert await listed(limit=2) == made[:2]
+    assert await listed(key=made[0][0], upload_id=made[0][1]) == made[1:]
+    assert await listed(key="x/1") == made[2:]  # a key marker alone skips the key
+    found = await uploads.get(made[0][1])
+    assert found is not None and found.headers == {"Content-Type": "text/plain"}
+    assert found.user_meta == {"a": "b"} and found.initiated <= time.time()
+
+
+async def test_aborted_and_expired_uploads_leave_nothing(repo) -> None:
+    uploads = S3UploadsRepository(repo)
+    aborted = await _upload(repo, "a")
+    expiring = await _upload(repo, "e", lifetime=0.01)
+    kept = await _upload(repo, "k")
+    await repo.abort_upload_session(aborted)
+    assert await uploads.get(aborted) is None
+    await asyncio.sleep(0.05)  # past the expiring upload's lifetime
+    assert [u.upload_id for u in await uploads.open_uploads("alice", "bkt", "", "", "", 10)] \
+        == [kept]  # the expired one is not listed even before the expirer runs
+    assert await repo.expire_upload_sessions(time.time() + 1) >= 1
+    assert await uploads.get(expiring) is None
+    assert await uploads.get(kept) is not None
