@@ -9,9 +9,9 @@ S3's codes; anything unexpected is InternalError, logged with its traceback),
 counts the request per operation, and writes the one access-log line per
 request the REST API writes, with the operation in it.
 
-Multipart operations are in the routing table and answered NotImplemented
-until the upload-session service they build on is wired in: a handler
-registered under their names in :attr:`S3Server.handlers` is all they need.
+Multipart operations are handled by :mod:`echofs.s3.multipart` on the
+upload-session service; an operation of the routing table with no handler in
+:attr:`S3Server.handlers` is answered NotImplemented.
 """
 
 from __future__ import annotations

@@ -48,9 +48,8 @@ def _tree(root: Path) -> dict[str, bytes]:
 @pytest.fixture
 def aws(s3_node, tmp_path):
     config = tmp_path / "aws-config"
-    # Multipart uploads are not built yet: whole-object PUTs up to 1 GiB.
-    config.write_text("[default]\nregion = us-east-1\ns3 =\n  multipart_threshold = 1GB\n"
-                      "  multipart_chunksize = 1GB\n")
+    # aws-cli's own defaults: files above 8 MiB go up as multipart uploads.
+    config.write_text("[default]\nregion = us-east-1\n")
     env = {**_clean_env(), "AWS_ACCESS_KEY_ID": OPEN_KEY, "AWS_SECRET_ACCESS_KEY": OPEN_SECRET,
            "AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
            "AWS_DEFAULT_REGION": "us-east-1"}
