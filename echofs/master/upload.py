@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -261,28 +262,15 @@ class Upload:
 
     async def commit(self, *, owner: str, path: str) -> UploadResult:
         """Wait for every chunk's quorum, then make the version visible."""
-        if self._closed:
-            raise RuntimeError("upload already finished")
-        tail = self._splitter.finish()
-        if tail is not None:
-            await self._submit(tail)
-        self._closed = True
-        try:
-            chunks = list(await asyncio.gather(*self._tasks))
-            if self._hashing is not None:
-                await self._hashing
+        async with self._finishing():
+            chunks = await self._stored()
             p = self._p
             file, version = await p.metadata.commit(CommitRequest(
-                owner=owner, path=path, chunks=tuple(chunks), size=self._splitter.total,
+                owner=owner, path=path, chunks=chunks, size=self._splitter.total,
                 blake3=self._hasher.hexdigest(), mode=self.mode.value,
                 replicas_acked=self._min_acks or 0,
                 versions_kept=p.settings.versions_kept,
             ))
-        except BaseException:
-            await self.abort()
-            raise
-        finally:
-            self._stop_keepalive()
         return UploadResult(file, version, self._dedup_chunks, self._dedup_bytes,
                             self._stored_bytes)
 
@@ -290,6 +278,15 @@ class Upload:
         """Wait for every chunk's quorum and return what was stored, without
         making a version: a part of an upload session, which its session
         records (``echofs.master.upload_sessions``). Aborts on failure."""
+        async with self._finishing():
+            chunks = await self._stored()
+        return StoredBytes(chunks, self._splitter.total, self._hasher.hexdigest(),
+                           self._min_acks or 0)
+
+    @contextlib.asynccontextmanager
+    async def _finishing(self) -> AsyncIterator[None]:
+        """The end of an upload: the last bytes go in, and whatever fails
+        from here aborts every chunk still in flight."""
         if self._closed:
             raise RuntimeError("upload already finished")
         tail = self._splitter.finish()
@@ -297,16 +294,18 @@ class Upload:
             await self._submit(tail)
         self._closed = True
         try:
-            chunks = tuple(await asyncio.gather(*self._tasks))
-            if self._hashing is not None:
-                await self._hashing
+            yield
         except BaseException:
             await self.abort()
             raise
         finally:
             self._stop_keepalive()
-        return StoredBytes(chunks, self._splitter.total, self._hasher.hexdigest(),
-                           self._min_acks or 0)
+
+    async def _stored(self) -> tuple[NewChunk, ...]:
+        chunks = tuple(await asyncio.gather(*self._tasks))
+        if self._hashing is not None:
+            await self._hashing
+        return chunks
 
     def _stop_keepalive(self) -> None:
         if self._keepalive is not None:

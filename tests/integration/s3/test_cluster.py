@@ -97,3 +97,63 @@ def test_rclone_through_one_master_checks_through_the_other(cluster, tmp_path):
     rclone("mkdir", f"{remotes[0]}:tree")
     rclone("copy", str(source), f"{remotes[0]}:tree")
     rclone("check", str(source), f"{remotes[1]}:tree")  # zero differences
+
+
+def test_aws_cli_and_s3cmd_across_the_two_masters(cluster, tmp_path):
+    """aws-cli's multipart upload (its default above 8 MiB) through one
+    master, its download and a sync through the other; s3cmd through both."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+    config = tmp_path / "aws-config"
+    config.write_text("[default]\nregion = us-east-1\n")
+    env.update(AWS_ACCESS_KEY_ID=OPEN_KEY, AWS_SECRET_ACCESS_KEY=OPEN_SECRET,
+               AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+               AWS_DEFAULT_REGION="us-east-1")
+    aws_binary = str(Path(sys.executable).parent / "aws")
+    endpoints = [f"http://127.0.0.1:{port}" for port in cluster.s3_ports]
+
+    def run(args: list[str]) -> str:
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{args[:3]}: {done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def aws(master: int, *args: str) -> str:
+        return run([aws_binary, "--endpoint-url", endpoints[master], *args])
+
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(40 * 1024 * 1024 + 123))
+    aws(0, "s3", "mb", "s3://crossed")
+    aws(0, "s3", "cp", str(source), "s3://crossed/big.bin")
+    back = tmp_path / "back.bin"
+    aws(1, "s3", "cp", "s3://crossed/big.bin", str(back))
+    assert back.read_bytes() == source.read_bytes()
+    tree = tmp_path / "tree"
+    for name in ("a.txt", "dir/b.txt"):
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_bytes(os.urandom(1000))
+    assert aws(0, "s3", "sync", str(tree), "s3://crossed/tree").count("upload:") == 2
+    assert "upload:" not in aws(1, "s3", "sync", str(tree), "s3://crossed/tree")
+
+    s3cmd = shutil.which("s3cmd")
+    assert s3cmd, "s3cmd is missing: tests/run.sh installs the Debian package"
+    configs = []
+    for index, endpoint in enumerate(endpoints):
+        host = endpoint.removeprefix("http://")
+        path = tmp_path / f"s3cfg-{index}"
+        path.write_text(f"[default]\naccess_key = {OPEN_KEY}\nsecret_key = {OPEN_SECRET}\n"
+                        f"host_base = {host}\nhost_bucket = {host}\nuse_https = False\n"
+                        "bucket_location = us-east-1\n")
+        configs.append(str(path))
+    note = tmp_path / "note.txt"
+    note.write_bytes(b"s3cmd was here\n" * 100)
+    run([s3cmd, "-c", configs[1], "--no-progress", "put", str(note), "s3://crossed/note.txt"])
+    assert "s3://crossed/note.txt" in run([s3cmd, "-c", configs[0], "ls", "s3://crossed"])
+    got = tmp_path / "got.txt"
+    run([s3cmd, "-c", configs[0], "--no-progress", "get", "s3://crossed/note.txt", str(got)])
+    assert got.read_bytes() == note.read_bytes()
+    run([s3cmd, "-c", configs[0], "del", "s3://crossed/note.txt"])
+    assert "note.txt" not in run([s3cmd, "-c", configs[1], "ls", "s3://crossed"])

@@ -6,29 +6,23 @@ through both and is listed, completed and read through either."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import http.client
 import io
 import os
 import secrets
 import uuid
-import zlib
 
 import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.config import Config
-from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from echofs.testing.cluster import ProcessCluster
 from echofs.testing.s3 import OPEN_KEY, OPEN_SECRET
+from echofs.testing.signed_chunks import put_signed_chunks
 
 MIB = 1024 * 1024
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 def _code(error: pytest.ExceptionInfo[ClientError]) -> str:
@@ -123,55 +117,10 @@ def test_one_upload_through_two_masters(cluster):
 # -- aws-chunked parts -------------------------------------------------------------------------
 
 
-class _StreamingAuth(S3SigV4Auth):
-    def __init__(self, credentials: Credentials, payload: str) -> None:
-        super().__init__(credentials, "s3", "us-east-1")
-        self._payload = payload
-
-    def payload(self, request):  # type: ignore[no-untyped-def]
-        return self._payload
-
-
 def _put_signed_chunks(node, key_id: str, secret: str, path: str, data: bytes, *,  # type: ignore[no-untyped-def]
-                       trailer: bool, tamper: int | None = None) -> tuple[int, bytes]:
-    """A PUT whose aws-chunked body signs every chunk (and the CRC32 trailer),
-    as the Java and Go SDKs send parts over HTTP."""
-    mode = ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" if trailer
-            else "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
-    pieces = [data[i:i + 65536] for i in range(0, len(data), 65536)] + [b""]
-    headers = {"Content-Encoding": "aws-chunked",
-               "X-Amz-Decoded-Content-Length": str(len(data))}
-    if trailer:
-        headers["X-Amz-Trailer"] = "x-amz-checksum-crc32"
-    request = AWSRequest(method="PUT", url=f"{node.endpoint}{path}", headers=headers)
-    signer = _StreamingAuth(Credentials(key_id, secret), mode)
-    signer.add_auth(request)
-    previous = request.headers["Authorization"].rsplit("Signature=", 1)[1]
-    stamp = request.context["timestamp"]
-    scope = f"{stamp[:8]}/us-east-1/s3/aws4_request"
-    body = b""
-    for index, piece in enumerate(pieces):
-        text = (f"AWS4-HMAC-SHA256-PAYLOAD\n{stamp}\n{scope}\n{previous}\n{EMPTY_SHA256}\n"
-                + hashlib.sha256(piece).hexdigest())
-        signature = signer.signature(text, request)
-        sent = piece if index != tamper else b"X" + piece[1:]
-        body += f"{len(piece):x};chunk-signature={signature}\r\n".encode() + sent
-        body += b"\r\n" if piece or not trailer else b""
-        previous = signature
-    if trailer:
-        crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
-        line = f"x-amz-checksum-crc32:{crc}\n"
-        text = (f"AWS4-HMAC-SHA256-TRAILER\n{stamp}\n{scope}\n{previous}\n"
-                + hashlib.sha256(line.encode()).hexdigest())
-        body += (f"x-amz-checksum-crc32:{crc}\r\n"
-                 f"x-amz-trailer-signature:{signer.signature(text, request)}\r\n\r\n").encode()
-    connection = http.client.HTTPConnection("127.0.0.1", node.s3_port, timeout=30)
-    connection.request("PUT", path, body=body, headers={
-        **dict(request.headers.items()), "Content-Length": str(len(body))})
-    answer = connection.getresponse()
-    result = answer.status, answer.read()
-    connection.close()
-    return result
+                       trailer: bool = False, tamper: int | None = None) -> tuple[int, bytes]:
+    return put_signed_chunks(node.endpoint, node.s3_port, key_id, secret, path, data,
+                             trailer=trailer, tamper=tamper)
 
 
 @pytest.mark.parametrize("trailer", [False, True])

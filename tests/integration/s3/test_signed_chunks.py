@@ -5,28 +5,13 @@ and nothing is stored. With a signed trailer too."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import http.client
 import os
 import secrets
-import zlib
 
 import pytest
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
-EMPTY = hashlib.sha256(b"").hexdigest()
-
-
-class _StreamingAuth(S3SigV4Auth):
-    def __init__(self, credentials: Credentials, payload: str) -> None:
-        super().__init__(credentials, "s3", "us-east-1")
-        self._payload = payload
-
-    def payload(self, request):  # type: ignore[no-untyped-def]
-        return self._payload
+from echofs.testing.signed_chunks import put_signed_chunks
 
 
 def _account_key(node) -> tuple[str, str]:
@@ -36,44 +21,10 @@ def _account_key(node) -> tuple[str, str]:
     return key["access_key_id"], key["secret_access_key"]
 
 
-def _put_chunked(node, key_id: str, secret: str, path: str, data: bytes, *,
+def _put_chunked(node, key_id: str, secret: str, path: str, data: bytes, *,  # type: ignore[no-untyped-def]
                  trailer: bool = False, tamper: int | None = None) -> tuple[int, bytes]:
-    mode = ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" if trailer
-            else "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
-    pieces = [data[i:i + 65536] for i in range(0, len(data), 65536)] + [b""]
-    headers = {"Content-Encoding": "aws-chunked",
-               "X-Amz-Decoded-Content-Length": str(len(data))}
-    if trailer:
-        headers["X-Amz-Trailer"] = "x-amz-checksum-crc32"
-    request = AWSRequest(method="PUT", url=f"{node.endpoint}{path}", headers=headers)
-    signer = _StreamingAuth(Credentials(key_id, secret), mode)
-    signer.add_auth(request)
-    previous = request.headers["Authorization"].rsplit("Signature=", 1)[1]
-    stamp = request.context["timestamp"]
-    scope = f"{stamp[:8]}/us-east-1/s3/aws4_request"
-    body = b""
-    for index, piece in enumerate(pieces):
-        text = (f"AWS4-HMAC-SHA256-PAYLOAD\n{stamp}\n{scope}\n{previous}\n{EMPTY}\n"
-                + hashlib.sha256(piece).hexdigest())
-        signature = signer.signature(text, request)
-        sent = piece if index != tamper else b"X" + piece[1:]
-        body += f"{len(piece):x};chunk-signature={signature}\r\n".encode() + sent
-        body += b"\r\n" if piece or not trailer else b""
-        previous = signature
-    if trailer:
-        crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
-        line = f"x-amz-checksum-crc32:{crc}\n"
-        text = (f"AWS4-HMAC-SHA256-TRAILER\n{stamp}\n{scope}\n{previous}\n"
-                + hashlib.sha256(line.encode()).hexdigest())
-        body += (f"x-amz-checksum-crc32:{crc}\r\n"
-                 f"x-amz-trailer-signature:{signer.signature(text, request)}\r\n\r\n").encode()
-    connection = http.client.HTTPConnection("127.0.0.1", node.s3_port, timeout=30)
-    connection.request("PUT", path, body=body, headers={
-        **dict(request.headers.items()), "Content-Length": str(len(body))})
-    answer = connection.getresponse()
-    result = answer.status, answer.read()
-    connection.close()
-    return result
+    return put_signed_chunks(node.endpoint, node.s3_port, key_id, secret, path, data,
+                             trailer=trailer, tamper=tamper)
 
 
 @pytest.mark.parametrize("trailer", [False, True])
