@@ -12,7 +12,7 @@ import mimetypes
 import time
 import urllib.parse
 
-from aiohttp import web
+from aiohttp import MultipartReader, web
 
 from echofs.auth.http import identity, is_open
 from echofs.config import Settings
@@ -171,12 +171,7 @@ class FilesAPI:
         return _uploaded(request, result)
 
     async def upload_multipart(self, request: web.Request) -> web.Response:
-        if request.content_type != "multipart/form-data":
-            raise BadRequest("upload must be multipart/form-data with a 'file' field",
-                             code="not_multipart")
-        self._check_declared_size(request)
-        budget = FormBudget()
-        reader = form_reader(request, budget)
+        budget, reader = self._open_form(request)
         fields: dict[str, str] = {}
         upload: Upload | None = None
         filename: str | None = None
@@ -204,9 +199,7 @@ class FilesAPI:
                     await skip_part(part, budget)
             if upload is None:
                 raise BadRequest("multipart body has no 'file' field", code="missing_file")
-            path = normalize_name(fields.get("path") or filename or "")
-            result = await self.files.commit(
-                upload, owner=self._owner(request, fields.get("user_id")), path=path)
+            result = await self._commit_form(request, upload, fields, filename)
         except BaseException:
             if upload is not None:
                 await upload.abort()
@@ -229,12 +222,7 @@ class FilesAPI:
         answer's ``consistency.mode_used`` says which mode the bytes got.
         """
         started = time.perf_counter()
-        if request.content_type != "multipart/form-data":
-            raise BadRequest("upload must be multipart/form-data with a 'file' field",
-                             code="not_multipart")
-        self._check_declared_size(request)
-        budget = FormBudget()
-        reader = form_reader(request, budget)
+        budget, reader = self._open_form(request)
         fields: dict[str, str] = {}
         upload: Upload | None = None
         filename: str | None = None
@@ -272,9 +260,7 @@ class FilesAPI:
                 upload = await self._begin_form_upload(request, fields, filename, hint)
                 await upload.write(held)
                 held = bytearray()
-            path = normalize_name(fields.get("path") or filename or "")
-            result = await self.files.commit(
-                upload, owner=self._owner(request, fields.get("user_id")), path=path)
+            result = await self._commit_form(request, upload, fields, filename)
         except BaseException:
             if upload is not None:
                 await upload.abort()
@@ -283,6 +269,22 @@ class FilesAPI:
         return _uploaded(request, result, status=200, message=(
             f"File uploaded successfully with {result.version.mode} replication"),
             consistency=consistency_block(result, asked, fields.get("hint"), started))
+
+    def _open_form(self, request: web.Request) -> tuple[FormBudget, MultipartReader]:
+        """A multipart upload's form reader, with the budget its parts share;
+        a body that is not a form, or declares too much, is refused first."""
+        if request.content_type != "multipart/form-data":
+            raise BadRequest("upload must be multipart/form-data with a 'file' field",
+                             code="not_multipart")
+        self._check_declared_size(request)
+        budget = FormBudget()
+        return budget, form_reader(request, budget)
+
+    async def _commit_form(self, request: web.Request, upload: Upload,
+                           fields: dict[str, str], filename: str | None) -> UploadResult:
+        path = normalize_name(fields.get("path") or filename or "")
+        return await self.files.commit(
+            upload, owner=self._owner(request, fields.get("user_id")), path=path)
 
     async def _begin_form_upload(self, request: web.Request, fields: dict[str, str],
                                  filename: str | None, hint: Hint | None) -> Upload:
