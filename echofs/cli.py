@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from echofs import __version__
-from echofs.client.access_keys import add_keys_parser, run_keys
+from echofs.client.access_keys import add_keys_parser
 from echofs.client.commands import CLIENT_COMMANDS, add_client_parsers, run_client_command
 from echofs.config import Settings, parse_size
 
@@ -264,8 +264,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Parsed with the client's admin commands, but it works on the
             # metadata store itself, not through a server.
             return _create_user(args)
-        if args.command == "keys":
-            return run_keys(args)
         if args.command in CLIENT_COMMANDS:
             return run_client_command(args)
         return _db(args)

@@ -5,10 +5,11 @@ printed once), list, revoke. Through the REST API, as the logged-in account
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the parser is built at every start; the client only runs here
+    from echofs.client.aio import AsyncClient
 
 _KEYS = "/api/v1/auth/keys"
 
@@ -27,39 +28,19 @@ def add_keys_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
             action.add_argument("access_key_id", help="the key's id (EK...)")
 
 
-def run_keys(args: argparse.Namespace) -> int:
-    # The HTTP client is imported only when a keys command runs (as for the
-    # other client commands: `echofs --help` does not pay for it).
-    from echofs.client.errors import EchoFSClientError, Unauthorized
-
-    try:
-        data, text = asyncio.run(_run(args))
-    except Unauthorized as exc:
-        print(f"echofs: error: {exc}; log in with `echofs login`", file=sys.stderr)
-        return 1
-    except EchoFSClientError as exc:
-        print(f"echofs: error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(data, indent=2, sort_keys=True) if args.json else text)
-    return 0
-
-
-async def _run(args: argparse.Namespace) -> tuple[object, str]:
-    from echofs.client import credentials
-    from echofs.client.aio import AsyncClient
-
-    url = credentials.server_url(args.server)
-    async with AsyncClient(url, token=credentials.resolve_token(url)) as client:
-        if args.keys_command == "create":
-            key = await client._json("POST", _KEYS, json={})
-            return key, (f"access key id:     {key['access_key_id']}\n"
-                         f"secret access key: {key['secret_access_key']}\n"
-                         "(the secret is shown only now: keep it)")
-        if args.keys_command == "revoke":
-            done = await client._json("DELETE", f"{_KEYS}/{args.access_key_id}")
-            return done, f"revoked {args.access_key_id}"
-        listed = await client._json("GET", _KEYS)
-        lines = [f"{k['access_key_id']}  created "
-                 f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(k['created_at']))}"
-                 for k in listed["keys"]]
-        return listed, "\n".join(lines) or "no access keys (create one: echofs keys create)"
+async def keys_answer(client: AsyncClient, args: argparse.Namespace) -> tuple[object, str]:
+    """Run ``echofs keys <action>`` on a connected client: its JSON answer
+    and the text a terminal gets (the command runner prints one of them)."""
+    if args.keys_command == "create":
+        key = await client._json("POST", _KEYS, json={})
+        return key, (f"access key id:     {key['access_key_id']}\n"
+                     f"secret access key: {key['secret_access_key']}\n"
+                     "(the secret is shown only now: keep it)")
+    if args.keys_command == "revoke":
+        done = await client._json("DELETE", f"{_KEYS}/{args.access_key_id}")
+        return done, f"revoked {args.access_key_id}"
+    listed = await client._json("GET", _KEYS)
+    lines = [f"{k['access_key_id']}  created "
+             f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(k['created_at']))}"
+             for k in listed["keys"]]
+    return listed, "\n".join(lines) or "no access keys (create one: echofs keys create)"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from echofs.client import credentials
+from echofs.client.access_keys import keys_answer
 from echofs.client.aio import FILE_ID, AsyncClient
 from echofs.client.commands import RESUMABLE_DEFAULT, RESUMABLE_ENV, parse_size
 from echofs.client.errors import EchoFSClientError, NotFound, Unauthorized
@@ -396,10 +397,14 @@ async def _admin_workers(client: AsyncClient, args: argparse.Namespace) -> None:
 
 
 Handler = Callable[[AsyncClient, argparse.Namespace], Awaitable[None]]
+async def _keys(client: AsyncClient, args: argparse.Namespace) -> None:
+    _emit(args, *await keys_answer(client, args))
+
+
 _HANDLERS: dict[str, Handler] = {
     "put": _put, "get": _get, "ls": _ls, "rm": _rm, "stat": _stat, "versions": _versions,
     "login": _login, "logout": _logout,
     "admin mode": _admin_mode, "admin hint": _admin_hint, "admin override": _admin_override,
     "admin critical-keys": _admin_critical, "admin transitions": _admin_transitions,
-    "admin workers": _admin_workers,
+    "admin workers": _admin_workers, "keys": _keys,
 }

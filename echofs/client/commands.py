@@ -14,7 +14,7 @@ from pathlib import Path
 from echofs.client.credentials import DEFAULT_URL
 
 CLIENT_COMMANDS = frozenset({"put", "get", "ls", "rm", "stat", "versions", "login", "logout",
-                             "admin"})
+                             "admin", "keys"})
 HINTS = ("auto", "strong", "available")
 MODES = ("strong", "hybrid", "available")
 
