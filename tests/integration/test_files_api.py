@@ -32,7 +32,10 @@ async def test_multipart_round_trip_is_byte_exact(http, size):
     assert body["chunks"] == -(-size // MIB)
     assert body["blake3"] == blake3.blake3(data).hexdigest()
     assert body["version"] == 1 and body["mode"] == "strong"
-    assert body["replicas_acked"] == (3 if size else 0)
+    # A strong write is acknowledged at its quorum (2 of 3); the third copy
+    # counts only if it lands within the short grace after that, which a
+    # loaded machine may not give a 10 MiB upload.
+    assert body["replicas_acked"] in ((2, 3) if size else (0,))
     assert await download(http, body["file_id"]) == data
 
 
