@@ -182,6 +182,9 @@ async def test_two_masters_on_postgresql_share_one_session(tmp_path, postgres_ur
             cluster.kill_master(0)
             done = await b.upload_complete(sid, blake3=blake3.blake3(data).hexdigest())
             cluster.start_master(0)
+            # A restarted master serves reads once its workers have
+            # registered with it again (until then it answers 503).
+            cluster.wait_for_workers(3, master=0)
             again = await a.upload_complete(sid)
             assert (again.file_id, again.version) == (done.file_id, done.version)
         assert await download(first, "shared/file.bin") == data
