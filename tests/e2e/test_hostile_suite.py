@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -187,9 +188,14 @@ def http(method: str, target: str, *, headers: dict[str, str] | None = None,
 
 async def under_attack(server: Server, attack: Awaitable[object]) -> tuple[object, list[float]]:
     """Run ``attack`` while probing health every 20 ms; the attack's result
-    and every probe's latency (a probe that fails counts as infinitely slow)."""
+    and every probe's latency (a probe that fails counts as infinitely slow).
+
+    The prober runs on its own thread and event loop: on the test's loop it
+    would wait its turn behind the attack's own client work (a flood's
+    hundred sockets), and that wait is the test client's, not the server's.
+    """
     latencies: list[float] = []
-    done = asyncio.Event()
+    done = threading.Event()
 
     async def probe() -> None:
         async with aiohttp.ClientSession() as session:
@@ -205,13 +211,14 @@ async def under_attack(server: Server, attack: Awaitable[object]) -> tuple[objec
                 latencies.append(time.perf_counter() - started if ok else float("inf"))
                 await asyncio.sleep(0.02)
 
-    prober = asyncio.create_task(probe())
+    prober = threading.Thread(target=asyncio.run, args=(probe(),), daemon=True)
+    prober.start()
     await asyncio.sleep(0.05)
     try:
         result = await attack
     finally:
         done.set()
-        await prober
+        await asyncio.to_thread(prober.join)
     return result, latencies
 
 
