@@ -23,9 +23,7 @@ from echofs.auth.passwords import hash_password
 from echofs.client.actions import UsageError, os_error_text, read_password
 from echofs.config import Settings
 from echofs.core.errors import EchoFSError
-from echofs.metadata import database
-from echofs.metadata.repository import MetadataRepository
-from echofs.metadata.users import UsersRepository
+from echofs.metadata import backends
 
 
 def create_user(args: argparse.Namespace) -> int:
@@ -60,13 +58,13 @@ async def _create_user(args: argparse.Namespace, password: str) -> int:
     if embedded:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        await asyncio.to_thread(database.prepare_schema, url, migrate=embedded)
+        await backends.prepare(url, migrate=embedded)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    repo = MetadataRepository(database.create_engine(url))
+    repo = backends.open_metadata(url)
     try:
         password_hash = await asyncio.to_thread(hash_password, password)
-        user = await UsersRepository(repo).create(
+        user = await repo.users.create(
             username, password_hash, role="admin" if args.admin else "user", email=email)
     finally:
         await repo.close()

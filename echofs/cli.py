@@ -195,18 +195,23 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _db(args: argparse.Namespace) -> int:
-    from echofs.metadata import database
+    from echofs.metadata import backends, database
 
     settings = _settings(args)
     url = settings.metadata_url
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if backends.is_dynamodb(url):
+        if args.action == "downgrade":
+            print("DynamoDB tables have no revisions to go back to", file=sys.stderr)
+            return 2
+        print(backends.upgrade(url) if args.action == "upgrade" else backends.describe(url))
+        return 0
     if args.action == "upgrade":
         database.upgrade(url, args.revision or "head")
     elif args.action == "downgrade":
         database.downgrade(url, args.revision or "-1")
-    print(f"schema revision: {database.current(url) or 'none'} "
-          f"(head: {database.head_revision()})")
+    print(backends.describe(url))
     return 0
 
 

@@ -240,6 +240,10 @@ class Settings:
         for key, value in (overrides or {}).items():
             if value is not None:
                 values[key] = value
+        if "database_url" not in values and env.get("DYNAMODB_FILES_TABLE"):
+            # The original's way to choose DynamoDB: its table variables
+            # alone (the URL's defaults and those variables fill the rest).
+            values["database_url"] = "dynamodb://"
         settings = cls(**values)
         settings.validate()
         return settings

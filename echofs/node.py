@@ -41,7 +41,7 @@ from echofs.master.http_health import StorageLayout
 from echofs.master.membership import WorkerRegistry
 from echofs.master.role import MasterRole
 from echofs.memory import settle_garbage_collector, trim_periodically
-from echofs.metadata import database
+from echofs.metadata import backends
 from echofs.metadata.ownership import MetadataInUse, SoleMasterLock, sqlite_path
 from echofs.metadata.repository import MetadataRepository
 from echofs.observability.metrics import untrack
@@ -197,11 +197,10 @@ class Node(Lifecycle):
                 raise StartupError(str(exc)) from None
             stack.callback(lock.release)
         try:
-            await asyncio.to_thread(database.prepare_schema, url,
-                                    migrate=settings.database_url is None)
+            await backends.prepare(url, migrate=settings.database_url is None)
         except ValueError as exc:
             raise StartupError(str(exc)) from None
-        repo = MetadataRepository(database.create_engine(url))
+        repo = backends.open_metadata(url)
         stack.push_async_callback(repo.close)
         if sole_master:
             repo.keep_read_answers()

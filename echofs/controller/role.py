@@ -19,7 +19,6 @@ from echofs.core.consistency import (
     PolicyConfig,
     parse_mode,
 )
-from echofs.metadata.consistency import ConsistencyRepository
 from echofs.metadata.repository import MetadataRepository
 from echofs.rpc.controller import ControllerGrpcService
 from echofs.serving.endpoints import role_app, role_grpc_server, serving
@@ -57,7 +56,7 @@ def build_controller(settings: Settings, repo: MetadataRepository) -> Controller
                          emergency_risk=settings.emergency_risk),
         default_mode=parse_mode(settings.default_mode),
     )
-    return ControllerService(ConsistencyRepository(repo), decider,
+    return ControllerService(repo.consistency, decider,
                              sample_interval=settings.sample_interval,
                              replication_factor=settings.replication_factor)
 

@@ -44,11 +44,8 @@ from echofs.master.storage_space import StorageSpace
 from echofs.master.sweeper import OrphanSweeper
 from echofs.master.upload import PipelineSettings, UploadPipeline
 from echofs.master.upload_sessions import SessionExpirer, SessionSettings, UploadSessionService
-from echofs.metadata.access_keys import AccessKeysRepository
-from echofs.metadata.buckets import BucketsRepository
 from echofs.metadata.disk_space import MetadataDisk
 from echofs.metadata.repository import MetadataRepository
-from echofs.metadata.users import UsersRepository
 from echofs.observability.http import metrics_middleware, metrics_routes
 from echofs.observability.metrics import untrack
 from echofs.observability.state import track_master
@@ -133,9 +130,9 @@ class MasterRole:
             master_id=f"{socket.gethostname()}:{settings.port}:{os.getpid()}",
             replication_factor=settings.replication_factor, interval=settings.sample_interval)
         # S3 (echofs.s3): the same files, served on a port of its own.
-        self.access_keys = AccessKeys(AccessKeysRepository(repo), settings.jwt_secret,
+        self.access_keys = AccessKeys(repo.access_keys, settings.jwt_secret,
                                       ttl=settings.auth_cache_seconds)
-        self.s3 = S3Server(self.files, BucketsRepository(repo), self.access_keys,
+        self.s3 = S3Server(self.files, repo.buckets, self.access_keys,
                            accounts=not self.auth.open, region=settings.s3_region,
                            domains=settings.s3_domains, max_size=settings.max_upload_size,
                            read_ahead=settings.read_ahead, cache=self.cache,
@@ -166,7 +163,7 @@ class MasterRole:
         await self._running.aclose()
 
     def build_app(self) -> web.Application:
-        auth = AuthAPI(UsersRepository(self.repo), self.auth, self.cache)
+        auth = AuthAPI(self.repo.users, self.auth, self.cache)
         middlewares = [error_middleware, metrics_middleware, transfer_coding_middleware,
                        auth.middleware]
         if self.settings.rate_limit_per_minute > 0:

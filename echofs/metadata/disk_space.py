@@ -33,7 +33,11 @@ class MetadataDisk:
         self._roomy_until = 0.0
 
     @classmethod
-    def of(cls, engine: AsyncEngine, reserve: SpaceReserve) -> MetadataDisk:
+    def of(cls, engine: AsyncEngine | None, reserve: SpaceReserve) -> MetadataDisk:
+        """The disk of an SQLite file; nothing to watch for a server
+        database (PostgreSQL) or a service (DynamoDB, ``engine`` None)."""
+        if engine is None:
+            return cls(None, reserve)
         database = engine.url.database
         local = engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
         return cls(Path(str(database)) if local else None, reserve)

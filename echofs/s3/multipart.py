@@ -40,7 +40,7 @@ from echofs.core.upload_sessions import PartRecord, SessionState, UploadSession
 from echofs.master.files import FileService
 from echofs.master.upload_sessions import PartDigests, UploadSessionService
 from echofs.metadata.buckets import BucketRecord, BucketsRepository, ObjectMeta
-from echofs.metadata.s3_uploads import S3Upload, S3UploadsRepository
+from echofs.metadata.s3_uploads import S3Upload
 from echofs.metadata.upload_sessions import SessionQuotaExceeded
 from echofs.s3 import multipart_xml as mxml
 from echofs.s3 import xml
@@ -80,7 +80,7 @@ class MultipartOperations:
         self.buckets = buckets
         self.bucket_ops = bucket_ops
         self.sessions = sessions
-        self.uploads = S3UploadsRepository(sessions.repo)
+        self.uploads = sessions.repo.s3_uploads
         self.read_ahead = read_ahead
 
     def handlers(self) -> dict[str, Handler]:

@@ -12,7 +12,6 @@ import aiohttp
 import jwt
 import pytest
 
-from echofs.metadata.users import UsersRepository
 from echofs.testing.http import error_of
 from echofs.testing.node import running_node
 
@@ -142,7 +141,7 @@ async def test_changes_made_elsewhere_show_within_the_cache_lifetime(node, http)
     bob = await register(http, "bob")
     token = bob["token"]
     assert await status_of(http, "GET", "/api/v1/files", token) == (200, "")
-    users = UsersRepository(node.repo)
+    users = node.repo.users
     await users.set_role(bob["user"]["id"], "admin")
     await asyncio.sleep(CACHE_SECONDS + 0.2)
     assert await status_of(http, "GET", "/api/v1/workers/health", token) == (200, "")

@@ -18,7 +18,6 @@ from echofs.core.consistency import (
     WorkerHealth,
 )
 from echofs.metadata import database
-from echofs.metadata.consistency import ConsistencyRepository
 from echofs.metadata.repository import MetadataRepository
 
 
@@ -33,7 +32,7 @@ async def repo(tmp_path):
 
 def _service(repo: MetadataRepository) -> ControllerService:
     decider = ModeDecider(DefaultPolicy(), HysteresisConfig(confirm_samples=2, cooldown=0))
-    return ControllerService(ConsistencyRepository(repo), decider, sample_interval=0.1,
+    return ControllerService(repo.consistency, decider, sample_interval=0.1,
                              replication_factor=3)
 
 

@@ -15,7 +15,6 @@ from echofs.controller.service import ControllerService
 from echofs.controller.signals import FileActivity, MasterReport
 from echofs.core.consistency import DefaultPolicy, HysteresisConfig, Mode, ModeDecider, WorkerHealth
 from echofs.metadata import database
-from echofs.metadata.consistency import ConsistencyRepository
 from echofs.metadata.repository import MetadataRepository
 
 SAMPLE = 0.5  # the chaos cluster's SAMPLE_INTERVAL, CONFIRM_SAMPLES and MODE_COOLDOWN
@@ -60,7 +59,7 @@ async def _run(repo, clock: Clock, down_at, *, writes_move: bool = False, seen_e
     workers once w3 is noticed cut, so after the first sample of a cut its
     targets no longer include w3 — and with ``seen_every`` n, only every
     n-th cut finds w3 among them at all (the file was not written just then)."""
-    service = ControllerService(ConsistencyRepository(repo), ModeDecider(DefaultPolicy(), CONFIG),
+    service = ControllerService(repo.consistency, ModeDecider(DefaultPolicy(), CONFIG),
                                 sample_interval=SAMPLE, replication_factor=3)
     await service.load()
     start, modes = clock.now, []
@@ -106,7 +105,7 @@ async def test_a_file_first_hit_while_a_worker_flaps_is_held_out_of_strong(repo,
     """w3 flaps from t=10; f1's writes only go to it at t=30 (first sample of
     that cut). Its first emergency then already counts as flapping: it stays
     available while w3 flaps, rather than returning at the next cooldown."""
-    service = ControllerService(ConsistencyRepository(repo), ModeDecider(DefaultPolicy(), CONFIG),
+    service = ControllerService(repo.consistency, ModeDecider(DefaultPolicy(), CONFIG),
                                 sample_interval=SAMPLE, replication_factor=3)
     await service.load()
     start, modes, t = clock.now, [], 0.0

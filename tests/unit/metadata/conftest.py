@@ -3,17 +3,22 @@
 The schema is created only through the Alembic migrations, never through
 ``Base.metadata.create_all``, so these tests exercise the schema operators get.
 
-Every test that uses ``repo`` runs once per entry of ``BACKENDS``: SQLite (a
-new file per test) and PostgreSQL (the real server of
-``ECHOFS_TEST_POSTGRES_URL``: one throwaway database per session, migrated
-once, its tables emptied before each test). If PostgreSQL does not answer,
-the PostgreSQL half fails; it is never skipped.
+Every test that uses ``repo`` runs once per engine: SQLite (a new file per
+test), PostgreSQL (the real server of ``ECHOFS_TEST_POSTGRES_URL``: one
+throwaway database per session, migrated once, its tables emptied before
+each test) and DynamoDB (moto in server mode on loopback, one process per
+session, a fresh set of tables per test). If a server does not answer, its
+half fails; it is never skipped.
+
+A module runs on the engines its ``METADATA_BACKENDS`` lists (default:
+``BACKENDS``); a test that inspects SQL rows itself asks for
+``SQL_BACKENDS``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
@@ -22,11 +27,19 @@ import pytest
 
 from echofs.core.consistency import Mode
 from echofs.core.manifest import FileRecord, NewChunk, VersionRecord
-from echofs.metadata import database
+from echofs.metadata import backends, database
 from echofs.metadata.repository import CommitRequest, MetadataRepository
 from echofs.testing import services
 
-BACKENDS = ["sqlite", "postgresql"]
+SQL_BACKENDS = ["sqlite", "postgresql"]
+ALL_BACKENDS = [*SQL_BACKENDS, "dynamodb"]
+BACKENDS = SQL_BACKENDS
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_url" in metafunc.fixturenames:
+        engines = getattr(metafunc.module, "METADATA_BACKENDS", BACKENDS)
+        metafunc.parametrize("database_url", engines, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -36,25 +49,53 @@ def migrated_postgres(postgres_server: str) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a database of the parametrized backend holding no rows
-    (SQLite: not even a schema yet; PostgreSQL: migrated, tables empty)."""
+    (SQLite: not even a schema yet; PostgreSQL: migrated, tables empty;
+    DynamoDB: tables of a prefix of its own, not created yet)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'metadata.db'}"
+    if request.param == "dynamodb":
+        return dynamodb_url(request.getfixturevalue("dynamodb_server"))
     url: str = request.getfixturevalue("migrated_postgres")
     services.empty_tables(url)
     return url
 
 
+@pytest.fixture(scope="session")
+def dynamodb_server() -> Iterator[services.MotoServer]:
+    """moto's DynamoDB (the same server as its S3) for the session."""
+    with services.MotoServer() as server:
+        yield server
+
+
+def dynamodb_url(server: services.MotoServer) -> str:
+    return (f"dynamodb://?endpoint={server.endpoint_url}&region=us-east-1"
+            f"&prefix=t{uuid.uuid4().hex[:12]}-")
+
+
+@pytest.fixture
+def fresh_dynamodb_url(dynamodb_server: services.MotoServer) -> str:
+    """A DynamoDB URL whose tables do not exist yet."""
+    return dynamodb_url(dynamodb_server)
+
+
+@pytest.fixture(autouse=True)
+def _aws_test_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    # moto accepts any credentials; botocore needs some to sign with.
+    for name, value in services.S3_TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.fixture
 async def repo(database_url: str) -> AsyncIterator[MetadataRepository]:
-    # upgrade() is blocking (Alembic is synchronous); keep it off the loop.
-    # At head already (PostgreSQL) it only checks.
-    await asyncio.to_thread(database.upgrade, database_url)
-    repository = MetadataRepository(database.create_engine(database_url))
+    # The embedded rule (create or migrate on the spot); PostgreSQL at head
+    # already only checks.
+    await backends.prepare(database_url, migrate=True)
+    repository = backends.open_metadata(database_url)
     try:
-        yield repository
+        yield repository  # type: ignore[misc]  # either engine: one contract
     finally:
         await repository.close()
 

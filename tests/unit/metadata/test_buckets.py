@@ -10,11 +10,9 @@ import pytest
 from echofs.auth.access_keys import AccessKeys, SecretBox
 from echofs.core.consistency import Mode
 from echofs.core.manifest import NewChunk
-from echofs.metadata.access_keys import AccessKeysRepository
-from echofs.metadata.buckets import BucketsRepository, BucketTaken, ObjectMeta
+from echofs.metadata.buckets import BucketTaken, ObjectMeta
 from echofs.metadata.records import CommitRequest
 from echofs.metadata.repository import MetadataRepository
-from echofs.metadata.users import UsersRepository
 
 
 async def _commit(repo: MetadataRepository, owner: str, path: str):  # type: ignore[no-untyped-def]
@@ -27,7 +25,7 @@ async def _commit(repo: MetadataRepository, owner: str, path: str):  # type: ign
 
 
 async def test_buckets(repo: MetadataRepository) -> None:
-    buckets = BucketsRepository(repo)
+    buckets = repo.buckets
     made = await buckets.create("photos", "alice")
     assert (made.name, made.owner) == ("photos", "alice")
     with pytest.raises(BucketTaken) as taken:
@@ -46,7 +44,7 @@ async def test_buckets(repo: MetadataRepository) -> None:
 
 
 async def test_object_meta_follows_versions_and_files(repo: MetadataRepository) -> None:
-    buckets = BucketsRepository(repo)
+    buckets = repo.buckets
     record, version = await _commit(repo, "alice", "b/k")
     meta = ObjectMeta('"abc"', {"Content-Type": "text/plain"}, {"colour": "blue"})
     await buckets.put_meta(record.file_id, version.version, meta)
@@ -58,10 +56,10 @@ async def test_object_meta_follows_versions_and_files(repo: MetadataRepository) 
 
 
 async def test_access_keys_of_deleted_accounts_sign_nothing(repo: MetadataRepository) -> None:
-    users = UsersRepository(repo)
+    users = repo.users
     admin = await users.create("admin", "h")
     user = await users.create("user", "h")
-    keys = AccessKeys(AccessKeysRepository(repo), "s" * 40, ttl=0)
+    keys = AccessKeys(repo.access_keys, "s" * 40, ttl=0)
     record, secret = await keys.create(user.user_id)
     owner = await keys.owner_of(record.access_key_id)
     assert owner is not None and (owner.user_id, owner.secret) == (user.user_id, secret)

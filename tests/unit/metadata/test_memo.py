@@ -9,10 +9,9 @@ import pytest
 from echofs.core.consistency import Mode
 from echofs.core.errors import NotFound
 from echofs.core.vocabulary import ReplicationReason
-from echofs.metadata.consistency import ConsistencyRepository, Transition
+from echofs.metadata.consistency import Transition
 from echofs.metadata.memoized import memo_key
 from echofs.metadata.repository import MetadataRepository
-from echofs.metadata.users import UsersRepository
 
 from .conftest import chunk, upload
 
@@ -181,8 +180,8 @@ async def test_accounts_and_controller_state_leave_memoized_answers_in_place(
     version = await repo.get_version(record.file_id, None, "alice")
     generation, entries = repo.memo.generation, len(repo.memo)
 
-    await UsersRepository(repo).create("carol", "hash")
-    controller = ConsistencyRepository(repo)
+    await repo.users.create("carol", "hash")
+    controller = repo.consistency
     await controller.record_transitions([Transition(
         0, 1.0, record.file_id, Mode.STRONG, Mode.AVAILABLE, "emergency", 0.9, {})])
     await controller.set_hint(record.file_id, "strong")
@@ -193,6 +192,6 @@ async def test_accounts_and_controller_state_leave_memoized_answers_in_place(
     assert await repo.find_file("alice", "f") is found
     assert await repo.get_version(record.file_id, None, "alice") is version
     # ...and those writes did happen.
-    assert (await UsersRepository(repo).by_username("carol")) is not None
+    assert (await repo.users.by_username("carol")) is not None
     assert [m.mode for m in await controller.modes()] == [Mode.AVAILABLE]
     assert await controller.override() == "hybrid"

@@ -10,7 +10,7 @@ import time
 from echofs.core.consistency import Mode
 from echofs.core.upload_sessions import PartLayout
 from echofs.metadata.repository import MetadataRepository
-from echofs.metadata.s3_uploads import S3Upload, S3UploadsRepository
+from echofs.metadata.s3_uploads import S3Upload
 
 
 async def _upload(repo: MetadataRepository, key: str, owner: str = "alice",
@@ -18,13 +18,13 @@ async def _upload(repo: MetadataRepository, key: str, owner: str = "alice",
     session = await repo.create_upload_session(
         owner=owner, path=f"{bucket}/{key}", layout=PartLayout(None, 1024), mode=Mode.STRONG,
         lifetime=lifetime, max_open=0)
-    await S3UploadsRepository(repo).add(S3Upload(session.session_id, bucket, key,
+    await repo.s3_uploads.add(S3Upload(session.session_id, bucket, key,
                                                  {"Content-Type": "text/plain"}, {"a": "b"}))
     return session.session_id
 
 
 async def test_listing_pages_by_key_then_upload_id(repo) -> None:
-    uploads = S3UploadsRepository(repo)
+    uploads = repo.s3_uploads
     made = sorted([("x/2", await _upload(repo, "x/2")), ("x/1", await _upload(repo, "x/1")),
                    ("x/1", await _upload(repo, "x/1")), ("y", await _upload(repo, "y"))])
     await _upload(repo, "x/1", owner="bob")  # someone else's: never listed
@@ -46,7 +46,7 @@ async def test_listing_pages_by_key_then_upload_id(repo) -> None:
 
 
 async def test_aborted_and_expired_uploads_leave_nothing(repo) -> None:
-    uploads = S3UploadsRepository(repo)
+    uploads = repo.s3_uploads
     aborted = await _upload(repo, "a")
     expiring = await _upload(repo, "e", lifetime=0.01)
     kept = await _upload(repo, "k")

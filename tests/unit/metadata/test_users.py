@@ -12,11 +12,10 @@ import sqlalchemy
 from echofs.core.errors import Conflict
 from echofs.metadata import database
 from echofs.metadata.repository import MetadataRepository
-from echofs.metadata.users import UsersRepository
 
 
 async def test_role_changes_and_deletion(repo: MetadataRepository) -> None:
-    users = UsersRepository(repo)
+    users = repo.users
     alice = await users.create("alice", "hash-a")
     bob = await users.create("bob", "hash-b")
     assert (alice.role, bob.role) == ("admin", "user")
@@ -33,7 +32,7 @@ async def test_role_changes_and_deletion(repo: MetadataRepository) -> None:
 
 
 async def test_the_last_admin_is_kept(repo: MetadataRepository) -> None:
-    users = UsersRepository(repo)
+    users = repo.users
     alice = await users.create("alice", "hash-a")
     bob = await users.create("bob", "hash-b", role="admin")
     await users.set_role(bob.user_id, "user")
@@ -48,7 +47,7 @@ async def test_the_last_admin_is_kept(repo: MetadataRepository) -> None:
 
 async def test_two_admins_demoting_each_other_at_once_leave_one(
         repo: MetadataRepository) -> None:
-    users = UsersRepository(repo)
+    users = repo.users
     alice = await users.create("alice", "hash-a")
     bob = await users.create("bob", "hash-b", role="admin")
     results = await asyncio.gather(users.set_role(alice.user_id, "user"),
@@ -60,7 +59,7 @@ async def test_two_admins_demoting_each_other_at_once_leave_one(
 
 
 async def test_revoking_tokens_moves_the_generation_on(repo: MetadataRepository) -> None:
-    users = UsersRepository(repo)
+    users = repo.users
     alice = await users.create("alice", "hash-a")
     assert alice.token_generation == 0
     assert await users.revoke_tokens(alice.user_id) is True
@@ -81,14 +80,14 @@ async def test_accounts_made_before_generations_start_at_zero(tmp_path: Path) ->
     await asyncio.to_thread(database.upgrade, url)
     repo = MetadataRepository(database.create_engine(url))
     try:
-        old = await UsersRepository(repo).by_username("old")
+        old = await repo.users.by_username("old")
         assert old is not None and old.token_generation == 0
     finally:
         await repo.close()
 
 
 async def test_email_is_stored_lowercased_unique_and_found(repo: MetadataRepository) -> None:
-    users = UsersRepository(repo)
+    users = repo.users
     alice = await users.create("alice", "hash-a", email="Alice@Example.COM")
     assert alice.email == "alice@example.com"
     assert (await users.by_email("ALICE@example.com")).user_id == alice.user_id

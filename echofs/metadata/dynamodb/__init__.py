@@ -1,0 +1,92 @@
+"""The metadata contract on Amazon DynamoDB (or any endpoint that speaks its
+API), through aioboto3. Selected by ``DATABASE_URL=dynamodb://?region=…``.
+
+Everything the SQL repository (``echofs.metadata``) answers, this package
+answers too, with the same records and errors; the contract suites in
+``tests/unit/metadata`` run against both. What differs is how the rules are
+kept: DynamoDB has no multi-row transactions of unbounded size, no joins and
+no locks, so every rule below is a conditional write.
+
+Tables
+------
+Five tables, each with a string partition key ``pk``, a string sort key
+``sk`` and one sparse global secondary index ``gsi1`` (``g1pk``, ``g1sk``,
+all attributes projected). Only items that carry ``g1pk`` appear in the
+index, so each index answers one question cheaply. Names come from the URL's
+``prefix`` (default ``echofs-``) or the original's variables
+(``DYNAMODB_FILES_TABLE``, ``DYNAMODB_CHUNKS_TABLE``,
+``DYNAMODB_SESSIONS_TABLE``; and ``DYNAMODB_ACCOUNTS_TABLE``,
+``DYNAMODB_CONTROLLER_TABLE``). Sort keys are compared as UTF-8 bytes,
+which is the order listings promise.
+
+``files``
+  ``F#<owner>`` / ``P#<path>``        a file's head: ``file_id``,
+                                       ``current_version``, times. Listing
+                                       by prefix is a Query with
+                                       ``begins_with(sk, 'P#<prefix>')``,
+                                       paged by ``ExclusiveStartKey``.
+  ``I#<file_id>`` / ``FILE``           the same file by id: ``owner``,
+                                       ``path``.
+  ``I#<file_id>`` / ``V#<version:010d>`` one version: size, blake3, mode,
+                                       chunk count, replicas acked, created
+                                       at, and its manifest: inline
+                                       (``chunks``: list of [chunk id, size,
+                                       compressed]) when small, else
+                                       ``manifest_id`` naming pages.
+  ``M#<manifest_id>`` / ``<page:06d>``  a page of a large manifest (written
+                                       before the version that names it, so
+                                       a manifest is never seen half-made).
+  ``I#<file_id>`` / ``S#<version:010d>`` S3's object metadata of a version.
+  ``B#<bucket>`` / ``BUCKET``          a bucket: ``owner``, ``created_at``;
+                                       in ``gsi1`` as ``BO#<owner>`` /
+                                       ``<bucket>`` (a user's buckets).
+
+``chunks``
+  ``C#<chunk_id>`` / ``CHUNK``         a chunk: sizes, ``compressed``,
+                                       ``state``, ``touched_at``,
+                                       ``created_at``, ``refs`` (versions
+                                       and session parts that use it) and
+                                       ``replicas`` (map worker → stored at).
+                                       In ``gsi1`` as ``GC`` /
+                                       ``<touched_at>#<id>`` while ``refs``
+                                       is 0 (the collector's candidates),
+                                       and as ``DEL`` / ``<id>`` while
+                                       ``state`` is deleting.
+  ``W#<worker>`` / ``<chunk_id>``      a copy on a worker (chunks_on_worker,
+                                       replica_page, known_worker_ids).
+  ``C#<chunk_id>`` / ``R#<worker>``    a replication intent; in ``gsi1`` as
+                                       ``DUE`` / ``<next_attempt_at>#…``.
+
+``sessions``, ``accounts``, ``controller``: see their modules.
+
+Rules
+-----
+- A version is published by one ``TransactWriteItems``: the file head's
+  ``current_version`` moves from n to n+1 under the condition that it is n
+  (or that the head does not exist), and the version item is put under the
+  condition that it does not exist. Concurrent writers to one name lose the
+  condition, read the head again and retry with backoff, so two uploads to
+  one name get distinct, consecutive numbers. A large manifest is written
+  in pages first and published by the version item that names it: the
+  100-item and 4 MB limits of a transaction never bound a file's size.
+- Chunks and the collector meet on the chunk item. Before publishing, a
+  writer adds 1 to ``refs`` of each chunk it uses under the condition
+  ``state = live`` (which fails once the collector claimed it: the upload
+  gets ``Conflict(chunk_collected)``), and removes it from the ``GC`` index.
+  The collector claims a chunk only under the condition ``refs = 0 AND
+  state = live AND touched_at < grace``. A writer that fails after adding
+  refs takes them back; one that dies in between leaves a chunk referenced
+  by nothing: a leak the ``echofs gc`` sweep may find, never a loss.
+  Removing a version (delete, retention) deletes its item first, then
+  takes back its refs — again the order that can leak, never lose.
+- Reads that must see the latest (a head, a version, a chunk's state) are
+  strongly consistent; index queries are eventually consistent and only
+  ever suggest work that a conditional write then confirms.
+- Throttling (``ProvisionedThroughputExceeded``, ``ThrottlingException``,
+  ``RequestLimitExceeded``) and transaction conflicts
+  (``TransactionConflict``) are retried with jittered backoff and counted
+  in ``echofs_dynamodb_retries_total``; every request is counted in
+  ``echofs_dynamodb_requests_total`` by operation.
+- No read answers are memoized: several masters share the tables, as on
+  PostgreSQL.
+"""

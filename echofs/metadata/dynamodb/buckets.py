@@ -1,0 +1,15 @@
+"""The buckets of the metadata contract on DynamoDB (the SQL repository's
+``echofs.metadata.buckets``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from echofs.metadata.dynamodb.repository import DynamoMetadataRepository
+
+
+class DynamoBuckets:
+    def __init__(self, repo: DynamoMetadataRepository) -> None:
+        self._repo = repo
+        self._db = repo.db
