@@ -38,6 +38,7 @@ _KNOWN: dict[str, tuple[int, str]] = {
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchKey": (404, "The specified key does not exist"),
     "NoSuchUpload": (404, "The specified multipart upload does not exist"),
+    "NoSuchVersion": (404, "The specified version does not exist"),
     "NotImplemented": (501, "A header or operation you provided is not implemented"),
     "PreconditionFailed": (412, "At least one of the preconditions you specified did not hold"),
     "RequestTimeTooSkewed": (403, "The difference between the request time and the current "

@@ -36,6 +36,7 @@ from echofs.s3.buckets import BucketOperations
 from echofs.s3.errors import S3Error
 from echofs.s3.payload import ObjectBody
 from echofs.s3.routing import Call, file_path
+from echofs.s3.versions import NULL_VERSION
 from echofs.serving.middleware import facts
 
 # Content headers kept with a version and sent back on GET/HEAD.
@@ -181,15 +182,21 @@ class ObjectOperations:
             data += piece
         wanted = xml.parse_delete(bytes(data))
         parts = []
-        for key in wanted.keys:
+        for key, version_id in zip(wanted.keys, wanted.version_ids, strict=True):
+            # S3 sees EchoFS buckets as unversioned: "null" names the one
+            # version an object has; any other id names none.
+            named = xml.element("VersionId", version_id) if version_id is not None else ""
             try:
+                if version_id not in (None, NULL_VERSION):
+                    raise S3Error("NoSuchVersion", "The specified version does not exist.")
                 await self._delete(bucket.owner, file_path(bucket.name, key))
             except S3Error as exc:
-                parts.append(f"<Error>{xml.element('Key', key)}{xml.element('Code', exc.code)}"
+                parts.append(f"<Error>{xml.element('Key', key)}{named}"
+                             f"{xml.element('Code', exc.code)}"
                              f"{xml.element('Message', exc.message)}</Error>")
                 continue
             if not wanted.quiet:
-                parts.append(f"<Deleted>{xml.element('Key', key)}</Deleted>")
+                parts.append(f"<Deleted>{xml.element('Key', key)}{named}</Deleted>")
         return web.Response(body=xml.document("DeleteResult", *parts),
                             content_type="application/xml")
 

@@ -54,6 +54,7 @@ from echofs.s3.objects import ObjectOperations
 from echofs.s3.routing import OPERATIONS, Call, Target, operation_of, target_of
 from echofs.s3.sigv2 import SignedV2, is_v2, parse_v2
 from echofs.s3.sigv4 import SignedRequest, amz_now, parse_query, parse_request
+from echofs.s3.versions import VersionListing
 from echofs.serving.middleware import CLIENT_CLOSED, FACTS, RequestFacts
 from echofs.serving.transfer_coding import SUPPORTED as SUPPORTED_CODINGS
 from echofs.serving.transfer_coding import request_codings
@@ -106,6 +107,7 @@ class S3Server:
             "GetBucketVersioning": bucket_ops.get_versioning,
             "ListObjects": listing.list_v1,
             "ListObjectsV2": listing.list_v2,
+            "ListObjectVersions": VersionListing(listing).list_versions,
             "PutObject": objects.put_object,
             "CopyObject": objects.copy_object,
             "GetObject": objects.get_object,

@@ -117,21 +117,25 @@ def child_text(node: Element, name: str) -> str | None:
 class DeleteRequest:
     keys: list[str]
     quiet: bool
+    # Each key's <VersionId>, None where none was given.
+    version_ids: list[str | None]
 
 
 def parse_delete(body: bytes) -> DeleteRequest:
     tree = parse(body, "Delete")
-    keys = []
+    keys, version_ids = [], []
     for item in children(tree, "Object"):
         key = child_text(item, "Key")
         if key is None:
             raise S3Error("MalformedXML", "an <Object> has no <Key>")
         keys.append(key)
+        version_ids.append(child_text(item, "VersionId"))
     if not keys:
         raise S3Error("MalformedXML", "<Delete> names no <Object>")
     if len(keys) > 1000:
         raise S3Error("MalformedXML", "<Delete> may name at most 1000 objects")
-    return DeleteRequest(keys, (child_text(tree, "Quiet") or "").lower() == "true")
+    return DeleteRequest(keys, (child_text(tree, "Quiet") or "").lower() == "true",
+                         version_ids)
 
 
 def parse_location(body: bytes) -> str | None:
