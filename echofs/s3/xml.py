@@ -56,11 +56,15 @@ class Encoder:
         return urllib.parse.quote(text, safe="/") if self.url else text
 
 
-def buckets_document(owner: str, buckets: Iterable[tuple[str, float]]) -> bytes:
+def buckets_document(owner: str, buckets: Iterable[tuple[str, float]], *,
+                     continuation: str | None = None, prefix: str | None = None) -> bytes:
     items = "".join(f"<Bucket>{element('Name', name)}"
                     f"{element('CreationDate', iso_time(created))}</Bucket>"
                     for name, created in buckets)
-    return document("ListAllMyBucketsResult", owner_xml(owner), f"<Buckets>{items}</Buckets>")
+    tail = (element("ContinuationToken", continuation) if continuation else "") + \
+        (element("Prefix", prefix) if prefix else "")
+    return document("ListAllMyBucketsResult", owner_xml(owner), f"<Buckets>{items}</Buckets>",
+                    tail)
 
 
 def location_document(region: str) -> bytes:
