@@ -53,9 +53,18 @@ which is the order listings promise.
                                        and as ``DEL`` / ``<id>`` while
                                        ``state`` is deleting.
   ``W#<worker>`` / ``<chunk_id>``      a copy on a worker (chunks_on_worker,
-                                       replica_page, known_worker_ids).
+                                       known_worker_ids); in ``gsi1`` as
+                                       ``REP#<first hex digit of the id>`` /
+                                       ``<chunk_id>#<worker>``: every copy in
+                                       (chunk, worker) order, sixteen
+                                       partitions walked in turn
+                                       (replica_page). The chunk item's map
+                                       is the truth: readers confirm on it.
+  ``WORKERS`` / ``<worker>``           a worker that ever held a copy
+                                       (known_worker_ids asks each).
   ``C#<chunk_id>`` / ``R#<worker>``    a replication intent; in ``gsi1`` as
-                                       ``DUE`` / ``<next_attempt_at>#…``.
+                                       ``DUE`` / ``<next_attempt_at>#…``;
+                                       known by a random ``task_id``.
 
 ``sessions``, ``accounts``, ``controller``: see their modules.
 
