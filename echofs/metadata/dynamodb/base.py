@@ -5,8 +5,9 @@ docstring)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from echofs.metadata.dynamodb.connection import Dynamo, Target, conditional_failed, value
 
@@ -15,6 +16,25 @@ FILES, CHUNKS, SESSIONS, ACCOUNTS, CONTROLLER = (
 INDEX = "gsi1"
 LIVE, DELETING = "live", "deleting"
 GC, DELETING_INDEX = "GC", "DEL"
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+# Requests in flight at once for one call's many single-item writes: enough
+# to hide round trips, few enough to stay well inside the client's pool.
+WIDTH = 16
+
+
+async def each(items: Sequence[T], fn: Callable[[T], Awaitable[R]], width: int = WIDTH
+               ) -> list[R]:
+    """``fn`` of every item, at most ``width`` at a time; answers in order."""
+    gate = asyncio.Semaphore(width)
+
+    async def one(item: T) -> R:
+        async with gate:
+            return await fn(item)
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
 
 
 def chunk_key(chunk_id: str) -> tuple[str, str]:

@@ -1,11 +1,16 @@
 """Claims, touches and where copies live (the SQL repository's
 ``echofs.metadata.chunks``).
 
+A chunk is one item, ``C#<chunk_id>`` / ``CHUNK``: ``raw_size``,
+``stored_size``, ``compressed``, ``state``, ``touched_at``, ``created_at``,
+``refs`` and ``replicas`` (a map worker → stored at).
+
 Where copies live is kept twice, and the chunk's item is the truth:
 
 - the chunk item's ``replicas`` map (worker → stored at), read with the
   chunk's state in one strongly consistent get;
-- an item ``W#<worker>`` / ``<chunk_id>`` per copy, so one worker's copies
+- an item ``W#<worker>`` / ``<chunk_id>`` per copy (``chunk_id``,
+  ``worker_id``, ``stored_at``), so one worker's copies
   are one Query (``chunks_on_worker``), and in ``gsi1`` as
   ``REP#<first hex digit of the chunk id>`` / ``<chunk_id>#<worker>``, so
   every copy in (chunk, worker) order is sixteen Queries walked in turn
@@ -14,22 +19,45 @@ Where copies live is kept twice, and the chunk's item is the truth:
 - ``WORKERS`` / ``<worker>`` names each worker that ever held a copy
   (``known_worker_ids``, and the workers ``replica_page`` has no need of).
 
-A copy is written as its ``W#`` item first, then into the chunk's map; a
-crash between leaves a ``W#`` item the map does not confirm, which the
-readers below ignore (they always check the chunk's item): an index entry
-too many, never a copy missed.
+Readers of ``W#`` items (and of their index) always confirm a copy on the
+chunk's item: a ``W#`` item left by a crash, or by a chunk forgotten and
+claimed anew, is an entry too many, never taken for a copy.
 """
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
+from echofs.core.manifest import NewChunk
 from echofs.core.vocabulary import ChunkState, ReplicationReason
-from echofs.metadata.dynamodb.base import CHUNKS, INDEX, LIVE, DynamoBase, chunk_key
-from echofs.metadata.dynamodb.connection import conditional_failed, decode, value
+from echofs.metadata.dynamodb.base import (
+    CHUNKS,
+    GC,
+    INDEX,
+    LIVE,
+    DynamoBase,
+    chunk_key,
+    each,
+    gc_sort_key,
+)
+from echofs.metadata.dynamodb.connection import conditional_failed, decode, encode, value
 from echofs.metadata.dynamodb.replication_queue import DUE, queue_copies
+from echofs.metadata.records import ChunkClaim
+
+
+def worker_key(worker_id: str, chunk_id: str) -> tuple[str, str]:
+    return f"W#{worker_id}", chunk_id
+
+
+def replicas_in(item: dict[str, Any] | None) -> tuple[str, ...]:
+    """The workers holding copies of a chunk item, in id order."""
+    if not item:
+        return ()
+    return tuple(sorted(item.get("replicas") or {}))
+
 
 WORKERS = "WORKERS"
 COPY_PREFIX = "W#"
@@ -39,12 +67,8 @@ COPY_INDEX_PREFIX = "REP#"
 HEX_DIGITS = "0123456789abcdef"
 
 
-def copy_key(worker_id: str, chunk_id: str) -> tuple[str, str]:
-    return f"{COPY_PREFIX}{worker_id}", chunk_id
-
-
 def copy_item(chunk_id: str, worker_id: str, stored_at: float) -> dict[str, Any]:
-    pk, sk = copy_key(worker_id, chunk_id)
+    pk, sk = worker_key(worker_id, chunk_id)
     return {"pk": pk, "sk": sk, "chunk_id": chunk_id, "worker_id": worker_id,
             "stored_at": stored_at, "g1pk": f"{COPY_INDEX_PREFIX}{chunk_id[:1]}",
             "g1sk": f"{chunk_id}#{worker_id}"}
@@ -56,13 +80,155 @@ def live_copy(chunk: dict[str, Any] | None, worker_id: str) -> bool:
         and worker_id in (chunk.get("replicas") or {})
 
 
-def holders(chunk: dict[str, Any]) -> tuple[str, ...]:
-    """The chunk's copies' workers, in id order (as the SQL repository gives them)."""
-    return tuple(sorted(chunk.get("replicas") or {}))
-
-
 class DynamoChunks(DynamoBase):
-    # -- copies: recording them ------------------------------------------------------
+    # == claims, touches, replica readers and recording copies (dyncore) ===============
+    # What uploads and commits need; the rest of the part follows below.
+
+    async def claim_chunks(self, chunks: Sequence[NewChunk]) -> dict[str, ChunkClaim]:
+        """Register chunks before their bytes go to workers.
+
+        Creates missing items (unreferenced: in the collector's index, with
+        the grace period starting now) and touches live ones, so the
+        collector leaves them alone while the upload runs; reports where
+        copies already exist (deduplication). A chunk the collector claimed
+        is reported ``deleting`` and left as it is."""
+        now = time.time()
+        # The last description of a repeated id wins, as on SQL.
+        unique = {c.chunk_id: c for c in chunks}
+        if not unique:
+            return {}
+        found = await self.db.get_many(CHUNKS, [chunk_key(i) for i in unique])
+
+        async def one(new: NewChunk) -> ChunkClaim:
+            item = found.get(chunk_key(new.chunk_id))
+            if item is None and await self._create_chunk(new, now):
+                return ChunkClaim(new.chunk_id, ChunkState.LIVE, ())
+            # Known (or created by another upload just now): touch it if live.
+            touched = await self._touch(new.chunk_id, now)
+            if touched is not None:
+                return ChunkClaim(new.chunk_id, ChunkState.LIVE, replicas_in(touched))
+            item = await self.db.get(CHUNKS, *chunk_key(new.chunk_id))
+            # Gone entirely: the collector finished with it; as good as deleting.
+            return ChunkClaim(new.chunk_id, ChunkState.DELETING, replicas_in(item))
+
+        claims = await each(list(unique.values()), one)
+        return {claim.chunk_id: claim for claim in claims}
+
+    async def touch_chunks(self, chunk_ids: Sequence[str]) -> None:
+        """Tell the collector these chunks are in use (a long upload's);
+        chunks not live (or unknown) are left alone."""
+        now = time.time()
+        await each(list(dict.fromkeys(chunk_ids)), lambda chunk_id: self._touch(chunk_id, now))
+
+    async def replicas_of(self, chunk_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """Where each of these chunks has copies (chunks with none are absent)."""
+        ids = list(dict.fromkeys(chunk_ids))
+        found = await self.db.get_many(CHUNKS, [chunk_key(i) for i in ids])
+        answer: dict[str, tuple[str, ...]] = {}
+        for chunk_id in ids:
+            workers = replicas_in(found.get(chunk_key(chunk_id)))
+            if workers:
+                answer[chunk_id] = workers
+        return answer
+
+    async def replicas(self, chunk_id: str) -> tuple[str, ...]:
+        return replicas_in(await self.db.get(CHUNKS, *chunk_key(chunk_id)))
+
+    async def record_copies(self, pairs: Iterable[tuple[str, str]], now: float) -> None:
+        """Record copies (chunk id, worker id) of existing chunks: as the
+        worker's ``W#`` item, then in the chunk's ``replicas`` map (a copy
+        already known keeps its time). A chunk that no longer exists gains
+        nothing (its ``W#`` items are taken back). A crash between the two
+        leaves a ``W#`` item the map does not confirm, which readers ignore:
+        never a copy in the map that a worker's listing misses."""
+        by_chunk: dict[str, set[str]] = defaultdict(set)
+        for chunk_id, worker_id in pairs:
+            by_chunk[chunk_id].add(worker_id)
+        if not by_chunk:
+            return
+        chunk_ids = sorted(by_chunk)
+        await self._register_workers(sorted({w for ws in by_chunk.values() for w in ws}))
+        await self.db.write_many(CHUNKS, puts=[
+            copy_item(chunk_id, worker_id, now)
+            for chunk_id in chunk_ids for worker_id in sorted(by_chunk[chunk_id])])
+        added = await each(chunk_ids, lambda chunk_id: self._add_to_replica_map(
+            chunk_id, sorted(by_chunk[chunk_id]), now))
+        await self.db.write_many(CHUNKS, deletes=[
+            worker_key(worker_id, chunk_id) for chunk_id, ok in zip(chunk_ids, added, strict=True)
+            if not ok for worker_id in sorted(by_chunk[chunk_id])])
+
+    async def _add_to_replica_map(self, chunk_id: str, workers: list[str],
+                                  now: float) -> bool:
+        """Add workers to a chunk's map; False if the chunk does not exist."""
+        pk, sk = chunk_key(chunk_id)
+        names = {f"#w{i}": worker for i, worker in enumerate(workers)}
+        sets = ", ".join(f"replicas.{name} = if_not_exists(replicas.{name}, :now)"
+                         for name in names)
+        try:
+            await self.db.call(
+                "update_item", TableName=self.db.table(CHUNKS),
+                Key=encode({"pk": pk, "sk": sk}), UpdateExpression=f"SET {sets}",
+                ConditionExpression="attribute_exists(replicas)",
+                ExpressionAttributeNames=names, ExpressionAttributeValues={":now": value(now)})
+            return True
+        except Exception as exc:
+            if not conditional_failed(exc):
+                raise
+        # No map yet (an item written before maps were kept) or no item at all.
+        try:
+            await self.db.call(
+                "update_item", TableName=self.db.table(CHUNKS),
+                Key=encode({"pk": pk, "sk": sk}), UpdateExpression="SET replicas = :map",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(replicas)",
+                ExpressionAttributeValues={":map": value({w: now for w in workers})})
+            return True
+        except Exception as exc:
+            if not conditional_failed(exc):
+                raise
+        # Either it has a map now (another writer made it) or it is gone.
+        if await self.db.get(CHUNKS, pk, sk) is None:
+            return False
+        return await self._add_to_replica_map(chunk_id, workers, now)
+
+    async def _create_chunk(self, new: NewChunk, now: float) -> bool:
+        """Put a new chunk item; False if one exists already."""
+        pk, sk = chunk_key(new.chunk_id)
+        try:
+            await self.db.call(
+                "put_item", TableName=self.db.table(CHUNKS),
+                Item=encode({
+                    "pk": pk, "sk": sk, "chunk_id": new.chunk_id, "raw_size": new.size,
+                    "stored_size": new.stored_size, "compressed": bool(new.compressed),
+                    "state": LIVE, "touched_at": now, "created_at": now, "refs": 0,
+                    "replicas": {}, "g1pk": GC, "g1sk": gc_sort_key(now, new.chunk_id)}),
+                ConditionExpression="attribute_not_exists(pk)")
+            return True
+        except Exception as exc:
+            if not conditional_failed(exc):
+                raise
+            return False
+
+    async def _touch(self, chunk_id: str, now: float) -> dict[str, Any] | None:
+        """Touch a live chunk (moving it in the collector's index, if it is
+        there) and return its item; None if it is not live or not known."""
+        pk, sk = chunk_key(chunk_id)
+        try:
+            answer = await self.db.call(
+                "update_item", TableName=self.db.table(CHUNKS),
+                Key=encode({"pk": pk, "sk": sk}),
+                UpdateExpression="SET touched_at = :now, g1sk = :gsk",
+                ConditionExpression="#s = :live",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={":now": value(now), ":live": value(LIVE),
+                                           ":gsk": value(gc_sort_key(now, chunk_id))},
+                ReturnValues="ALL_NEW")
+        except Exception as exc:
+            if not conditional_failed(exc):
+                raise
+            return None
+        return decode(answer.get("Attributes", {}))
+
+    # == the rest of the part (dynchunks) ==================================================
 
     async def record_partial_write(self, chunk_id: str, stored_on: str, owed: Sequence[str],
                                    reason: ReplicationReason) -> None:
@@ -73,58 +239,11 @@ class DynamoChunks(DynamoBase):
         acknowledged), or which the under-replication scan finds."""
         reason = ReplicationReason(reason)  # refuse a free string before the table
         now = time.time()
-        await self.record_copies(chunk_id, [stored_on], now)
+        await self.record_copies([(chunk_id, stored_on)], now)
         await queue_copies(self.db, chunk_id, owed, reason, now)
 
     async def add_replicas(self, chunk_id: str, worker_ids: Iterable[str]) -> None:
-        await self.record_copies(chunk_id, list(worker_ids), time.time())
-
-    async def record_copies(self, chunk_id: str, worker_ids: Sequence[str],
-                            now: float) -> bool:
-        """Record copies of ``chunk_id`` on ``worker_ids`` (copies known
-        already keep their time). False, and nothing recorded, if the chunk
-        has no item (the collector forgot it)."""
-        workers = list(dict.fromkeys(worker_ids))
-        if not workers:
-            return True
-        pk, sk = chunk_key(chunk_id)
-        chunk = await self.db.get(CHUNKS, pk, sk)
-        if chunk is None:
-            return False
-        await self._register_workers(workers)
-        await self.db.write_many(CHUNKS, puts=[copy_item(chunk_id, w, now) for w in workers])
-        if "replicas" not in chunk:
-            await self._start_replica_map(chunk_id)
-        names = {f"#w{i}": w for i, w in enumerate(workers)}
-        try:
-            await self.db.call(
-                "update_item", TableName=self.db.table(CHUNKS),
-                Key={"pk": value(pk), "sk": value(sk)},
-                UpdateExpression="SET " + ", ".join(
-                    f"replicas.{n} = if_not_exists(replicas.{n}, :now)" for n in names),
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":now": value(now)})
-        except Exception as exc:
-            if not conditional_failed(exc):
-                raise
-            # Forgotten between the two writes: take back the index entries.
-            await self.db.write_many(CHUNKS, deletes=[copy_key(w, chunk_id) for w in workers])
-            return False
-        return True
-
-    async def _start_replica_map(self, chunk_id: str) -> None:
-        pk, sk = chunk_key(chunk_id)
-        try:
-            await self.db.call(
-                "update_item", TableName=self.db.table(CHUNKS),
-                Key={"pk": value(pk), "sk": value(sk)},
-                UpdateExpression="SET replicas = :empty",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(replicas)",
-                ExpressionAttributeValues={":empty": {"M": {}}})
-        except Exception as exc:
-            if not conditional_failed(exc):  # started meanwhile, or forgotten
-                raise
+        await self.record_copies([(chunk_id, w) for w in worker_ids], time.time())
 
     async def _register_workers(self, worker_ids: Sequence[str]) -> None:
         """Name these workers in ``WORKERS`` (once per process: the items
@@ -216,7 +335,7 @@ class DynamoChunks(DynamoBase):
                 chunk = chunks.get(chunk_key(chunk_id))
                 if live_copy(chunk, worker_id):
                     assert chunk is not None
-                    found.append((chunk_id, holders(chunk)))
+                    found.append((chunk_id, replicas_in(chunk)))
             cursor = ids[-1]
         return found
 
@@ -234,7 +353,7 @@ class DynamoChunks(DynamoBase):
                 ExpressionAttributeValues={":chunk": value("CHUNK"), ":live": value(LIVE),
                                            ":zero": value(0),
                                            ":rf": value(replication_factor)}):
-            short.append((str(chunk["pk"]).removeprefix("C#"), holders(chunk)))
+            short.append((str(chunk["pk"]).removeprefix("C#"), replicas_in(chunk)))
         return sorted(short)[:max(0, limit)]
 
     async def known_worker_ids(self) -> list[str]:

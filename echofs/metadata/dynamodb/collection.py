@@ -26,7 +26,7 @@ from echofs.metadata.dynamodb.base import (
     DynamoBase,
     chunk_key,
 )
-from echofs.metadata.dynamodb.chunks import copy_key
+from echofs.metadata.dynamodb.chunks import worker_key
 from echofs.metadata.dynamodb.connection import conditional_failed, value
 
 
@@ -85,7 +85,7 @@ class DynamoCollection(DynamoBase):
                 ExpressionAttributeValues={":pk": value(pk)})]
             chunk = next((i for i in items if i["sk"] == sk), None)
             tasks = [(i["pk"], i["sk"]) for i in items if i["sk"] != sk]
-            copies = [copy_key(w, chunk_id) for w in (chunk or {}).get("replicas") or {}]
+            copies = [worker_key(w, chunk_id) for w in (chunk or {}).get("replicas") or {}]
             await self.db.write_many(CHUNKS, deletes=tasks + copies)
             if chunk is None:
                 continue

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from echofs.core.manifest import ReplicationTask
@@ -95,7 +95,7 @@ async def queue_copies(db: Dynamo, chunk_id: str, targets: Iterable[str],
 class DynamoReplicationQueue(DynamoBase):
     # Provided by DynamoChunks, next to this part in DynamoMetadataRepository.
     chunk_state: Callable[[str], Awaitable[ChunkState | None]]
-    record_copies: Callable[[str, Sequence[str], float], Awaitable[bool]]
+    record_copies: Callable[[Iterable[tuple[str, str]], float], Awaitable[None]]
 
     async def enqueue_replication(self, chunk_id: str, target_worker: str,
                                   reason: ReplicationReason) -> None:
@@ -157,7 +157,7 @@ class DynamoReplicationQueue(DynamoBase):
     async def complete_replication(self, task: ReplicationTask) -> None:
         """The copy is made: record it, then drop the task. In that order: a
         crash between leaves the task, and the copy is just made again."""
-        await self.record_copies(task.chunk_id, [task.target_worker], time.time())
+        await self.record_copies([(task.chunk_id, task.target_worker)], time.time())
         await self._delete_task(task)
 
     async def retry_replication(self, task: ReplicationTask, delay: float) -> None:
