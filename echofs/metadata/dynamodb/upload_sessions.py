@@ -311,11 +311,8 @@ class DynamoUploadSessions(DynamoBase):
 
     async def _record_part_copies(self, stored: StoredPart, now: float) -> None:
         """Record the workers that hold the part's chunks (as a commit does)."""
-        copies: dict[str, list[str]] = {}
-        for c in stored.chunks:
-            copies.setdefault(c.chunk_id, []).extend(c.replicas)
-        for chunk_id, workers in copies.items():
-            await self.record_copies(chunk_id, workers, now)  # type: ignore[attr-defined]
+        await self.record_copies(  # type: ignore[attr-defined]
+            [(c.chunk_id, w) for c in stored.chunks for w in c.replicas], now)
 
     async def _put_part(self, session_id: str, stored: StoredPart, now: float
                         ) -> dict[str, Any] | None:
