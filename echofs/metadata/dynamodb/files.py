@@ -408,8 +408,9 @@ class DynamoFiles(DynamoBase):
         """Everything left under a file's id once its head is gone."""
         numbers = await self.version_numbers(file_id)
         await each(numbers, lambda number: self.remove_version(file_id, number, now))
-        # Its object metadata (and the by-id item, if a crash left it);
-        # versions only ever go through remove_version, which releases them.
+        # What is left is object metadata without a version (a put_meta
+        # racing this delete); versions only ever go through remove_version,
+        # which releases them.
         left = [(item["pk"], item["sk"]) async for item in self.db.query(
             FILES, KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues=encode({":pk": f"I#{file_id}"}),
