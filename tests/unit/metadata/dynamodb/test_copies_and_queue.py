@@ -85,7 +85,7 @@ async def test_a_copy_the_chunk_does_not_confirm_is_not_listed(
 
     assert await dynamo.replica_page(None, 10) == [(kept, "w1", 10)]
     assert await dynamo.chunks_on_worker("w1", None, 10) == [(kept, ("w1",))]
-    assert await copies_of(dynamo, stray) == ()
+    assert await dynamo.replicas(stray) == ()
 
 
 async def test_copies_of_a_forgotten_chunk_are_not_recorded(
@@ -156,7 +156,7 @@ async def test_a_stale_task_answer_leaves_a_newer_task_alone(
     assert not await dynamo.drop_orphaned_replication(old, future())
     assert await dynamo.due_replications() == [new]
     await dynamo.complete_replication(old)  # the copy is recorded; the new task stays
-    assert await copies_of(dynamo, a) == ("w1", "w2")
+    assert await dynamo.replicas(a) == ("w1", "w2")
     assert await dynamo.due_replications() == [new]
 
 
@@ -255,12 +255,6 @@ async def test_under_replicated_lists_only_referenced_live_chunks_short_of_copie
                                                        (full, ("w1", "w2"))])
     assert await dynamo.under_replicated(3, limit=1) == sorted(
         [(short, ("w1",)), (full, ("w1", "w2"))])[:1]
-
-
-async def copies_of(repo: DynamoMetadataRepository, chunk_id: str) -> tuple[str, ...]:
-    """The workers the chunk's item lists as holding copies."""
-    item = await repo.db.get(CHUNKS, *chunk_key(chunk_id))
-    return () if item is None else tuple(sorted(item.get("replicas") or {}))
 
 
 def test_task_record_round_trip() -> None:
