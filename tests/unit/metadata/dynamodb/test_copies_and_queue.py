@@ -8,6 +8,7 @@ part alone."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -263,3 +264,32 @@ def test_task_record_round_trip() -> None:
     item = task_item("c", "w", ReplicationReason.REHOME, 12.5)
     task = task_record(item)
     assert task == ReplicationTask(item["task_id"], "c", "w", ReplicationReason.REHOME, 12.5, 0)
+
+
+async def test_collector_and_references_racing_never_both_win(
+        dynamo: DynamoMetadataRepository) -> None:
+    """Many chunks, the collector claiming while uploads take references on
+    them: each chunk ends either claimed (and the upload told it is not
+    live) or referenced and live, never referenced and claimed."""
+    ids = [cid(f"race-{i}") for i in range(40)]
+    for chunk_id in ids:
+        await put_chunk(dynamo, chunk_id, touched_at=time.time() - 100)
+    cut = time.time() - 50  # the references' touches make a chunk too young
+
+    async def references() -> set[str]:
+        refused: set[str] = set()
+        for chunk_id in ids:
+            refused |= await dynamo.add_refs([chunk_id], time.time())
+        return refused
+
+    claimed, refused = await asyncio.gather(dynamo.claim_garbage(cut, limit=1000),
+                                            references())
+
+    assert set(claimed) == refused
+    for chunk_id in ids:
+        item = await dynamo.db.get(CHUNKS, *chunk_key(chunk_id))
+        assert item is not None
+        if chunk_id in refused:
+            assert (item["state"], int(item["refs"])) == ("deleting", 0)
+        else:
+            assert (item["state"], int(item["refs"])) == ("live", 1)
