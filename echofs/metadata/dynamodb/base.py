@@ -75,11 +75,11 @@ class DynamoBase:
         not live (or do not exist), on which nothing was taken.
 
         A caller that then gives up must :meth:`drop_refs` what it took."""
-        failed: set[str] = set()
         counts: dict[str, int] = {}
         for chunk_id in chunk_ids:
             counts[chunk_id] = counts.get(chunk_id, 0) + 1
-        for chunk_id, count in counts.items():
+
+        async def take(chunk_id: str) -> bool:
             pk, sk = chunk_key(chunk_id)
             try:
                 await self.db.call(
@@ -90,12 +90,18 @@ class DynamoBase:
                     ConditionExpression="attribute_exists(pk) AND #s = :live",
                     ExpressionAttributeNames={"#s": "state"},
                     ExpressionAttributeValues={
-                        ":zero": value(0), ":n": value(count), ":now": value(now),
+                        ":zero": value(0), ":n": value(counts[chunk_id]), ":now": value(now),
                         ":gsk": value(gc_sort_key(now, chunk_id)), ":live": value(LIVE)})
             except Exception as exc:
                 if not conditional_failed(exc):
                     raise
-                failed.add(chunk_id)
+                return False
+            return True
+
+        # One request per distinct chunk, a few at a time: a large file's
+        # commit must not wait for them one by one.
+        taken = await each(list(counts), take)
+        failed = {chunk_id for chunk_id, ok in zip(counts, taken, strict=True) if not ok}
         return failed
 
     async def drop_refs(self, chunk_ids: Iterable[str], now: float) -> None:
@@ -104,7 +110,8 @@ class DynamoBase:
         counts: dict[str, int] = {}
         for chunk_id in chunk_ids:
             counts[chunk_id] = counts.get(chunk_id, 0) + 1
-        for chunk_id, count in counts.items():
+
+        async def give(chunk_id: str) -> None:
             pk, sk = chunk_key(chunk_id)
             try:
                 answer: dict[str, Any] = await self.db.call(
@@ -112,14 +119,16 @@ class DynamoBase:
                     Key={"pk": value(pk), "sk": value(sk)},
                     UpdateExpression="SET refs = refs - :n",
                     ConditionExpression="refs >= :n",
-                    ExpressionAttributeValues={":n": value(count)},
+                    ExpressionAttributeValues={":n": value(counts[chunk_id])},
                     ReturnValues="UPDATED_NEW")
             except Exception as exc:
                 if not conditional_failed(exc):
                     raise
-                continue  # gone already (or never counted): nothing to give back
+                return  # gone already (or never counted): nothing to give back
             if int(answer["Attributes"]["refs"]["N"]) == 0:
                 await self._mark_unreferenced(chunk_id, now)
+
+        await each(list(counts), give)
 
     async def _mark_unreferenced(self, chunk_id: str, now: float) -> None:
         pk, sk = chunk_key(chunk_id)
