@@ -94,7 +94,6 @@ async def queue_copies(db: Dynamo, chunk_id: str, targets: Iterable[str],
 
 class DynamoReplicationQueue(DynamoBase):
     # Provided by DynamoChunks, next to this part in DynamoMetadataRepository.
-    chunk_state: Callable[[str], Awaitable[ChunkState | None]]
     record_copies: Callable[[Iterable[tuple[str, str]], float], Awaitable[None]]
 
     async def enqueue_replication(self, chunk_id: str, target_worker: str,
