@@ -293,3 +293,23 @@ async def test_collector_and_references_racing_never_both_win(
             assert (item["state"], int(item["refs"])) == ("deleting", 0)
         else:
             assert (item["state"], int(item["refs"])) == ("live", 1)
+
+
+async def test_pages_larger_than_one_batch_read(dynamo: DynamoMetadataRepository) -> None:
+    """Pages over 100 copies confirm them in several batched reads (100 keys
+    a request) and still come out whole and in order."""
+    ids = sorted(cid(f"many-{i}") for i in range(120))
+    await dynamo.db.write_many(CHUNKS, puts=[
+        {"pk": chunk_key(c)[0], "sk": "CHUNK", "chunk_id": c, "stored_size": 7,
+         "state": LIVE, "touched_at": 1.0, "created_at": 1.0, "refs": 1, "replicas": {}}
+        for c in ids])
+    await dynamo.record_copies([(c, w) for c in ids for w in ("w1", "w2")], time.time())
+    expected = [(c, w, 7) for c in ids for w in ("w1", "w2")]
+
+    assert await dynamo.replica_page(None, 1000) == expected
+    first = await dynamo.replica_page(None, 150)
+    assert first == expected[:150]
+    assert await dynamo.replica_page(first[-1][:2], 150) == expected[150:]
+    on_w2 = await dynamo.chunks_on_worker("w2", None, 1000)
+    assert on_w2 == [(c, ("w1", "w2")) for c in ids]
+    assert await dynamo.chunks_on_worker("w2", ids[9], 105) == on_w2[10:115]
