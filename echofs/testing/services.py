@@ -221,7 +221,9 @@ class MotoServer:
 
     def start(self, timeout: float = 20.0) -> MotoServer:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            # moto's server, its DynamoDB requests one at a time (see moto_server).
+            [sys.executable, "-m", "echofs.testing.moto_server", "-H", "127.0.0.1",
+             "-p", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout

@@ -21,18 +21,27 @@ which is the order listings promise.
 
 ``files``
   ``F#<owner>`` / ``P#<path>``        a file's head: ``file_id``,
-                                       ``current_version``, times. Listing
-                                       by prefix is a Query with
-                                       ``begins_with(sk, 'P#<prefix>')``,
-                                       paged by ``ExclusiveStartKey``.
-  ``I#<file_id>`` / ``FILE``           the same file by id: ``owner``,
-                                       ``path``.
+                                       ``current_version`` and that
+                                       version's size, blake3 and mode,
+                                       times. Listing one owner's files by
+                                       prefix is a Query from
+                                       ``P#<prefix>`` on. In ``gsi1`` as
+                                       ``FL#<crc32 of owner and path mod
+                                       8>`` / ``<path>\x01<owner>``:
+                                       everyone's files in (path, owner)
+                                       order are a merge of eight Queries,
+                                       and no index partition takes every
+                                       commit.
+  ``I#<file_id>`` / ``FILE``           the same file by id, the same
+                                       attributes: both are written in one
+                                       transaction conditional on the head.
   ``I#<file_id>`` / ``V#<version:010d>`` one version: size, blake3, mode,
                                        chunk count, replicas acked, created
                                        at, and its manifest: inline
                                        (``chunks``: list of [chunk id, size,
-                                       compressed]) when small, else
-                                       ``manifest_id`` naming pages.
+                                       compressed]) up to 100 chunks, else
+                                       ``manifest_id`` and ``pages`` naming
+                                       pages of 1000.
   ``M#<manifest_id>`` / ``<page:06d>``  a page of a large manifest (written
                                        before the version that names it, so
                                        a manifest is never seen half-made).
@@ -53,9 +62,18 @@ which is the order listings promise.
                                        and as ``DEL`` / ``<id>`` while
                                        ``state`` is deleting.
   ``W#<worker>`` / ``<chunk_id>``      a copy on a worker (chunks_on_worker,
-                                       replica_page, known_worker_ids).
+                                       known_worker_ids); in ``gsi1`` as
+                                       ``REP#<first hex digit of the id>`` /
+                                       ``<chunk_id>#<worker>``: every copy in
+                                       (chunk, worker) order, sixteen
+                                       partitions walked in turn
+                                       (replica_page). The chunk item's map
+                                       is the truth: readers confirm on it.
+  ``WORKERS`` / ``<worker>``           a worker that ever held a copy
+                                       (known_worker_ids asks each).
   ``C#<chunk_id>`` / ``R#<worker>``    a replication intent; in ``gsi1`` as
-                                       ``DUE`` / ``<next_attempt_at>#…``.
+                                       ``DUE`` / ``<next_attempt_at>#…``;
+                                       known by a random ``task_id``.
 
 ``sessions``, ``accounts``, ``controller``: see their modules.
 
@@ -63,8 +81,11 @@ Rules
 -----
 - A version is published by one ``TransactWriteItems``: the file head's
   ``current_version`` moves from n to n+1 under the condition that it is n
-  (or that the head does not exist), and the version item is put under the
-  condition that it does not exist. Concurrent writers to one name lose the
+  (or that the head does not exist), the by-id item follows, and the
+  version item is put under the condition that it does not exist. Every
+  transaction carries a ``ClientRequestToken``, so a retry after a conflict
+  or a 5xx is not applied twice. One master's publishers of a name take
+  turns, so only other masters make a transaction lose. Concurrent writers to one name lose the
   condition, read the head again and retry with backoff, so two uploads to
   one name get distinct, consecutive numbers. A large manifest is written
   in pages first and published by the version item that names it: the
@@ -78,7 +99,9 @@ Rules
   refs takes them back; one that dies in between leaves a chunk referenced
   by nothing: a leak the ``echofs gc`` sweep may find, never a loss.
   Removing a version (delete, retention) deletes its item first, then
-  takes back its refs — again the order that can leak, never lose.
+  takes back its refs — again the order that can leak, never lose. The
+  deleter whose ``DeleteItem`` returned the old item is the one that gives
+  its refs back, so a prune and a delete racing never give back twice.
 - Reads that must see the latest (a head, a version, a chunk's state) are
   strongly consistent; index queries are eventually consistent and only
   ever suggest work that a conditional write then confirms.

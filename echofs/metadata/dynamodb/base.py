@@ -5,8 +5,9 @@ docstring)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from echofs.metadata.dynamodb.connection import Dynamo, Target, conditional_failed, value
 
@@ -15,6 +16,25 @@ FILES, CHUNKS, SESSIONS, ACCOUNTS, CONTROLLER = (
 INDEX = "gsi1"
 LIVE, DELETING = "live", "deleting"
 GC, DELETING_INDEX = "GC", "DEL"
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+# Requests in flight at once for one call's many single-item writes: enough
+# to hide round trips, few enough to stay well inside the client's pool.
+WIDTH = 16
+
+
+async def each(items: Sequence[T], fn: Callable[[T], Awaitable[R]], width: int = WIDTH
+               ) -> list[R]:
+    """``fn`` of every item, at most ``width`` at a time; answers in order."""
+    gate = asyncio.Semaphore(width)
+
+    async def one(item: T) -> R:
+        async with gate:
+            return await fn(item)
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
 
 
 def chunk_key(chunk_id: str) -> tuple[str, str]:
@@ -55,11 +75,11 @@ class DynamoBase:
         not live (or do not exist), on which nothing was taken.
 
         A caller that then gives up must :meth:`drop_refs` what it took."""
-        failed: set[str] = set()
         counts: dict[str, int] = {}
         for chunk_id in chunk_ids:
             counts[chunk_id] = counts.get(chunk_id, 0) + 1
-        for chunk_id, count in counts.items():
+
+        async def take(chunk_id: str) -> bool:
             pk, sk = chunk_key(chunk_id)
             try:
                 await self.db.call(
@@ -70,12 +90,18 @@ class DynamoBase:
                     ConditionExpression="attribute_exists(pk) AND #s = :live",
                     ExpressionAttributeNames={"#s": "state"},
                     ExpressionAttributeValues={
-                        ":zero": value(0), ":n": value(count), ":now": value(now),
+                        ":zero": value(0), ":n": value(counts[chunk_id]), ":now": value(now),
                         ":gsk": value(gc_sort_key(now, chunk_id)), ":live": value(LIVE)})
             except Exception as exc:
                 if not conditional_failed(exc):
                     raise
-                failed.add(chunk_id)
+                return False
+            return True
+
+        # One request per distinct chunk, a few at a time: a large file's
+        # commit must not wait for them one by one.
+        taken = await each(list(counts), take)
+        failed = {chunk_id for chunk_id, ok in zip(counts, taken, strict=True) if not ok}
         return failed
 
     async def drop_refs(self, chunk_ids: Iterable[str], now: float) -> None:
@@ -84,7 +110,8 @@ class DynamoBase:
         counts: dict[str, int] = {}
         for chunk_id in chunk_ids:
             counts[chunk_id] = counts.get(chunk_id, 0) + 1
-        for chunk_id, count in counts.items():
+
+        async def give(chunk_id: str) -> None:
             pk, sk = chunk_key(chunk_id)
             try:
                 answer: dict[str, Any] = await self.db.call(
@@ -92,14 +119,16 @@ class DynamoBase:
                     Key={"pk": value(pk), "sk": value(sk)},
                     UpdateExpression="SET refs = refs - :n",
                     ConditionExpression="refs >= :n",
-                    ExpressionAttributeValues={":n": value(count)},
+                    ExpressionAttributeValues={":n": value(counts[chunk_id])},
                     ReturnValues="UPDATED_NEW")
             except Exception as exc:
                 if not conditional_failed(exc):
                     raise
-                continue  # gone already (or never counted): nothing to give back
+                return  # gone already (or never counted): nothing to give back
             if int(answer["Attributes"]["refs"]["N"]) == 0:
                 await self._mark_unreferenced(chunk_id, now)
+
+        await each(list(counts), give)
 
     async def _mark_unreferenced(self, chunk_id: str, now: float) -> None:
         pk, sk = chunk_key(chunk_id)

@@ -192,7 +192,9 @@ class Dynamo:
                 if code == "TransactionCanceledException" and "TransactionConflict" in reasons \
                         and "ConditionalCheckFailed" not in reasons:
                     code = "TransactionConflictException"
-                if code not in RETRIED or attempt == ATTEMPTS - 1:
+                # Any 5xx is the service's trouble, not an answer (AWS's
+                # guidance; moto answers a bare 500 when its threads collide).
+                if (code not in RETRIED and not _server_error(exc)) or attempt == ATTEMPTS - 1:
                     raise
                 RETRIES.labels(code).inc()
                 await asyncio.sleep(delay * (0.5 + random.random()))
@@ -278,6 +280,11 @@ class Dynamo:
                     RETRIES.labels("UnprocessedItems").inc()
                     await asyncio.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 2.0)
+
+
+def _server_error(exc: ClientError) -> bool:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return isinstance(status, int) and status >= 500
 
 
 def conditional_failed(exc: BaseException) -> bool:

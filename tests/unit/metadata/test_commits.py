@@ -13,7 +13,9 @@ from echofs.core.errors import Conflict, NotFound
 from echofs.core.manifest import FileRecord, VersionRecord
 from echofs.metadata.repository import MetadataRepository, StoreTotals
 
-from .conftest import chunk, cid, future, request, upload
+from .conftest import ALL_BACKENDS, chunk, cid, future, request, upload
+
+METADATA_BACKENDS = ALL_BACKENDS
 
 # -- commit_versions ----------------------------------------------------------
 

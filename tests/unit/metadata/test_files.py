@@ -7,7 +7,9 @@ import pytest
 from echofs.core.errors import NotFound
 from echofs.metadata.repository import MetadataRepository, StoreTotals
 
-from .conftest import chunk, cid, upload
+from .conftest import ALL_BACKENDS, chunk, cid, upload
+
+METADATA_BACKENDS = ALL_BACKENDS
 
 # -- find and get -------------------------------------------------------------
 

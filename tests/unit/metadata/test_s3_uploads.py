@@ -1,4 +1,4 @@
-"""S3 multipart uploads in the metadata store, on SQLite and PostgreSQL: the
+"""S3 multipart uploads in the metadata store, on SQLite, PostgreSQL and DynamoDB: the
 listing's prefix, markers and order; only open, unexpired uploads of the
 owner are listed; a row goes with its session on abort and expiry."""
 
@@ -11,6 +11,10 @@ from echofs.core.consistency import Mode
 from echofs.core.upload_sessions import PartLayout
 from echofs.metadata.repository import MetadataRepository
 from echofs.metadata.s3_uploads import S3Upload
+
+from .conftest import ALL_BACKENDS
+
+METADATA_BACKENDS = ALL_BACKENDS
 
 
 async def _upload(repo: MetadataRepository, key: str, owner: str = "alice",
@@ -58,3 +62,20 @@ async def test_aborted_and_expired_uploads_leave_nothing(repo) -> None:
     assert await repo.expire_upload_sessions(time.time() + 1) >= 1
     assert await uploads.get(expiring) is None
     assert await uploads.get(kept) is not None
+
+
+async def test_markers_and_prefixes_meet_keys_that_prefix_each_other(repo) -> None:
+    uploads = repo.s3_uploads
+    made = sorted([(key, await _upload(repo, key)) for key in ("a", "a/b", "ab", "b", "0")])
+
+    async def listed(prefix: str = "", key: str = "", upload_id: str = "") -> list[str]:
+        return [u.key for u in await uploads.open_uploads(
+            "alice", "bkt", prefix, key, upload_id, 100)]
+
+    assert await listed() == ["0", "a", "a/b", "ab", "b"]
+    assert await listed("a") == ["a", "a/b", "ab"]
+    assert await listed("a", key="a") == ["a/b", "ab"]
+    assert await listed("a", key="0") == ["a", "a/b", "ab"]  # the marker is before the prefix
+    assert await listed("a", key="ab") == []
+    assert await listed(key="a", upload_id=dict(made)["a"]) == ["a/b", "ab", "b"]
+    assert await listed("c") == []

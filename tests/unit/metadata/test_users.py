@@ -1,4 +1,4 @@
-"""Accounts in the store, on SQLite and PostgreSQL: roles, deletion, token
+"""Accounts in the store, on SQLite, PostgreSQL and DynamoDB: roles, deletion, token
 generations, the last admin kept, and accounts made before generations."""
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ import sqlalchemy
 from echofs.core.errors import Conflict
 from echofs.metadata import database
 from echofs.metadata.repository import MetadataRepository
+
+from .conftest import ALL_BACKENDS
+
+METADATA_BACKENDS = ALL_BACKENDS
 
 
 async def test_role_changes_and_deletion(repo: MetadataRepository) -> None:
