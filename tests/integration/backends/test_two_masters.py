@@ -1,4 +1,5 @@
-"""Two masters, one PostgreSQL: concurrent overwrites of one name through both.
+"""Two masters, one shared metadata store (PostgreSQL, then DynamoDB):
+concurrent overwrites of one name through both.
 
 Each master takes 50 uploads of the same path from 4 concurrent clients. No
 update may be lost and no number given twice: the 100 versions are exactly
@@ -29,9 +30,10 @@ def payload(master: int, n: int) -> bytes:
     return f"master {master} upload {n}\n".encode() + rng.randbytes(rng.randint(1, 48 * 1024))
 
 
-async def test_concurrent_overwrites_through_two_masters(production: Backends, tmp_path) -> None:
+async def test_concurrent_overwrites_through_two_masters(shared_metadata: Backends,
+                                                         tmp_path) -> None:
     total = 2 * UPLOADS_PER_MASTER
-    cluster = production.cluster(tmp_path, masters=2, env={"VERSIONS_KEPT": str(total + 1)})
+    cluster = shared_metadata.cluster(tmp_path, masters=2, env={"VERSIONS_KEPT": str(total + 1)})
     with cluster:
         async with AsyncExitStack() as stack:
             timeout = aiohttp.ClientTimeout(total=60)
