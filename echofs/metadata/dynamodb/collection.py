@@ -25,6 +25,7 @@ from echofs.metadata.dynamodb.base import (
     LIVE,
     DynamoBase,
     chunk_key,
+    each,
 )
 from echofs.metadata.dynamodb.chunks import worker_key
 from echofs.metadata.dynamodb.connection import conditional_failed, value
@@ -60,39 +61,51 @@ class DynamoCollection(DynamoBase):
         current = await self.db.get_many(CHUNKS, [chunk_key(c) for c in suggested])
         pending = [c for c in suggested
                    if current.get(chunk_key(c), {}).get("state") == DELETING]
-        claimed: list[str] = []
         if len(pending) >= limit:
             return pending
+        claimed: list[str] = []
+        batch: list[str] = []
+
+        async def claim_batch() -> None:
+            won = await each(batch, lambda chunk_id: self._claim(chunk_id, touched_before))
+            claimed.extend(c for c, ok in zip(batch, won, strict=True) if ok)
+            batch.clear()
+
         # Oldest touch first; the cut rounds as the index's keys do, and the
-        # claim's condition compares the exact time.
+        # claim's condition compares the exact time. Claimed a batch at a
+        # time, each batch what is still wanted: some may be refused.
         async for item in self._listed(GC, "g1sk < :cut",
                                        {":cut": value(f"{touched_before:020.6f}$")}):
-            chunk_id = chunk_id_of(item)
-            if await self._claim(chunk_id, touched_before):
-                claimed.append(chunk_id)
-                if len(pending) + len(claimed) >= limit:
-                    break
+            if len(pending) + len(claimed) >= limit:
+                break
+            batch.append(chunk_id_of(item))
+            if len(batch) >= limit - len(pending) - len(claimed):
+                await claim_batch()
+        if batch and len(pending) + len(claimed) < limit:
+            await claim_batch()
         return pending + claimed
 
     async def forget_chunks(self, chunk_ids: Sequence[str]) -> None:
         """Drop the items of chunks whose copies the collector has deleted:
         their copies and replication tasks, then the chunk itself if it is
         claimed (a live chunk keeps its item, as its row on SQL)."""
-        for chunk_id in dict.fromkeys(chunk_ids):
-            pk, sk = chunk_key(chunk_id)
-            items = [item async for item in self.db.query(
-                CHUNKS, KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": value(pk)})]
-            chunk = next((i for i in items if i["sk"] == sk), None)
-            tasks = [(i["pk"], i["sk"]) for i in items if i["sk"] != sk]
-            copies = [worker_key(w, chunk_id) for w in (chunk or {}).get("replicas") or {}]
-            await self.db.write_many(CHUNKS, deletes=tasks + copies)
-            if chunk is None:
-                continue
-            if chunk.get("state") == DELETING:
-                await self._delete_claimed(chunk_id)
-            elif copies:
-                await self._drop_copy_map(chunk_id)
+        await each(list(dict.fromkeys(chunk_ids)), self._forget)
+
+    async def _forget(self, chunk_id: str) -> None:
+        pk, sk = chunk_key(chunk_id)
+        items = [item async for item in self.db.query(
+            CHUNKS, KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": value(pk)})]
+        chunk = next((i for i in items if i["sk"] == sk), None)
+        tasks = [(i["pk"], i["sk"]) for i in items if i["sk"] != sk]
+        copies = [worker_key(w, chunk_id) for w in (chunk or {}).get("replicas") or {}]
+        await self.db.write_many(CHUNKS, deletes=tasks + copies)
+        if chunk is None:
+            return
+        if chunk.get("state") == DELETING:
+            await self._delete_claimed(chunk_id)
+        elif copies:
+            await self._drop_copy_map(chunk_id)
 
     async def _claim(self, chunk_id: str, touched_before: float) -> bool:
         pk, sk = chunk_key(chunk_id)

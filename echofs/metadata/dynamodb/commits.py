@@ -43,6 +43,7 @@ from echofs.metadata.dynamodb.files import (
     file_items,
     head_condition,
     head_key,
+    meta_item,
     page_key,
     version_key,
 )
@@ -217,6 +218,12 @@ class DynamoCommits(_Parts):
             {"Put": {"TableName": table, "Item": encode(by_id),
                      **(absent if head is None else {})}},
             {"Put": {"TableName": table, "Item": encode(version_item), **absent}}, *also]
+        # S3's metadata of the version, when the request carries it (a field
+        # SQL's CommitRequest is gaining): published with the version.
+        object_meta = getattr(request, "object_meta", None)
+        if object_meta is not None:
+            transaction.append({"Put": {"TableName": table,
+                                        "Item": encode(meta_item(file_id, number, object_meta))}})
         if not await self.transact(transaction):
             return None
         return record, version

@@ -20,12 +20,13 @@ import asyncio
 import dataclasses
 import heapq
 import itertools
+import json
 import random
 import time
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from echofs.core.consistency import Mode
 from echofs.core.errors import Conflict, NotFound
@@ -46,6 +47,9 @@ from echofs.metadata.dynamodb.connection import (
     value,
 )
 from echofs.metadata.records import StoreTotals
+
+if TYPE_CHECKING:
+    from echofs.metadata.buckets import ObjectMeta
 
 # A manifest of up to this many chunks lives in its version item; a longer
 # one in pages of PAGE_CHUNKS (about 80 bytes a chunk: far below the 400 KB
@@ -77,6 +81,14 @@ def page_key(manifest_id: str, page: int) -> tuple[str, str]:
 
 def meta_key(file_id: str, version: int) -> tuple[str, str]:
     return f"I#{file_id}", f"S#{version:010d}"
+
+
+def meta_item(file_id: str, version: int, meta: ObjectMeta) -> dict[str, Any]:
+    """S3's metadata of a version as its item (JSON text, as SQL keeps it)."""
+    pk, sk = meta_key(file_id, version)
+    return {"pk": pk, "sk": sk, "etag": meta.etag,
+            "headers": json.dumps(meta.headers, sort_keys=True),
+            "user_meta": json.dumps(meta.user_meta, sort_keys=True)}
 
 
 def listing_keys(owner: str, path: str) -> dict[str, str]:
@@ -396,8 +408,9 @@ class DynamoFiles(DynamoBase):
         """Everything left under a file's id once its head is gone."""
         numbers = await self.version_numbers(file_id)
         await each(numbers, lambda number: self.remove_version(file_id, number, now))
-        # Its object metadata (and the by-id item, if a crash left it);
-        # versions only ever go through remove_version, which releases them.
+        # What is left is object metadata without a version (a put_meta
+        # racing this delete); versions only ever go through remove_version,
+        # which releases them.
         left = [(item["pk"], item["sk"]) async for item in self.db.query(
             FILES, KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues=encode({":pk": f"I#{file_id}"}),

@@ -23,7 +23,7 @@ from typing import Any
 
 from echofs.core.manifest import ReplicationTask
 from echofs.core.vocabulary import ChunkState, ReplicationReason
-from echofs.metadata.dynamodb.base import CHUNKS, INDEX, DynamoBase, chunk_key
+from echofs.metadata.dynamodb.base import CHUNKS, INDEX, DynamoBase, chunk_key, each
 from echofs.metadata.dynamodb.connection import (
     Dynamo,
     cancellation_reasons,
@@ -94,7 +94,6 @@ async def queue_copies(db: Dynamo, chunk_id: str, targets: Iterable[str],
 
 class DynamoReplicationQueue(DynamoBase):
     # Provided by DynamoChunks, next to this part in DynamoMetadataRepository.
-    chunk_state: Callable[[str], Awaitable[ChunkState | None]]
     record_copies: Callable[[Iterable[tuple[str, str]], float], Awaitable[None]]
 
     async def enqueue_replication(self, chunk_id: str, target_worker: str,
@@ -107,16 +106,19 @@ class DynamoReplicationQueue(DynamoBase):
     async def expedite_replication(self, target_worker: str) -> int:
         """Make every task for ``target_worker`` due now (it just came back)."""
         now = time.time()
-        made_due = 0
-        async for item in self._queue(FilterExpression="target_worker = :w",
-                                      ExpressionAttributeValues={":w": value(target_worker)}):
-            if await self._update_task(
-                    item["chunk_id"], target_worker, int(item["task_id"]),
-                    "SET next_attempt_at = :now, g1sk = :gsk",
-                    {":now": value(now),
-                     ":gsk": value(due_sort_key(now, item["chunk_id"], target_worker))}):
-                made_due += 1
-        return made_due
+        tasks = [item async for item in self._queue(
+            FilterExpression="target_worker = :w",
+            ExpressionAttributeValues={":w": value(target_worker)})]
+
+        async def make_due(item: dict[str, Any]) -> bool:
+            chunk_id = str(item["chunk_id"])
+            return await self._update_task(
+                chunk_id, target_worker, int(item["task_id"]),
+                "SET next_attempt_at = :now, g1sk = :gsk",
+                {":now": value(now), ":gsk": value(due_sort_key(now, chunk_id, target_worker))})
+
+        # A worker back from a long absence may be owed many copies.
+        return sum(await each(tasks, make_due))
 
     async def drop_replication(self, task: ReplicationTask) -> None:
         await self._delete_task(task)

@@ -1,4 +1,4 @@
-"""S3's metadata on SQLite and PostgreSQL: buckets (unique names, owners,
+"""S3's metadata on every engine: buckets (unique names, owners,
 emptiness checked in the deleting transaction), per-version object metadata
 (kept with its version, gone with its file), and access keys (a deleted
 account's keys are no keys)."""
@@ -13,6 +13,10 @@ from echofs.core.manifest import NewChunk
 from echofs.metadata.buckets import BucketTaken, ObjectMeta
 from echofs.metadata.records import CommitRequest
 from echofs.metadata.repository import MetadataRepository
+
+from .conftest import ALL_BACKENDS
+
+METADATA_BACKENDS = ALL_BACKENDS
 
 
 async def _commit(repo: MetadataRepository, owner: str, path: str):  # type: ignore[no-untyped-def]

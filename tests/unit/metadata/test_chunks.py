@@ -8,12 +8,16 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from sqlalchemy import select
 
+from echofs.core.vocabulary import ReplicationReason
 from echofs.metadata.models import ChunkRow
 from echofs.metadata.repository import MetadataRepository, StoreTotals
 
-from .conftest import chunk, future, scalar, upload
+from .conftest import ALL_BACKENDS, chunk, cid, future, scalar, upload
+
+METADATA_BACKENDS = ALL_BACKENDS
 
 # -- claim_chunks -------------------------------------------------------------
 
@@ -137,3 +141,104 @@ async def test_replica_page_walks_every_live_replica_once(repo: MetadataReposito
 
 async def test_replica_page_empty(repo: MetadataRepository) -> None:
     assert await repo.replica_page(None, 10) == []
+
+
+# -- recording copies -----------------------------------------------------------
+
+async def test_add_replicas_records_each_copy_once(repo: MetadataRepository) -> None:
+    a = chunk("a", replicas=("w1",))
+    await upload(repo, chunks=[a])
+
+    await repo.add_replicas(a.chunk_id, ["w3", "w2", "w3"])
+    await repo.add_replicas(a.chunk_id, ["w1"])
+    await repo.add_replicas(a.chunk_id, [])
+
+    assert await repo.replicas(a.chunk_id) == ("w1", "w2", "w3")
+    assert await repo.replicas_of([a.chunk_id, cid("nothing")]) == {
+        a.chunk_id: ("w1", "w2", "w3")}
+
+
+async def test_record_partial_write_records_the_copy_and_queues_the_rest(
+    repo: MetadataRepository,
+) -> None:
+    a = chunk("a", replicas=())
+    await repo.claim_chunks([a])
+
+    await repo.record_partial_write(a.chunk_id, "w2", ["w1", "w3"],
+                                    ReplicationReason.DEFERRED_COPY)
+    # Recorded again (a retried call): nothing doubles.
+    await repo.record_partial_write(a.chunk_id, "w2", ["w1", "w3"],
+                                    ReplicationReason.DEFERRED_COPY)
+
+    assert await repo.replicas(a.chunk_id) == ("w2",)
+    due = await repo.due_replications()
+    assert sorted((t.chunk_id, t.target_worker, t.reason) for t in due) == [
+        (a.chunk_id, "w1", ReplicationReason.DEFERRED_COPY),
+        (a.chunk_id, "w3", ReplicationReason.DEFERRED_COPY)]
+    with pytest.raises(ValueError):
+        await repo.record_partial_write(a.chunk_id, "w2", [], "no such reason")  # type: ignore[arg-type]
+
+
+# -- what is stored where -------------------------------------------------------
+
+async def test_chunk_state_and_known_chunks(repo: MetadataRepository) -> None:
+    live, doomed = chunk("live"), chunk("doomed")
+    await upload(repo, chunks=[live])
+    await repo.claim_chunks([doomed])
+    assert await repo.claim_garbage(future()) == [doomed.chunk_id]
+
+    assert await repo.chunk_state(live.chunk_id) == "live"
+    assert await repo.chunk_state(doomed.chunk_id) == "deleting"
+    assert await repo.chunk_state(cid("unknown")) is None
+    assert await repo.known_chunks([live.chunk_id, doomed.chunk_id, cid("unknown")]) == {
+        live.chunk_id, doomed.chunk_id}
+    assert await repo.known_chunks([]) == set()
+
+
+async def test_chunks_on_worker_pages_live_chunks_with_all_their_replicas(
+    repo: MetadataRepository,
+) -> None:
+    held = sorted([chunk(f"held-{i}", replicas=("w1", "w2")) for i in range(5)],
+                  key=lambda c: c.chunk_id)
+    elsewhere = chunk("elsewhere", replicas=("w2",))
+    await upload(repo, chunks=[*held, elsewhere])
+    doomed = chunk("doomed")
+    await repo.claim_chunks([doomed])
+    await repo.add_replicas(doomed.chunk_id, ["w1"])
+    assert await repo.claim_garbage(future()) == [doomed.chunk_id]
+
+    seen: list[tuple[str, tuple[str, ...]]] = []
+    after = None
+    while page := await repo.chunks_on_worker("w1", after, 2):
+        assert len(page) <= 2
+        seen.extend(page)
+        after = page[-1][0]
+    assert seen == [(c.chunk_id, ("w1", "w2")) for c in held]
+    assert await repo.chunks_on_worker("w9", None, 10) == []
+
+
+async def test_under_replicated_lists_committed_chunks_short_of_copies(
+    repo: MetadataRepository,
+) -> None:
+    short = chunk("short", replicas=("w1",))
+    full = chunk("full", replicas=("w1", "w2"))
+    await upload(repo, chunks=[short, full])
+    claimed_only = chunk("claimed only")
+    await repo.claim_chunks([claimed_only])
+    await repo.add_replicas(claimed_only.chunk_id, ["w1"])
+
+    assert await repo.under_replicated(2) == [(short.chunk_id, ("w1",))]
+    both = sorted([(short.chunk_id, ("w1",)), (full.chunk_id, ("w1", "w2"))])
+    assert await repo.under_replicated(3) == both
+    assert await repo.under_replicated(3, limit=1) == both[:1]
+    await repo.add_replicas(short.chunk_id, ["w3"])
+    assert await repo.under_replicated(2) == []
+
+
+async def test_known_worker_ids_are_holders_and_targets(repo: MetadataRepository) -> None:
+    assert await repo.known_worker_ids() == []
+    a = chunk("a", replicas=("w2", "w1"))
+    await upload(repo, chunks=[a])
+    await repo.enqueue_replication(a.chunk_id, "w7", ReplicationReason.REHOME)
+
+    assert await repo.known_worker_ids() == ["w1", "w2", "w7"]

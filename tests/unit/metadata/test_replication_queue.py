@@ -7,11 +7,32 @@ import time
 
 from sqlalchemy import select
 
+from echofs.core.manifest import ReplicationTask
 from echofs.core.vocabulary import ChunkState, ReplicationReason
+from echofs.metadata.dynamodb.base import CHUNKS
+from echofs.metadata.dynamodb.replication_queue import task_key
+from echofs.metadata.dynamodb.repository import DynamoMetadataRepository
 from echofs.metadata.models import ReplicationTaskRow
 from echofs.metadata.repository import MetadataRepository
 
-from .conftest import chunk, cid, future, scalar, upload
+from .conftest import ALL_BACKENDS, chunk, cid, future, scalar, upload
+
+METADATA_BACKENDS = ALL_BACKENDS
+
+
+async def stored_schedule(repo: MetadataRepository, task: ReplicationTask
+                          ) -> tuple[int, float] | None:
+    """A task's attempts and next attempt as stored (its row, or its item)."""
+    if isinstance(repo, DynamoMetadataRepository):
+        item = await repo.db.get(CHUNKS, *task_key(task.chunk_id, task.target_worker))
+        if item is None or item["task_id"] != task.task_id:
+            return None
+        return int(item["attempts"]), float(item["next_attempt_at"])
+    attempts = await scalar(repo, select(ReplicationTaskRow.attempts)
+                            .where(ReplicationTaskRow.id == task.task_id))
+    due_at = await scalar(repo, select(ReplicationTaskRow.next_attempt_at)
+                          .where(ReplicationTaskRow.id == task.task_id))
+    return None if attempts is None else (attempts, due_at)
 
 # -- replication queue --------------------------------------------------------
 
@@ -74,10 +95,11 @@ async def test_retry_replication_postpones_and_counts(repo: MetadataRepository) 
     await repo.retry_replication(task, delay=60)
 
     assert await repo.due_replications() == []
-    attempts = select(ReplicationTaskRow.attempts).where(ReplicationTaskRow.id == task.task_id)
-    assert await scalar(repo, attempts) == 1
-    due_at = select(ReplicationTaskRow.next_attempt_at).where(ReplicationTaskRow.id == task.task_id)
-    assert await scalar(repo, due_at) >= time.time() + 50
+    stored = await stored_schedule(repo, task)
+    assert stored is not None
+    attempts, due_at = stored
+    assert attempts == 1
+    assert due_at >= time.time() + 50
     # Still queued, still counted, still the oldest.
     assert await repo.replication_backlog() == (1, task.created_at)
 

@@ -8,6 +8,7 @@ part alone."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -85,7 +86,7 @@ async def test_a_copy_the_chunk_does_not_confirm_is_not_listed(
 
     assert await dynamo.replica_page(None, 10) == [(kept, "w1", 10)]
     assert await dynamo.chunks_on_worker("w1", None, 10) == [(kept, ("w1",))]
-    assert await copies_of(dynamo, stray) == ()
+    assert await dynamo.replicas(stray) == ()
 
 
 async def test_copies_of_a_forgotten_chunk_are_not_recorded(
@@ -156,7 +157,7 @@ async def test_a_stale_task_answer_leaves_a_newer_task_alone(
     assert not await dynamo.drop_orphaned_replication(old, future())
     assert await dynamo.due_replications() == [new]
     await dynamo.complete_replication(old)  # the copy is recorded; the new task stays
-    assert await copies_of(dynamo, a) == ("w1", "w2")
+    assert await dynamo.replicas(a) == ("w1", "w2")
     assert await dynamo.due_replications() == [new]
 
 
@@ -257,15 +258,58 @@ async def test_under_replicated_lists_only_referenced_live_chunks_short_of_copie
         [(short, ("w1",)), (full, ("w1", "w2"))])[:1]
 
 
-async def copies_of(repo: DynamoMetadataRepository, chunk_id: str) -> tuple[str, ...]:
-    """The workers the chunk's item lists as holding copies."""
-    item = await repo.db.get(CHUNKS, *chunk_key(chunk_id))
-    return () if item is None else tuple(sorted(item.get("replicas") or {}))
-
-
 def test_task_record_round_trip() -> None:
     from echofs.metadata.dynamodb.replication_queue import task_item, task_record
 
     item = task_item("c", "w", ReplicationReason.REHOME, 12.5)
     task = task_record(item)
     assert task == ReplicationTask(item["task_id"], "c", "w", ReplicationReason.REHOME, 12.5, 0)
+
+
+async def test_collector_and_references_racing_never_both_win(
+        dynamo: DynamoMetadataRepository) -> None:
+    """Many chunks, the collector claiming while uploads take references on
+    them: each chunk ends either claimed (and the upload told it is not
+    live) or referenced and live, never referenced and claimed."""
+    ids = [cid(f"race-{i}") for i in range(40)]
+    for chunk_id in ids:
+        await put_chunk(dynamo, chunk_id, touched_at=time.time() - 100)
+    cut = time.time() - 50  # the references' touches make a chunk too young
+
+    async def references() -> set[str]:
+        refused: set[str] = set()
+        for chunk_id in ids:
+            refused |= await dynamo.add_refs([chunk_id], time.time())
+        return refused
+
+    claimed, refused = await asyncio.gather(dynamo.claim_garbage(cut, limit=1000),
+                                            references())
+
+    assert set(claimed) == refused
+    for chunk_id in ids:
+        item = await dynamo.db.get(CHUNKS, *chunk_key(chunk_id))
+        assert item is not None
+        if chunk_id in refused:
+            assert (item["state"], int(item["refs"])) == ("deleting", 0)
+        else:
+            assert (item["state"], int(item["refs"])) == ("live", 1)
+
+
+async def test_pages_larger_than_one_batch_read(dynamo: DynamoMetadataRepository) -> None:
+    """Pages over 100 copies confirm them in several batched reads (100 keys
+    a request) and still come out whole and in order."""
+    ids = sorted(cid(f"many-{i}") for i in range(120))
+    await dynamo.db.write_many(CHUNKS, puts=[
+        {"pk": chunk_key(c)[0], "sk": "CHUNK", "chunk_id": c, "stored_size": 7,
+         "state": LIVE, "touched_at": 1.0, "created_at": 1.0, "refs": 1, "replicas": {}}
+        for c in ids])
+    await dynamo.record_copies([(c, w) for c in ids for w in ("w1", "w2")], time.time())
+    expected = [(c, w, 7) for c in ids for w in ("w1", "w2")]
+
+    assert await dynamo.replica_page(None, 1000) == expected
+    first = await dynamo.replica_page(None, 150)
+    assert first == expected[:150]
+    assert await dynamo.replica_page(first[-1][:2], 150) == expected[150:]
+    on_w2 = await dynamo.chunks_on_worker("w2", None, 1000)
+    assert on_w2 == [(c, ("w1", "w2")) for c in ids]
+    assert await dynamo.chunks_on_worker("w2", ids[9], 105) == on_w2[10:115]
