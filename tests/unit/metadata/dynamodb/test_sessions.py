@@ -203,3 +203,21 @@ async def test_a_part_sent_again_while_completing_is_the_one_committed(
         session.session_id, SessionCommit("f" * 64, ((0, again.blake3),), 10, 5))
     assert made and [c.chunk_id for c in version.chunks] == new_ids
     assert await refs(one, old_ids + new_ids) == [0, 0, 1]
+
+
+async def test_two_droppers_of_one_sessions_parts_give_back_once(
+        two_masters: tuple[DynamoMetadataRepository, ...]) -> None:
+    """The expirer and a completion's clean-up may drop one session's parts
+    at once: a chunk another session's part also holds keeps that reference."""
+    one, two = two_masters
+    shared = part(0, ["shared"])
+    await put_chunks(one, [cid("shared")])
+    dropped, holder = await new_session(one), await new_session(one)
+    for session in (dropped, holder):
+        await one.record_upload_part(session.session_id, shared)
+    assert await refs(one, [cid("shared")]) == [2]
+    now = time.time()
+    await asyncio.gather(one._drop_parts(dropped.session_id, now),
+                         two._drop_parts(dropped.session_id, now))
+    assert await refs(one, [cid("shared")]) == [1]
+    assert await one.claim_garbage(future()) == []
