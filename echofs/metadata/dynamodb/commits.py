@@ -71,6 +71,9 @@ class DynamoCommits(_Parts):
         given (two requests for one name get consecutive numbers). A request
         whose chunks were collected meanwhile gets a ``Conflict`` in its
         place and leaves no trace; the others commit."""
+        for r in requests:  # refused before any write, as SQL's rollback leaves none
+            if r.versions_kept < 1:
+                raise ValueError("at least one version must be kept")
         now = time.time()
         outcomes: list[Outcome | None] = list(await self._take_refs(requests, now))
         accepted = [r for r, o in zip(requests, outcomes, strict=True) if o is None]

@@ -152,9 +152,14 @@ class DynamoFiles(DynamoBase):
     async def get_version(self, file_id: str, version: int | None = None,
                           owner: str | None = None) -> VersionRecord:
         """A version (default: the current one) with its manifest and replicas."""
-        file = await self._file_item(file_id, owner)
-        number = int(file["current_version"]) if version is None else version
-        item = await self.db.get(FILES, *version_key(file_id, number))
+        for _ in range(3):
+            file = await self._file_item(file_id, owner)
+            number = int(file["current_version"]) if version is None else version
+            item = await self.db.get(FILES, *version_key(file_id, number))
+            # The current version may have been deleted between the two
+            # reads (the file falling back to an older one): read again.
+            if item is not None or version is not None:
+                break
         if item is None:
             raise NotFound(f"file {file_id!r} has no version {number}")
         entries = await self.manifest(item)

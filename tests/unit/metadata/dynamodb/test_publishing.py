@@ -154,3 +154,14 @@ async def test_a_crash_between_steps_leaks_and_never_loses(
     # Neither chunk is collected: leaked, not lost.
     assert await repo.claim_garbage(future()) == []
     assert await repo.chunk_state(kept.chunk_id) == "live"
+
+
+async def test_a_request_keeping_no_version_is_refused_before_any_write(
+        repo: DynamoMetadataRepository) -> None:
+    a = chunk("a")
+    await repo.claim_chunks([a])
+    with pytest.raises(ValueError, match="at least one version"):
+        await repo.commit_versions([request("alice", "f", [a], versions_kept=0)])
+    with pytest.raises(NotFound):
+        await repo.find_file("alice", "f")
+    assert await _refs(repo, a.chunk_id) == 0
