@@ -416,6 +416,8 @@ class DynamoUploadSessions(DynamoBase):
         changed meanwhile."""
         now = time.time()
         session_id = session.session_id
+        if commit.versions_kept < 1:  # refused before any write, as SQL's rollback leaves none
+            raise ValueError("at least one version must be kept")
         held = {int(p["part"]): p for p in await self._part_items(session_id)}
         if any(n not in held or held[n]["blake3"] != b3 for n, b3 in commit.parts):
             raise Conflict("the session's parts changed while it was completing; "

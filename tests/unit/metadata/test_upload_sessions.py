@@ -161,3 +161,15 @@ async def test_a_free_layout_is_made_of_the_parts_complete_names(repo) -> None:
         (chunk("p2", 50).chunk_id, 0), (chunk("p7", 30).chunk_id, 50)]
     # The part left out is dropped with the session's parts: its chunk is garbage.
     assert await repo.claim_garbage(future()) == [chunk("p4", 10).chunk_id]
+
+
+async def test_a_complete_keeping_no_version_changes_nothing(repo) -> None:
+    session = await new_session(repo, size=100)
+    await record(repo, session.session_id, stored(0, "a"))
+    with pytest.raises(ValueError):
+        await repo.complete_upload_session(
+            session.session_id, SessionCommit("f" * 64, ((0, f"{0:064x}"),), 100, 0))
+    assert (await repo.get_upload_session(session.session_id)).state == SessionState.OPEN
+    assert len(await repo.upload_session_parts(session.session_id)) == 1
+    with pytest.raises(NotFound):
+        await repo.find_file("alice", "f")
