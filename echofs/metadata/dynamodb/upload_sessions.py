@@ -75,6 +75,7 @@ from echofs.metadata.dynamodb.base import (
     chunk_key,
     each,
 )
+from echofs.metadata.dynamodb.chunks import replicas_in
 from echofs.metadata.dynamodb.connection import (
     cancellation_reasons,
     decode,
@@ -230,7 +231,7 @@ class DynamoUploadSessions(DynamoBase):
                 continue  # not recorded (cannot happen while a part holds it)
             chunks.append(NewChunk(chunk_id, size, int(item.get("stored_size", size)),
                                    bool(item.get("compressed", False)),
-                                   tuple(sorted(item.get("replicas") or {}))))
+                                   replicas_in(item)))
         return chunks
 
     async def _chunks_of_parts(self, session_id: str, parts: Sequence[int]
