@@ -7,6 +7,9 @@ and CreateBucket would tell anyway).
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 from aiohttp import web
 
 from echofs.metadata.buckets import BucketRecord, BucketsRepository, BucketTaken
@@ -32,9 +35,21 @@ class BucketOperations:
         return found
 
     async def list_buckets(self, request: web.Request, call: Call) -> web.Response:
-        owned = await self.buckets.owned_by(call.owner)
-        return _xml(xml.buckets_document(call.owner,
-                                         [(b.name, b.created_at) for b in owned]))
+        """The caller's buckets by name; with ``max-buckets``, a page of them
+        and a ``ContinuationToken`` for the next (``prefix`` narrows)."""
+        q = call.query
+        prefix = q.get("prefix", "")
+        limit = _max_buckets(q.get("max-buckets"))
+        token = q.get("continuation-token")
+        after = _decode_token(token) if token else ""
+        owned = [b for b in await self.buckets.owned_by(call.owner)
+                 if b.name.startswith(prefix) and b.name > after]
+        page = owned if limit is None else owned[:limit]
+        more = len(page) < len(owned)
+        return _xml(xml.buckets_document(
+            call.owner, [(b.name, b.created_at) for b in page],
+            continuation=_encode_token(page[-1].name) if more and page else None,
+            prefix=prefix or None))
 
     async def create_bucket(self, request: web.Request, call: Call) -> web.Response:
         name = call.target.bucket
@@ -72,6 +87,34 @@ class BucketOperations:
         # (version ids in the API) is not offered: the bucket reports it off.
         await self.owned(call)
         return _xml(xml.document("VersioningConfiguration"))
+
+
+# S3's largest ListBuckets page.
+MAX_BUCKETS = 10000
+
+
+def _max_buckets(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise S3Error("InvalidArgument", "max-buckets must be a whole number") from None
+    if not 1 <= value <= MAX_BUCKETS:
+        raise S3Error("InvalidArgument", f"max-buckets must be between 1 and {MAX_BUCKETS}")
+    return value
+
+
+def _encode_token(last: str) -> str:
+    return base64.urlsafe_b64encode(last.encode()).decode()
+
+
+def _decode_token(token: str) -> str:
+    try:
+        return base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise S3Error("InvalidArgument", "The continuation token provided is incorrect") \
+            from None
 
 
 async def _small_body(request: web.Request) -> bytes:

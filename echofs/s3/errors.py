@@ -12,8 +12,10 @@ from xml.sax.saxutils import escape
 # code -> status, and the message sent when the raiser gives none.
 _KNOWN: dict[str, tuple[int, str]] = {
     "AccessDenied": (403, "Access Denied"),
+    "AccessForbidden": (403, "CORSResponse: CORS is not enabled for this bucket."),
     "AuthorizationHeaderMalformed": (400, "The authorization header is malformed"),
     "AuthorizationQueryParametersError": (400, "The presigned URL's parameters are malformed"),
+    "BadRequest": (400, "Bad Request"),
     "BadDigest": (400, "The checksum you specified did not match what we received"),
     "BucketAlreadyExists": (409, "The requested bucket name is not available"),
     "BucketAlreadyOwnedByYou": (409, "You already own this bucket"),
@@ -38,6 +40,7 @@ _KNOWN: dict[str, tuple[int, str]] = {
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchKey": (404, "The specified key does not exist"),
     "NoSuchUpload": (404, "The specified multipart upload does not exist"),
+    "NoSuchVersion": (404, "The specified version does not exist"),
     "NotImplemented": (501, "A header or operation you provided is not implemented"),
     "PreconditionFailed": (412, "At least one of the preconditions you specified did not hold"),
     "RequestTimeTooSkewed": (403, "The difference between the request time and the current "

@@ -55,7 +55,7 @@ class Listing:
         bucket = await self.bucket_ops.owned(call)
         q = call.query
         prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
-        max_keys = _max_keys(q.get("max-keys"))
+        max_keys = max_keys_of(q.get("max-keys"))
         encoding = q.get("encoding-type")
         if encoding not in (None, "url"):
             raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
@@ -80,7 +80,10 @@ class Listing:
                 + xml.element("StorageClass", "STANDARD") + "</Contents>")
         prefixes = [f"<CommonPrefixes>{xml.element('Prefix', encode(p))}</CommonPrefixes>"
                     for p in page.prefixes]
-        parts = [xml.element("Name", bucket.name), xml.element("Prefix", encode(prefix))]
+        # v1 sends its Prefix as given even with encoding-type=url (as S3
+        # does: SDKs decode only v1's Delimiter, Marker and NextMarker).
+        parts = [xml.element("Name", bucket.name),
+                 xml.element("Prefix", encode(prefix) if v2 else prefix)]
         if v2:
             if token is not None:
                 parts.append(xml.element("ContinuationToken", token))
@@ -152,7 +155,7 @@ def _skip_point(prefix: str, delimiter: str, start: str) -> str:
     return start + _PAST if rolled == start else start
 
 
-def _max_keys(raw: str | None) -> int:
+def max_keys_of(raw: str | None) -> int:
     if raw is None:
         return MAX_KEYS
     try:

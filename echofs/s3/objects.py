@@ -19,7 +19,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -36,6 +36,7 @@ from echofs.s3.buckets import BucketOperations
 from echofs.s3.errors import S3Error
 from echofs.s3.payload import ObjectBody
 from echofs.s3.routing import Call, file_path
+from echofs.s3.versions import NULL_VERSION
 from echofs.serving.middleware import facts
 
 # Content headers kept with a version and sent back on GET/HEAD.
@@ -88,15 +89,21 @@ class ObjectOperations:
         path = file_path(bucket.name, key)
         meta_in = _meta_from_request(request, key)
         body = ObjectBody(request, call.caller, self.max_size)
+
+        async def conditions() -> None:
+            await self._check_write_conditions(request, bucket.owner, path,
+                                               call.target.resource)
+
         etag, _ = await self._store(request, bucket.owner, path, body.pieces(),
-                                          lambda: f'"{body.md5}"', meta_in)
+                                    lambda: f'"{body.md5}"', meta_in, conditions)
         info = facts(request)
         info.bytes = body.size
         return web.Response(status=200, headers={"ETag": etag, **body.checksum_header()})
 
     async def _store(self, request: web.Request, owner: str, path: str,
                      pieces: AsyncIterator[bytes], etag_of: Callable[[], str],
-                     meta_in: ObjectMeta
+                     meta_in: ObjectMeta,
+                     before_commit: Callable[[], Awaitable[None]] | None = None
                      ) -> tuple[str, VersionRecord]:
         hint = _hint(request)
         upload = await self.files.begin(owner, path, hint)
@@ -104,6 +111,8 @@ class ObjectOperations:
             async for piece in pieces:
                 metrics.UPLOAD_BYTES.inc(len(piece))
                 await upload.write(piece)
+            if before_commit is not None:
+                await before_commit()
             result = await self.files.commit(upload, owner=owner, path=path)
         except BaseException:
             await upload.abort()
@@ -114,6 +123,33 @@ class ObjectOperations:
         info = facts(request)
         info.file_id, info.mode = result.file.file_id, result.version.mode
         return etag, result.version
+
+    async def _check_write_conditions(self, request: web.Request, owner: str, path: str,
+                                      resource: str) -> None:
+        """A conditional PutObject (If-Match / If-None-Match against the current
+        object's ETag). Checked once the body is in, just before the commit, so
+        a write that landed meanwhile is what the condition is held against."""
+        if_match = request.headers.get("If-Match")
+        if_none = request.headers.get("If-None-Match")
+        if if_match is None and if_none is None:
+            return
+        current = await self._current_etag(owner, path)
+        if if_match is not None:
+            if current is None:
+                raise S3Error("NoSuchKey", resource=resource,
+                              extra={"Key": resource.split("/", 2)[2]})
+            if not _etag_in(if_match, current):
+                raise S3Error("PreconditionFailed", extra={"Condition": "If-Match"})
+        if if_none is not None and current is not None and _etag_in(if_none, current):
+            raise S3Error("PreconditionFailed", extra={"Condition": "If-None-Match"})
+
+    async def _current_etag(self, owner: str, path: str) -> str | None:
+        try:
+            record = await self.files.find(owner, path)
+        except NotFound:
+            return None
+        meta = await self.buckets.meta(record.file_id, record.current_version)
+        return meta.etag if meta is not None else f'"{record.blake3[:32]}-1"'
 
     async def copy_object(self, request: web.Request, call: Call) -> web.Response:
         bucket = await self.bucket_ops.owned(call)
@@ -181,15 +217,21 @@ class ObjectOperations:
             data += piece
         wanted = xml.parse_delete(bytes(data))
         parts = []
-        for key in wanted.keys:
+        for key, version_id in zip(wanted.keys, wanted.version_ids, strict=True):
+            # S3 sees EchoFS buckets as unversioned: "null" names the one
+            # version an object has; any other id names none.
+            named = xml.element("VersionId", version_id) if version_id is not None else ""
             try:
+                if version_id not in (None, NULL_VERSION):
+                    raise S3Error("NoSuchVersion", "The specified version does not exist.")
                 await self._delete(bucket.owner, file_path(bucket.name, key))
             except S3Error as exc:
-                parts.append(f"<Error>{xml.element('Key', key)}{xml.element('Code', exc.code)}"
+                parts.append(f"<Error>{xml.element('Key', key)}{named}"
+                             f"{xml.element('Code', exc.code)}"
                              f"{xml.element('Message', exc.message)}</Error>")
                 continue
             if not wanted.quiet:
-                parts.append(f"<Deleted>{xml.element('Key', key)}</Deleted>")
+                parts.append(f"<Deleted>{xml.element('Key', key)}{named}</Deleted>")
         return web.Response(body=xml.document("DeleteResult", *parts),
                             content_type="application/xml")
 
@@ -293,12 +335,13 @@ def _meta_from_request(request: web.Request, key: str) -> ObjectMeta:
     encoding = headers.get("Content-Encoding")
     if encoding is not None:
         # aws-chunked is how the body travelled, not what it is.
-        kept = [c.strip() for c in encoding.split(",")
-                if c.strip() and c.strip().lower() != "aws-chunked"]
-        if kept:
-            headers["Content-Encoding"] = ",".join(kept)
-        else:
+        codings = [c.strip() for c in encoding.split(",") if c.strip()]
+        kept = [c for c in codings if c.lower() != "aws-chunked"]
+        if not kept:
             del headers["Content-Encoding"]
+        elif len(kept) < len(codings):
+            headers["Content-Encoding"] = ", ".join(kept)
+        # else: kept as the client wrote it ("deflate, gzip" stays so)
     user = {name.lower()[len(META_PREFIX):]: value for name, value in request.headers.items()
             if name.lower().startswith(META_PREFIX)}
     if sum(len(k) + len(v) for k, v in user.items()) > MAX_USER_META:

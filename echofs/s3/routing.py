@@ -69,6 +69,7 @@ OPERATIONS: dict[tuple[str, Level, str], str] = {
     ("GET", Level.BUCKET, "list-type"): "ListObjectsV2",
     ("POST", Level.BUCKET, "delete"): "DeleteObjects",
     ("GET", Level.BUCKET, "uploads"): "ListMultipartUploads",
+    ("GET", Level.BUCKET, "versions"): "ListObjectVersions",
     ("PUT", Level.OBJECT, ""): "PutObject",
     ("GET", Level.OBJECT, ""): "GetObject",
     ("HEAD", Level.OBJECT, ""): "HeadObject",

@@ -54,6 +54,7 @@ from echofs.s3.objects import ObjectOperations
 from echofs.s3.routing import OPERATIONS, Call, Target, operation_of, target_of
 from echofs.s3.sigv2 import SignedV2, is_v2, parse_v2
 from echofs.s3.sigv4 import SignedRequest, amz_now, parse_query, parse_request
+from echofs.s3.versions import VersionListing
 from echofs.serving.middleware import CLIENT_CLOSED, FACTS, RequestFacts
 from echofs.serving.transfer_coding import SUPPORTED as SUPPORTED_CODINGS
 from echofs.serving.transfer_coding import request_codings
@@ -93,6 +94,7 @@ class S3Server:
         self.per_minute = per_minute
         self.region = region
         self.domains = domains
+        self.buckets = buckets
         bucket_ops = BucketOperations(buckets, region)
         objects = ObjectOperations(files, buckets, bucket_ops, max_size=max_size,
                                    read_ahead=read_ahead)
@@ -106,6 +108,7 @@ class S3Server:
             "GetBucketVersioning": bucket_ops.get_versioning,
             "ListObjects": listing.list_v1,
             "ListObjectsV2": listing.list_v2,
+            "ListObjectVersions": VersionListing(listing).list_versions,
             "PutObject": objects.put_object,
             "CopyObject": objects.copy_object,
             "GetObject": objects.get_object,
@@ -133,10 +136,22 @@ class S3Server:
         raw_path, _, raw_query = request.raw_path.partition("?")
         target = target_of(raw_path, request.host, self.domains)
         query = dict(parse_query(raw_query))
+        if request.method == "OPTIONS":
+            raise _preflight_refused(request)
         name = operation_of(request.method, target, query, request.headers)
         request[OPERATION] = name
         # Who is asking, before anything else is said about the request.
-        signed = self._signed(request, raw_path, raw_query, target)
+        try:
+            signed = self._signed(request, raw_path, raw_query, target)
+        except S3Error as exc:
+            # An anonymous request for a bucket that does not exist is told
+            # so, as S3 tells it (bucket names are public anyway).
+            if exc.code == "AccessDenied" and target.bucket is not None \
+                    and _anonymous(request, query) \
+                    and await self.buckets.get(target.bucket) is None:
+                raise S3Error("NoSuchBucket", resource=f"/{target.bucket}",
+                              extra={"BucketName": target.bucket}) from None
+            raise
         caller = await self.credentials.caller(signed)
         facts_of(request).user = caller.owner
         if self.cache is not None and self.per_minute > 0:
@@ -236,6 +251,22 @@ class S3Server:
         body = error_document(error, request_id, request.path)
         return web.Response(status=error.status, body=body, headers=headers,
                             content_type="application/xml")
+
+
+def _anonymous(request: web.Request, query: dict[str, str]) -> bool:
+    """Neither signed in a header nor presigned in the query."""
+    return "Authorization" not in request.headers and not (
+        {"X-Amz-Signature", "Signature"} & query.keys())
+
+
+def _preflight_refused(request: web.Request) -> S3Error:
+    """A CORS preflight (OPTIONS). EchoFS keeps no CORS rules, so it is
+    refused as S3 refuses it for a bucket without them: 400 when it names no
+    origin, 403 when it does."""
+    if "Origin" not in request.headers:
+        return S3Error("BadRequest", "Insufficient information. Origin request header "
+                       "needed.")
+    return S3Error("AccessForbidden", "CORSResponse: CORS is not enabled for this bucket.")
 
 
 def facts_of(request: web.Request) -> RequestFacts:

@@ -56,11 +56,15 @@ class Encoder:
         return urllib.parse.quote(text, safe="/") if self.url else text
 
 
-def buckets_document(owner: str, buckets: Iterable[tuple[str, float]]) -> bytes:
+def buckets_document(owner: str, buckets: Iterable[tuple[str, float]], *,
+                     continuation: str | None = None, prefix: str | None = None) -> bytes:
     items = "".join(f"<Bucket>{element('Name', name)}"
                     f"{element('CreationDate', iso_time(created))}</Bucket>"
                     for name, created in buckets)
-    return document("ListAllMyBucketsResult", owner_xml(owner), f"<Buckets>{items}</Buckets>")
+    tail = (element("ContinuationToken", continuation) if continuation else "") + \
+        (element("Prefix", prefix) if prefix else "")
+    return document("ListAllMyBucketsResult", owner_xml(owner), f"<Buckets>{items}</Buckets>",
+                    tail)
 
 
 def location_document(region: str) -> bytes:
@@ -117,21 +121,25 @@ def child_text(node: Element, name: str) -> str | None:
 class DeleteRequest:
     keys: list[str]
     quiet: bool
+    # Each key's <VersionId>, None where none was given.
+    version_ids: list[str | None]
 
 
 def parse_delete(body: bytes) -> DeleteRequest:
     tree = parse(body, "Delete")
-    keys = []
+    keys, version_ids = [], []
     for item in children(tree, "Object"):
         key = child_text(item, "Key")
         if key is None:
             raise S3Error("MalformedXML", "an <Object> has no <Key>")
         keys.append(key)
+        version_ids.append(child_text(item, "VersionId"))
     if not keys:
         raise S3Error("MalformedXML", "<Delete> names no <Object>")
     if len(keys) > 1000:
         raise S3Error("MalformedXML", "<Delete> may name at most 1000 objects")
-    return DeleteRequest(keys, (child_text(tree, "Quiet") or "").lower() == "true")
+    return DeleteRequest(keys, (child_text(tree, "Quiet") or "").lower() == "true",
+                         version_ids)
 
 
 def parse_location(body: bytes) -> str | None:

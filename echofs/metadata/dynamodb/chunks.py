@@ -16,8 +16,8 @@ Where copies live is kept twice, and the chunk's item is the truth:
   every copy in (chunk, worker) order is sixteen Queries walked in turn
   (``replica_page``; sixteen partitions rather than one, so the index
   takes the writes of every new copy without a hot key);
-- ``WORKERS`` / ``<worker>`` names each worker that ever held a copy
-  (``known_worker_ids``, and the workers ``replica_page`` has no need of).
+- ``WORKERS`` / ``<worker>`` names each worker that ever held a copy;
+  ``known_worker_ids`` asks each of them whether it still holds one.
 
 Readers of ``W#`` items (and of their index) always confirm a copy on the
 chunk's item: a ``W#`` item left by a crash, or by a chunk forgotten and
@@ -233,10 +233,11 @@ class DynamoChunks(DynamoBase):
     async def record_partial_write(self, chunk_id: str, stored_on: str, owed: Sequence[str],
                                    reason: ReplicationReason) -> None:
         """A chunk acknowledged with one copy: record it, then the durable
-        intents for the copies still owed. Not one transaction as on SQL: a
-        crash between leaves a copy without its intents, which the version
-        that would have relied on it never commits (the write was not
-        acknowledged), or which the under-replication scan finds."""
+        intents for the copies still owed. Two steps, not one transaction as
+        on SQL: a crash between leaves the copy without its intents, but
+        then the upload that relied on it never commits (its write is
+        acknowledged only after), and the chunk, referenced by nothing, is
+        the collector's; the under-replication scan finds any other case."""
         reason = ReplicationReason(reason)  # refuse a free string before the table
         now = time.time()
         await self.record_copies([(chunk_id, stored_on)], now)
