@@ -18,6 +18,7 @@ a key only while its account exists, as the SQL join does.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from echofs.core.errors import Conflict
@@ -64,7 +65,8 @@ class DynamoAccessKeys:
                  for pk, sk in (key_key(access_key_id),
                                 account_key_key(user_id, access_key_id))]
         try:
-            await self._db.call("transact_write_items", TransactItems=items)
+            await self._db.call("transact_write_items", TransactItems=items,
+                                ClientRequestToken=uuid.uuid4().hex)
         except Exception as exc:
             if transaction_cancelled(exc) and "ConditionalCheckFailed" in \
                     cancellation_reasons(exc):
@@ -99,7 +101,8 @@ class DynamoAccessKeys:
             {"Delete": {"TableName": self._table, "Key": encode({"pk": own_pk, "sk": own_sk})}},
         ]
         try:
-            await self._db.call("transact_write_items", TransactItems=items)
+            await self._db.call("transact_write_items", TransactItems=items,
+                                ClientRequestToken=uuid.uuid4().hex)
         except Exception as exc:
             if transaction_cancelled(exc) and "ConditionalCheckFailed" in \
                     cancellation_reasons(exc):

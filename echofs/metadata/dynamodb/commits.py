@@ -133,18 +133,7 @@ class DynamoCommits(_Parts):
     async def _publish(self, request: CommitRequest, now: float) -> Outcome:
         """Steps 3 and 4 for one request; a Conflict (references given
         back, pages removed) if it kept losing until the deadline."""
-        entries = [[c.chunk_id, c.size, bool(c.compressed)] for c in request.chunks]
-        manifest: dict[str, Any] = {"chunks": entries}
-        pages: list[tuple[str, str]] = []
-        if len(entries) > INLINE_CHUNKS:
-            manifest_id = uuid.uuid4().hex
-            items = []
-            for number, start in enumerate(range(0, len(entries), PAGE_CHUNKS)):
-                pk, sk = page_key(manifest_id, number)
-                pages.append((pk, sk))
-                items.append({"pk": pk, "sk": sk, "chunks": entries[start:start + PAGE_CHUNKS]})
-            await self.db.write_many(FILES, puts=items)
-            manifest = {"manifest_id": manifest_id, "pages": len(pages)}
+        manifest, pages = await self._write_manifest(request)
         delay = 0.005
         async with self._publishing(request.owner, request.path):
             deadline = time.monotonic() + WRITE_DEADLINE  # waiting for our turn is free
@@ -158,6 +147,23 @@ class DynamoCommits(_Parts):
         await self.drop_refs([c.chunk_id for c in request.chunks], now)
         await self.db.write_many(FILES, deletes=pages)
         return conflict_lost()
+
+    async def _write_manifest(self, request: CommitRequest
+                              ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """Step 3: the version item's manifest attributes, and the keys of
+        the pages written first when it is large."""
+        entries = [[c.chunk_id, c.size, bool(c.compressed)] for c in request.chunks]
+        if len(entries) <= INLINE_CHUNKS:
+            return {"chunks": entries}, []
+        manifest_id = uuid.uuid4().hex
+        pages: list[tuple[str, str]] = []
+        items = []
+        for number, start in enumerate(range(0, len(entries), PAGE_CHUNKS)):
+            pk, sk = page_key(manifest_id, number)
+            pages.append((pk, sk))
+            items.append({"pk": pk, "sk": sk, "chunks": entries[start:start + PAGE_CHUNKS]})
+        await self.db.write_many(FILES, puts=items)
+        return {"manifest_id": manifest_id, "pages": len(pages)}, pages
 
     @contextlib.asynccontextmanager
     async def _publishing(self, owner: str, path: str) -> AsyncIterator[None]:
@@ -177,11 +183,17 @@ class DynamoCommits(_Parts):
                 del locks[(owner, path)]
 
     async def _try_publish(self, request: CommitRequest, manifest: dict[str, Any],
-                           now: float) -> tuple[FileRecord, VersionRecord] | None:
-        """One attempt at the transaction; None if the head moved meanwhile."""
-        head = await self.db.get(FILES, *head_key(request.owner, request.path))
+                           now: float, also: Sequence[dict[str, Any]] = (),
+                           head: dict[str, Any] | None = None, new_file_id: str = ""
+                           ) -> tuple[FileRecord, VersionRecord] | None:
+        """One attempt at the transaction; None if the head moved meanwhile
+        (or a condition of ``also``, items written in the same transaction,
+        did not hold: an upload session's completion, which also gives the
+        ``head`` it read and the id a new file gets)."""
+        if not also:
+            head = await self.db.get(FILES, *head_key(request.owner, request.path))
         if head is None:
-            file_id, number, created_at = uuid.uuid4().hex, 1, now
+            file_id, number, created_at = new_file_id or uuid.uuid4().hex, 1, now
             guard: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
             file_id, created_at = head["file_id"], float(head["created_at"])
@@ -208,7 +220,7 @@ class DynamoCommits(_Parts):
             {"Put": {"TableName": table, "Item": encode(head_item), **guard}},
             {"Put": {"TableName": table, "Item": encode(by_id),
                      **(absent if head is None else {})}},
-            {"Put": {"TableName": table, "Item": encode(version_item), **absent}}]
+            {"Put": {"TableName": table, "Item": encode(version_item), **absent}}, *also]
         # S3's metadata of the version, when the request carries it (a field
         # SQL's CommitRequest is gaining): published with the version.
         object_meta = getattr(request, "object_meta", None)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from echofs.core.consistency import Mode
@@ -122,8 +123,9 @@ class DynamoConsistency:
                 groups.append([])
             groups[-1].extend(items)
         for group in groups:
-            await self._db.call("transact_write_items", TransactItems=[
-                {"Put": {"TableName": self._table, "Item": encode(item)}} for item in group])
+            await self._db.call(
+                "transact_write_items", ClientRequestToken=uuid.uuid4().hex, TransactItems=[
+                    {"Put": {"TableName": self._table, "Item": encode(item)}} for item in group])
 
     async def transitions(self, *, object_id: str | None = None, limit: int = 100,
                           before_id: int | None = None) -> list[Transition]:

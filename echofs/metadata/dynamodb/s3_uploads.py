@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from echofs.core.errors import Conflict, NotFound
@@ -72,7 +73,8 @@ class DynamoS3Uploads:
                 "expires_at": session.expires_at})}},
         ]
         try:
-            await self._db.call("transact_write_items", TransactItems=items)
+            await self._db.call("transact_write_items", TransactItems=items,
+                                ClientRequestToken=uuid.uuid4().hex)
         except Exception as exc:
             if not transaction_cancelled(exc):
                 raise

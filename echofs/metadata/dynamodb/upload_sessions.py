@@ -7,7 +7,8 @@ Items of the ``sessions`` table:
 ``S#<id>`` / ``SESSION``            a session: ``owner``, ``path``,
                                      ``total_size``, ``part_size``, ``mode``,
                                      ``state``, ``created_at``,
-                                     ``expires_at``; once completed
+                                     ``expires_at``, ``parts_gen`` (moved
+                                     by every part written); once completed
                                      ``file_id``, ``version``, ``blake3``;
                                      an S3 upload's fields (see
                                      ``s3_uploads``). In ``gsi1`` as ``EXP``
@@ -40,11 +41,18 @@ Rules (the package's, applied to sessions):
   loses.
 - Completing publishes the version with its head (the rules of
   ``commits``) and closes the session in ONE transaction conditioned on
-  the session being open, so the version appears once or not at all and a
-  partial upload is never visible; a retried complete finds the session
-  completed and answers the version it made. The parts are dropped after.
+  the session being open and its ``parts_gen`` being the one read with
+  the parts, so the version appears once or not at all, is made of the
+  parts as they are when it appears (a part written meanwhile makes the
+  completion read them again, as SQL's lock would), and a partial upload
+  is never visible. A retried complete finds the session completed and
+  answers the version it made. The parts are dropped after; each part's
+  references are given back by whoever's delete removed its item, so the
+  expirer and a completion's clean-up meeting never give back twice.
 - Abort and expiry delete the session item (conditioned on its state or
   expiry), then its parts, then give back the parts' references.
+- Transactions carry a ``ClientRequestToken``: the client's retries of
+  one (after a conflict or a 5xx) never apply it twice.
 """
 
 from __future__ import annotations
@@ -56,16 +64,28 @@ from typing import Any
 
 from echofs.core.consistency import Mode
 from echofs.core.errors import Conflict, NotFound
-from echofs.core.manifest import NewChunk
+from echofs.core.manifest import FileRecord, NewChunk, VersionRecord
 from echofs.core.upload_sessions import PartLayout, PartRecord, SessionState, UploadSession
-from echofs.metadata.dynamodb.base import CHUNKS, INDEX, SESSIONS, DynamoBase, chunk_key
+from echofs.metadata.dynamodb.base import (
+    CHUNKS,
+    FILES,
+    INDEX,
+    SESSIONS,
+    DynamoBase,
+    chunk_key,
+    each,
+)
+from echofs.metadata.dynamodb.chunks import replicas_in
 from echofs.metadata.dynamodb.connection import (
     cancellation_reasons,
+    decode,
     encode,
     transaction_cancelled,
     value,
 )
-from echofs.metadata.upload_sessions import SessionQuotaExceeded, StoredPart
+from echofs.metadata.dynamodb.files import WRITE_DEADLINE, backoff, conflict_lost, head_key
+from echofs.metadata.records import CommitRequest
+from echofs.metadata.upload_sessions import SessionCommit, SessionQuotaExceeded, StoredPart
 
 SESSION = "SESSION"
 EXPIRY = "EXP"
@@ -77,6 +97,10 @@ _OPEN = SessionState.OPEN.value
 INLINE_CHUNKS = PAGE_CHUNKS = 1000
 # Rounds of read-then-conditional-write before giving up on a contended item.
 ROUNDS = 50
+
+
+class _PartsMoved(Exception):
+    """A part of the session changed after a completion read them."""
 
 
 def session_key(session_id: str) -> tuple[str, str]:
@@ -207,7 +231,7 @@ class DynamoUploadSessions(DynamoBase):
                 continue  # not recorded (cannot happen while a part holds it)
             chunks.append(NewChunk(chunk_id, size, int(item.get("stored_size", size)),
                                    bool(item.get("compressed", False)),
-                                   tuple(sorted(item.get("replicas") or {}))))
+                                   replicas_in(item)))
         return chunks
 
     async def _chunks_of_parts(self, session_id: str, parts: Sequence[int]
@@ -227,7 +251,8 @@ class DynamoUploadSessions(DynamoBase):
         """Run the transaction; None if it went through, else why each
         item refused (``ConditionalCheckFailed`` for a failed condition)."""
         try:
-            await self.db.call("transact_write_items", TransactItems=items)
+            await self.db.call("transact_write_items", TransactItems=items,
+                               ClientRequestToken=uuid.uuid4().hex)
         except Exception as exc:
             if not transaction_cancelled(exc):
                 raise
@@ -247,7 +272,8 @@ class DynamoUploadSessions(DynamoBase):
         item = {"pk": pk, "sk": sk, "session_id": session.session_id, "owner": owner,
                 "path": path, "total_size": layout.total_size, "part_size": layout.part_size,
                 "total_parts": layout.total_parts, "mode": mode.value, "state": _OPEN,
-                "created_at": now, "expires_at": session.expires_at, "g1pk": EXPIRY,
+                "created_at": now, "expires_at": session.expires_at, "parts_gen": 0,
+                "g1pk": EXPIRY,
                 "g1sk": expiry_sort_key(session.expires_at, session.session_id)}
         items: list[dict[str, Any]] = [
             {"Put": {"TableName": table, "Item": encode(item),
@@ -345,11 +371,15 @@ class DynamoUploadSessions(DynamoBase):
                 put["ExpressionAttributeNames"] = {"#t": "token"}
                 put["ExpressionAttributeValues"] = {":old": value(old["token"])}
             reasons = await self._transact([
-                {"ConditionCheck": {
+                # Every change of a part moves the session's generation: a
+                # completion that read the parts before it then fails.
+                {"Update": {
                     "TableName": table, "Key": _key(*session_key(session_id)),
+                    "UpdateExpression": "SET parts_gen = parts_gen + :one",
                     "ConditionExpression": "#s = :open AND expires_at > :now",
                     "ExpressionAttributeNames": {"#s": "state"},
-                    "ExpressionAttributeValues": {":open": value(_OPEN), ":now": value(now)}}},
+                    "ExpressionAttributeValues": {":open": value(_OPEN), ":now": value(now),
+                                                  ":one": value(1)}}},
                 {"Put": put}])
             if reasons is None:
                 return old
@@ -361,6 +391,138 @@ class DynamoUploadSessions(DynamoBase):
             # Another write of this part landed meanwhile: replace that one.
         await self._forget_pages(pk, item)
         raise Conflict("this part is being sent many times at once; try again", code="busy")
+
+    async def complete_upload_session(self, session_id: str, commit: SessionCommit
+                                      ) -> tuple[FileRecord, VersionRecord, bool]:
+        """Make the session's parts its file's next version and close the
+        session, in one transaction. Completing a completed session answers
+        the version it made (a retried complete); the flag says whether
+        this call made it."""
+        for _ in range(ROUNDS):
+            item = await self._session_item(session_id)
+            session = session_record(item)
+            if session.state == SessionState.COMPLETED:
+                return await self._completed(session)
+            _require_open(session, time.time())
+            done = await self._complete(item, session, commit)
+            if done is not None:
+                return done
+            # A part changed since they were read: read them again.
+        raise Conflict("the session's parts keep changing; complete again",
+                       code="parts_changed")
+
+    async def _complete(self, item: dict[str, Any], session: UploadSession,
+                        commit: SessionCommit) -> tuple[FileRecord, VersionRecord, bool] | None:
+        """One attempt, from the session ``item`` as read; None if a part
+        changed meanwhile."""
+        now = time.time()
+        session_id = session.session_id
+        if commit.versions_kept < 1:  # refused before any write, as SQL's rollback leaves none
+            raise ValueError("at least one version must be kept")
+        held = {int(p["part"]): p for p in await self._part_items(session_id)}
+        if any(n not in held or held[n]["blake3"] != b3 for n, b3 in commit.parts):
+            raise Conflict("the session's parts changed while it was completing; "
+                           "complete again", code="parts_changed")
+        parts = [held[n] for n, _ in commit.parts]
+        if sum(int(p["size"]) for p in parts) != commit.size:
+            raise Conflict("the parts do not add up to the file's size", code="parts_changed")
+        listed: list[tuple[str, int]] = []
+        for p in parts:
+            listed.extend(await self._part_chunks(session_id, p))
+        stored = await self.db.get_many(CHUNKS, [chunk_key(c) for c, _ in listed])
+        if any(chunk_key(c) not in stored for c, _ in listed):  # cannot happen: referenced
+            raise Conflict("a chunk of this session was collected", code="chunk_collected")
+        chunks = tuple(NewChunk(c, size, int(stored[chunk_key(c)]["stored_size"]),
+                                bool(stored[chunk_key(c)].get("compressed", False)), ())
+                       for c, size in listed)
+        request = CommitRequest(
+            owner=session.owner, path=session.path, chunks=chunks, size=commit.size,
+            blake3=commit.blake3, mode=session.mode,
+            replicas_acked=min((int(p["replicas_acked"]) for p in parts), default=0),
+            versions_kept=commit.versions_kept)
+        try:
+            published = await self._publish_completion(item, request, commit, now)
+        except _PartsMoved:
+            return None
+        if published is None:  # another call completed it meanwhile
+            return await self._completed(await self.get_upload_session(session_id))
+        # The version holds the chunks now: the parts may let go of theirs.
+        await self._drop_parts(session_id, now)
+        record, version = published
+        await self._prune(record, commit.versions_kept, now)  # type: ignore[attr-defined]
+        return (await self.get_file(record.file_id),  # type: ignore[attr-defined]
+                await self.get_version(record.file_id, version.version),  # type: ignore[attr-defined]
+                True)
+
+    async def _completed(self, session: UploadSession
+                         ) -> tuple[FileRecord, VersionRecord, bool]:
+        assert session.file_id is not None and session.version is not None
+        return (await self.get_file(session.file_id),  # type: ignore[attr-defined]
+                await self.get_version(session.file_id, session.version),  # type: ignore[attr-defined]
+                False)
+
+    async def _publish_completion(self, item: dict[str, Any], request: CommitRequest,
+                                  commit: SessionCommit, now: float
+                                  ) -> tuple[FileRecord, VersionRecord] | None:
+        """Publish the version in the transaction that closes the session
+        (the commit's steps, ``DynamoCommits``); None if the session was
+        completed by another call meanwhile (nothing of ours is left)."""
+        session_id = item["session_id"]
+        table = self.db.table(SESSIONS)
+        taken = await self._take_refs([request], now)  # type: ignore[attr-defined]
+        if taken[0] is not None:
+            raise taken[0]
+        manifest, pages = await self._write_manifest(request)  # type: ignore[attr-defined]
+        close: list[dict[str, Any]] = [
+            {"Delete": {"TableName": table, "Key": _key(owner_key(item["owner"]), session_id)}}]
+        if "s3_bucket" in item:
+            close.append({"Delete": {"TableName": table, "Key": _key(
+                listing_key(item["owner"], item["s3_bucket"]),
+                listing_sort_key(item["s3_key"], session_id))}})
+        delay = 0.005
+        published: tuple[FileRecord, VersionRecord] | None = None
+        try:
+            async with self._publishing(  # type: ignore[attr-defined]
+                    request.owner, request.path):
+                deadline = time.monotonic() + WRITE_DEADLINE
+                while published is None:
+                    head = await self.db.get(FILES, *head_key(request.owner, request.path))
+                    number = 1 if head is None else int(head["current_version"]) + 1
+                    file_id = uuid.uuid4().hex if head is None else str(head["file_id"])
+                    # The session closes naming the version it makes; the
+                    # condition keeps a second completion from making another.
+                    closing = {"Update": {
+                        "TableName": table, "Key": _key(*session_key(session_id)),
+                        "UpdateExpression": "SET #s = :done, file_id = :f, version = :v, "
+                                            "blake3 = :b3",
+                        "ConditionExpression": "#s = :open AND expires_at > :now "
+                                               "AND parts_gen = :gen",
+                        "ExpressionAttributeNames": {"#s": "state"},
+                        "ExpressionAttributeValues": {
+                            ":done": value(SessionState.COMPLETED.value), ":f": value(file_id),
+                            ":v": value(number), ":b3": value(commit.blake3),
+                            ":open": value(_OPEN), ":now": value(now),
+                            ":gen": value(int(item["parts_gen"]))}}}
+                    published = await self._try_publish(  # type: ignore[attr-defined]
+                        request, manifest, now, also=[closing, *close], head=head,
+                        new_file_id=file_id)
+                    if published is not None:
+                        break
+                    again = await self._session_item(session_id)
+                    current = session_record(again)
+                    if current.state == SessionState.COMPLETED:
+                        break
+                    _require_open(current, time.time())
+                    if again["parts_gen"] != item["parts_gen"]:
+                        raise _PartsMoved
+                    if time.monotonic() > deadline:
+                        raise conflict_lost()
+                    delay = await backoff(delay)
+        finally:
+            if published is None:
+                await self.drop_refs([c.chunk_id for c in request.chunks], now)
+                await self.db.write_many(FILES, deletes=pages)
+        return published
 
     async def _forget_pages(self, pk: str, item: dict[str, Any]) -> None:
         if "pages" in item:
@@ -399,19 +561,23 @@ class DynamoUploadSessions(DynamoBase):
 
     async def _drop_parts(self, session_id: str, now: float) -> None:
         """Delete every part of a session no one may add to any more, then
-        give back their chunks' references."""
-        parts = await self._part_items(session_id)
+        give back their chunks' references. Two droppers may meet (the
+        expirer and a completion's clean-up): a part's references are given
+        back only by the one whose delete removed its item."""
         pk = session_key(session_id)[0]
-        used: list[str] = []
-        deletes: list[tuple[str, str]] = []
-        for item in parts:
-            used.extend(c for c, _ in await self._part_chunks(session_id, item))
-            deletes.append((pk, item["sk"]))
-            if "pages" in item:
-                deletes.extend((pk, page_sort_key(item["token"], n))
-                               for n in range(int(item["pages"])))
-        await self.db.write_many(SESSIONS, deletes=deletes)
-        await self.drop_refs(used, now)
+
+        async def drop(sk: str) -> None:
+            answer = await self.db.call(
+                "delete_item", TableName=self.db.table(SESSIONS), Key=_key(pk, sk),
+                ReturnValues="ALL_OLD")
+            if not answer.get("Attributes"):
+                return  # another dropper took it, and gives its references back
+            old = decode(answer["Attributes"])
+            used = [c for c, _ in await self._part_chunks(session_id, old)]
+            await self._forget_pages(pk, old)
+            await self.drop_refs(used, now)
+
+        await each([item["sk"] for item in await self._part_items(session_id)], drop)
 
     async def abort_upload_session(self, session_id: str) -> None:
         """Drop an open session and its parts (their chunks go to the collector)."""

@@ -88,7 +88,8 @@ class DynamoUsers:
         """Run the transaction; None if it went through, else why each
         item refused (``ConditionalCheckFailed`` for a failed condition)."""
         try:
-            await self._db.call("transact_write_items", TransactItems=items)
+            await self._db.call("transact_write_items", TransactItems=items,
+                                ClientRequestToken=uuid.uuid4().hex)
         except Exception as exc:
             if not transaction_cancelled(exc):
                 raise

@@ -11,6 +11,7 @@ from echofs.core.consistency import Mode
 from echofs.core.upload_sessions import PartLayout
 from echofs.metadata.repository import MetadataRepository
 from echofs.metadata.s3_uploads import S3Upload
+from echofs.metadata.upload_sessions import SessionCommit
 
 from .conftest import ALL_BACKENDS
 
@@ -79,3 +80,16 @@ async def test_markers_and_prefixes_meet_keys_that_prefix_each_other(repo) -> No
     assert await listed("a", key="ab") == []
     assert await listed(key="a", upload_id=dict(made)["a"]) == ["a/b", "ab", "b"]
     assert await listed("c") == []
+
+
+async def test_a_completed_upload_is_found_but_not_listed(repo) -> None:
+    uploads = repo.s3_uploads
+    done = await _upload(repo, "done")
+    kept = await _upload(repo, "kept")
+    _, version, made = await repo.complete_upload_session(
+        done, SessionCommit("f" * 64, (), 0, 5))  # an empty object: no parts
+    assert made and version.size == 0
+    found = await uploads.get(done)
+    assert found is not None and (found.bucket, found.key) == ("bkt", "done")
+    assert [u.upload_id for u in await uploads.open_uploads("alice", "bkt", "", "", "", 10)] \
+        == [kept]

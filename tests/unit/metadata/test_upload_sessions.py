@@ -1,4 +1,4 @@
-"""Upload sessions in the metadata store, on SQLite and PostgreSQL: parts
+"""Upload sessions in the metadata store, on SQLite, PostgreSQL and DynamoDB: parts
 replace each other, their chunks count as referenced, completion is one
 version made once, quotas, abort and expiry."""
 
@@ -12,6 +12,9 @@ from sqlalchemy import update
 from echofs.core.consistency import Mode
 from echofs.core.errors import Conflict, NotFound
 from echofs.core.upload_sessions import PartLayout, SessionState
+from echofs.metadata.dynamodb.base import SESSIONS
+from echofs.metadata.dynamodb.connection import value
+from echofs.metadata.dynamodb.upload_sessions import expiry_sort_key
 from echofs.metadata.models import UploadSessionRow
 from echofs.metadata.repository import MetadataRepository
 from echofs.metadata.upload_sessions import (
@@ -20,7 +23,9 @@ from echofs.metadata.upload_sessions import (
     StoredPart,
 )
 
-from .conftest import chunk, future
+from .conftest import ALL_BACKENDS, chunk, future
+
+METADATA_BACKENDS = ALL_BACKENDS
 
 
 async def new_session(repo: MetadataRepository, owner: str = "alice", path: str = "f",
@@ -34,6 +39,26 @@ async def new_session(repo: MetadataRepository, owner: str = "alice", path: str 
 def stored(part: int, name: str, size: int = 100) -> StoredPart:
     c = chunk(name, size)
     return StoredPart(part, size, f"{part:064x}", None, None, (c,), 1)
+
+
+async def expire_now(repo, session_id: str) -> None:  # type: ignore[no-untyped-def]
+    """The session's time runs out (as if UPLOAD_SESSION_TTL_SECONDS had
+    passed): each engine's record of its expiry is moved back."""
+    at = time.time() - 1
+    if repo.engine is not None:
+        async with repo.writing_unmemoized() as db:
+            await db.execute(update(UploadSessionRow).where(
+                UploadSessionRow.id == session_id).values(expires_at=at))
+        return
+    session = await repo.get_upload_session(session_id)
+    for pk, sk, extra in ((f"S#{session_id}", "SESSION", ", g1sk = :gsk"),
+                          (f"O#{session.owner}", session_id, "")):
+        await repo.db.call(
+            "update_item", TableName=repo.db.table(SESSIONS),
+            Key={"pk": value(pk), "sk": value(sk)},
+            UpdateExpression=f"SET expires_at = :at{extra}",
+            ExpressionAttributeValues={":at": value(at), **(
+                {":gsk": value(expiry_sort_key(at, session_id))} if extra else {})})
 
 
 async def record(repo: MetadataRepository, session_id: str, part: StoredPart) -> None:
@@ -103,10 +128,7 @@ async def test_abort_and_expiry_drop_sessions_and_free_their_chunks(repo) -> Non
     await repo.abort_upload_session(aborted.session_id)
     with pytest.raises(NotFound):
         await repo.get_upload_session(aborted.session_id)
-    # Its time runs out (as if UPLOAD_SESSION_TTL_SECONDS had passed).
-    async with repo.writing_unmemoized() as db:
-        await db.execute(update(UploadSessionRow).where(
-            UploadSessionRow.id == expiring.session_id).values(expires_at=time.time() - 1))
+    await expire_now(repo, expiring.session_id)
     with pytest.raises(NotFound):  # expired: no more parts
         await repo.record_upload_part(expiring.session_id, stored(0, "y"))
     assert await repo.expire_upload_sessions(time.time()) == 1
@@ -139,3 +161,15 @@ async def test_a_free_layout_is_made_of_the_parts_complete_names(repo) -> None:
         (chunk("p2", 50).chunk_id, 0), (chunk("p7", 30).chunk_id, 50)]
     # The part left out is dropped with the session's parts: its chunk is garbage.
     assert await repo.claim_garbage(future()) == [chunk("p4", 10).chunk_id]
+
+
+async def test_a_complete_keeping_no_version_changes_nothing(repo) -> None:
+    session = await new_session(repo, size=100)
+    await record(repo, session.session_id, stored(0, "a"))
+    with pytest.raises(ValueError):
+        await repo.complete_upload_session(
+            session.session_id, SessionCommit("f" * 64, ((0, f"{0:064x}"),), 100, 0))
+    assert (await repo.get_upload_session(session.session_id)).state == SessionState.OPEN
+    assert len(await repo.upload_session_parts(session.session_id)) == 1
+    with pytest.raises(NotFound):
+        await repo.find_file("alice", "f")

@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 
 from echofs.core.consistency import Mode
+from echofs.core.errors import Conflict, NotFound
 from echofs.core.manifest import NewChunk
 from echofs.core.upload_sessions import PartLayout
 from echofs.metadata import backends
 from echofs.metadata.dynamodb import upload_sessions
 from echofs.metadata.dynamodb.base import CHUNKS, GC, LIVE, SESSIONS, chunk_key, gc_sort_key
 from echofs.metadata.dynamodb.repository import DynamoMetadataRepository
-from echofs.metadata.upload_sessions import SessionQuotaExceeded, StoredPart
+from echofs.metadata.upload_sessions import SessionCommit, SessionQuotaExceeded, StoredPart
 
 from ..conftest import cid, future
 
@@ -124,3 +125,99 @@ async def test_one_part_sent_by_two_masters_at_once_keeps_one_and_frees_the_rest
         assert await refs(one, [c.chunk_id for c in w.chunks]) == (
             [1, 1, 1] if w is kept else [0, 0, 0])
     assert held.chunk_count == 3
+
+
+async def test_a_completion_sent_to_two_masters_at_once_makes_one_version(
+        two_masters: tuple[DynamoMetadataRepository, ...]) -> None:
+    one, two = two_masters
+    session = await new_session(one)
+    parts = [part(0, ["c0", "c1"]), part(1, ["c2"])]
+    ids = [c.chunk_id for p in parts for c in p.chunks]
+    await put_chunks(one, ids)
+    for p in parts:
+        await one.record_upload_part(session.session_id, p)
+    commit = SessionCommit("f" * 64, tuple((p.part, p.blake3) for p in parts), 30, 5)
+    results = await asyncio.gather(*[(one if n % 2 else two).complete_upload_session(
+        session.session_id, commit) for n in range(6)])
+    assert sum(made for _, _, made in results) == 1
+    assert {(r.file_id, v.version) for r, v, _ in results} == {(results[0][0].file_id, 1)}
+    assert [v.version for v in await one.list_versions(results[0][0].file_id)] == [1]
+    # The version holds the chunks now, the parts nothing: one reference each.
+    assert await refs(one, ids) == [1, 1, 1]
+    assert await one.upload_session_parts(session.session_id) == []
+    assert await two.list_upload_sessions("alice") == []
+
+
+async def test_a_part_racing_an_abort_is_refused_and_gives_its_references_back(
+        two_masters: tuple[DynamoMetadataRepository, ...],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    one, two = two_masters
+    session = await new_session(one)
+    sent = part(0, ["racer-0", "racer-1"])
+    ids = [c.chunk_id for c in sent.chunks]
+    await put_chunks(one, ids)
+    record_copies = one.record_copies
+
+    async def aborted_meanwhile(pairs: Any, now: float) -> None:
+        # Between the part's references and its put, another master aborts.
+        await two.abort_upload_session(session.session_id)
+        await record_copies(pairs, now)
+
+    monkeypatch.setattr(one, "record_copies", aborted_meanwhile)
+    with pytest.raises(NotFound):
+        await one.record_upload_part(session.session_id, sent)
+    assert await refs(one, ids) == [0, 0]
+    left = [item async for item in one.db.query(
+        SESSIONS, KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"S#{session.session_id}"}})]
+    assert left == []
+    assert sorted(await one.claim_garbage(future())) == sorted(ids)
+
+
+async def test_a_part_sent_again_while_completing_is_the_one_committed(
+        two_masters: tuple[DynamoMetadataRepository, ...],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on SQL, where the part waits for the completion's lock: the
+    version is made of the parts as they are when it is published."""
+    one, two = two_masters
+    session = await new_session(one)
+    first, again = part(0, ["old-0", "old-1"]), part(0, ["new-0"])
+    old_ids, new_ids = [c.chunk_id for c in first.chunks], [c.chunk_id for c in again.chunks]
+    await put_chunks(one, old_ids + new_ids)
+    await one.record_upload_part(session.session_id, first)
+    take_refs = one._take_refs
+    sent = []
+
+    async def sent_meanwhile(requests: Any, now: float) -> Any:
+        if not sent:  # between reading the parts and publishing: once
+            sent.append(await two.record_upload_part(session.session_id, again))
+        return await take_refs(requests, now)
+
+    monkeypatch.setattr(one, "_take_refs", sent_meanwhile)
+    commit = SessionCommit("f" * 64, ((0, first.blake3),), 20, 5)
+    with pytest.raises(Conflict) as refused:  # the part's size changed under the commit
+        await one.complete_upload_session(session.session_id, commit)
+    assert refused.value.code == "parts_changed"
+    assert await refs(one, old_ids + new_ids) == [0, 0, 1]
+    _, version, made = await one.complete_upload_session(
+        session.session_id, SessionCommit("f" * 64, ((0, again.blake3),), 10, 5))
+    assert made and [c.chunk_id for c in version.chunks] == new_ids
+    assert await refs(one, old_ids + new_ids) == [0, 0, 1]
+
+
+async def test_two_droppers_of_one_sessions_parts_give_back_once(
+        two_masters: tuple[DynamoMetadataRepository, ...]) -> None:
+    """The expirer and a completion's clean-up may drop one session's parts
+    at once: a chunk another session's part also holds keeps that reference."""
+    one, two = two_masters
+    shared = part(0, ["shared"])
+    await put_chunks(one, [cid("shared")])
+    dropped, holder = await new_session(one), await new_session(one)
+    for session in (dropped, holder):
+        await one.record_upload_part(session.session_id, shared)
+    assert await refs(one, [cid("shared")]) == [2]
+    now = time.time()
+    await asyncio.gather(one._drop_parts(dropped.session_id, now),
+                         two._drop_parts(dropped.session_id, now))
+    assert await refs(one, [cid("shared")]) == [1]
+    assert await one.claim_garbage(future()) == []
