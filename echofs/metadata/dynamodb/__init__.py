@@ -85,8 +85,8 @@ Rules
   version item is put under the condition that it does not exist. Every
   transaction carries a ``ClientRequestToken``, so a retry after a conflict
   or a 5xx is not applied twice. One master's publishers of a name take
-  turns, so only other masters make a transaction lose. Concurrent writers to one name lose the
-  condition, read the head again and retry with backoff, so two uploads to
+  turns, so only other masters make a transaction lose. Concurrent writers to one
+  name lose the condition, read the head again and retry with backoff, so two uploads to
   one name get distinct, consecutive numbers. A large manifest is written
   in pages first and published by the version item that names it: the
   100-item and 4 MB limits of a transaction never bound a file's size.
@@ -96,8 +96,9 @@ Rules
   gets ``Conflict(chunk_collected)``), and removes it from the ``GC`` index.
   The collector claims a chunk only under the condition ``refs = 0 AND
   state = live AND touched_at < grace``. A writer that fails after adding
-  refs takes them back; one that dies in between leaves a chunk referenced
-  by nothing: a leak the ``echofs gc`` sweep may find, never a loss.
+  refs takes them back; one that dies in between leaves a chunk counted as
+  referenced by nothing that uses it: a leak of its copies (nothing
+  recounts references yet), never a loss.
   Removing a version (delete, retention) deletes its item first, then
   takes back its refs — again the order that can leak, never lose. The
   deleter whose ``DeleteItem`` returned the old item is the one that gives
