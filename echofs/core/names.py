@@ -13,7 +13,14 @@ import urllib.parse
 
 from echofs.core.errors import InvalidName
 
-MAX_NAME_BYTES = 1024
+# A name is at most 1024 characters: the store's path columns hold that many
+# (PostgreSQL's VARCHAR counts characters). In bytes it may be twice that, so
+# that an S3 key of S3's full 1024 bytes still fits under its bucket's name
+# once escaped (``echofs.s3.keys``: a long key that is not a valid name is
+# packed into CJK ideographs, 3 bytes each). 2048 bytes, with the owner, also
+# stays under PostgreSQL's limit on a unique index entry (2704 bytes).
+MAX_NAME_CHARS = 1024
+MAX_NAME_BYTES = 2048
 MAX_SEGMENT_BYTES = 255
 
 
@@ -24,6 +31,8 @@ def normalize_name(raw: str) -> str:
     name = unicodedata.normalize("NFC", raw)
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         raise InvalidName(f"file name is longer than {MAX_NAME_BYTES} bytes")
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidName(f"file name is longer than {MAX_NAME_CHARS} characters")
     if any(_is_control(c) for c in name):
         raise InvalidName("file name contains a control character")
     try:

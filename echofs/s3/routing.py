@@ -17,14 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from echofs.core.errors import InvalidName
-from echofs.core.names import normalize_name
 from echofs.s3.credentials import Caller
 from echofs.s3.errors import S3Error
+from echofs.s3.keys import file_path
+
+__all__ = ["OPERATIONS", "Call", "Level", "Target", "check_bucket_name", "file_path",
+           "operation_of", "target_of"]
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
-MAX_KEY_BYTES = 1024
 
 
 class Level(StrEnum):
@@ -137,24 +138,6 @@ def check_bucket_name(name: str) -> None:
         raise S3Error("InvalidBucketName", "Bucket names are 3 to 63 characters: lower-case "
                       "letters, digits, '.' and '-', starting and ending with a letter or digit",
                       resource="/" + name)
-
-
-def file_path(bucket: str, key: str) -> str:
-    """The file an object is: ``bucket/key``. Keys that are not valid file
-    names (empty, '.' or '..' segments, '//' , a trailing '/', control
-    characters) are refused: one namespace means the REST API, the CLI and
-    the web UI must be able to name every object."""
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-        raise S3Error("KeyTooLongError", resource=f"/{bucket}/{key}")
-    path = f"{bucket}/{key}"
-    try:
-        if normalize_name(path) == path:
-            return path
-    except InvalidName as exc:
-        raise S3Error("InvalidArgument", f"EchoFS cannot store the key {key!r}: "
-                      f"{exc.message}", resource=f"/{bucket}/{key}") from None
-    raise S3Error("InvalidArgument", f"EchoFS cannot store the key {key!r}: it is not in "
-                  "Unicode normal form C", resource=f"/{bucket}/{key}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,14 +45,13 @@ class VersionListing:
         page = await self.listing.page(bucket.owner, bucket.name, prefix, delimiter,
                                        key_marker, max_keys)
         metas = await self.listing.buckets.metas(
-            [(r.file_id, r.current_version) for r in page.keys])
-        cut = len(bucket.name) + 1
+            [(r.file_id, r.current_version) for _, r in page.keys])
         versions = []
-        for record in page.keys:
+        for key, record in page.keys:
             meta = metas.get((record.file_id, record.current_version))
             etag = meta.etag if meta else f'"{record.blake3[:32]}-1"'
             versions.append(
-                "<Version>" + xml.element("Key", encode(record.path[cut:]))
+                "<Version>" + xml.element("Key", encode(key))
                 + xml.element("VersionId", NULL_VERSION) + xml.element("IsLatest", "true")
                 + xml.element("LastModified", xml.iso_time(record.updated_at))
                 + xml.element("ETag", etag) + xml.element("Size", record.size)

@@ -34,7 +34,13 @@ def iso_time(epoch: float) -> str:
 
 
 def element(name: str, value: object) -> str:
-    return f"<{name}>{escape(str(value))}</{name}>"
+    return f"<{name}>{escape(str(value)).translate(_CONTROL_REFS)}</{name}>"
+
+
+# Control characters a key may hold, as character references (as S3 sends
+# them): raw, they would make the document malformed.
+_CONTROL_REFS = {c: f"&#x{c:X};" for c in (*range(0x01, 0x20), 0x7F)
+                 if chr(c) not in "\t\n"}
 
 
 def document(root: str, *parts: str) -> bytes:
