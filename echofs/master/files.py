@@ -25,6 +25,7 @@ from echofs.master.download import ChunkReader, stream_version
 from echofs.master.modes import ModeTable, WriteActivity
 from echofs.master.read_policies import READ_POLICIES, VersionSources
 from echofs.master.upload import Upload, UploadPipeline, UploadResult
+from echofs.metadata.records import ObjectMeta
 from echofs.metadata.repository import MetadataRepository
 from echofs.observability import metrics
 
@@ -79,9 +80,11 @@ class FileService:
         """Start an upload; its mode is fixed now, before any byte is stored."""
         return self.uploads.begin(await self.write_mode(owner, path, hint))
 
-    async def commit(self, upload: Upload, *, owner: str, path: str) -> UploadResult:
-        """Make the upload a new version of (owner, path), then apply its effects."""
-        result = await upload.commit(owner=owner, path=path)
+    async def commit(self, upload: Upload, *, owner: str, path: str,
+                     object_meta: ObjectMeta | None = None) -> UploadResult:
+        """Make the upload a new version of (owner, path), then apply its
+        effects. ``object_meta`` (S3's ETag and headers) commits with it."""
+        result = await upload.commit(owner=owner, path=path, object_meta=object_meta)
         file_id = result.file.file_id
         await self.sources.manifests.invalidate(file_id)
         self.activity.record(file_id, upload.targets)

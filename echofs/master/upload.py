@@ -42,6 +42,7 @@ from echofs.master.placement import Placement
 from echofs.master.quorum import Stragglers
 from echofs.master.write_policies import WRITE_POLICIES, ChunkWrite, WriteTools
 from echofs.metadata.disk_space import MetadataDisk
+from echofs.metadata.records import ObjectMeta
 from echofs.metadata.repository import CommitRequest, MetadataRepository
 
 log = logging.getLogger(__name__)
@@ -260,8 +261,10 @@ class Upload:
     def deferred_copies(self) -> bool:
         return self._deferred
 
-    async def commit(self, *, owner: str, path: str) -> UploadResult:
-        """Wait for every chunk's quorum, then make the version visible."""
+    async def commit(self, *, owner: str, path: str,
+                     object_meta: ObjectMeta | None = None) -> UploadResult:
+        """Wait for every chunk's quorum, then make the version visible (with
+        S3's ``object_meta`` of it, in the same transaction)."""
         async with self._finishing():
             chunks = await self._stored()
             p = self._p
@@ -269,7 +272,7 @@ class Upload:
                 owner=owner, path=path, chunks=chunks, size=self._splitter.total,
                 blake3=self._hasher.hexdigest(), mode=self.mode.value,
                 replicas_acked=self._min_acks or 0,
-                versions_kept=p.settings.versions_kept,
+                versions_kept=p.settings.versions_kept, object_meta=object_meta,
             ))
         return UploadResult(file, version, self._dedup_chunks, self._dedup_bytes,
                             self._stored_bytes)

@@ -45,6 +45,7 @@ from echofs.core.upload_sessions import (
 from echofs.daemon import Daemon
 from echofs.master.download import ChunkReader, stream_version
 from echofs.master.files import FileService, Wakeable
+from echofs.metadata.records import ObjectMeta
 from echofs.metadata.repository import MetadataRepository
 from echofs.metadata.upload_sessions import SessionCommit, StoredPart
 from echofs.observability import metrics
@@ -261,13 +262,15 @@ class UploadSessionService:
     async def complete(self, session_id: str, owner: str | None,
                        file_blake3: str | None = None,
                        parts: Sequence[int] | None = None,
-                       part_blake3: Mapping[int, str] | None = None) -> CompletedUpload:
+                       part_blake3: Mapping[int, str] | None = None,
+                       object_meta: ObjectMeta | None = None) -> CompletedUpload:
         """Make the session's parts its file's next version (answers the same
         version again if it is already completed). A fixed layout needs all
         its parts; a free one is made of ``parts`` (ascending; default:
         every part held), and held parts not named are dropped.
         ``part_blake3``: the parts as the caller checked them (S3 compares
-        ETags first); a part sent again since is a 409, not committed."""
+        ETags first); a part sent again since is a 409, not committed.
+        ``object_meta``: S3's metadata of the version, committed with it."""
         status = await self.status(session_id, owner)
         session = status.session
         if session.state == SessionState.COMPLETED:
@@ -295,7 +298,7 @@ class UploadSessionService:
                              code="digest_mismatch")
         record, version, created = await self.repo.complete_upload_session(
             session_id, SessionCommit(digest, tuple((n, held[n].blake3) for n in chosen),
-                                      size, self.settings.versions_kept))
+                                      size, self.settings.versions_kept, object_meta))
         if created:
             # The effects of a new version (as FileService.commit applies them):
             # every master forgets the file; the write counts for the controller.

@@ -6,10 +6,11 @@ Shares its repository's sessions and SQLite writer lock (``reading`` and
 A bucket's objects are its owner's files named ``<bucket>/<key>``; this
 module knows the names only, the files themselves are the repository's.
 Per-version object metadata (the MD5 that is S3's ETag, content headers,
-``x-amz-meta-*``) is written right after the version commits, in its own
-transaction; a version without it (a file written through the REST API, or
-a master that stopped between the two) is served with an ETag derived from
-its BLAKE3 that no client mistakes for an MD5 (see ``echofs.s3.objects``).
+``x-amz-meta-*``) is written by the commit of its version, in the same
+transaction (``CommitRequest.object_meta``), and goes with it (retention,
+deletes); this module reads it. A version without it (a file written
+through the REST API) is served with an ETag derived from its BLAKE3 that no
+client mistakes for an MD5 (see ``echofs.s3.objects``).
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from echofs.metadata.models import BucketRow, FileRow, ObjectMetaRow, VersionRow
+from echofs.metadata.models import BucketRow, FileRow, ObjectMetaRow
+from echofs.metadata.records import ObjectMeta
 from echofs.metadata.repository import MetadataRepository
+
+__all__ = ["BucketRecord", "BucketTaken", "BucketsRepository", "ObjectMeta"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,16 +35,6 @@ class BucketRecord:
     name: str
     owner: str
     created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectMeta:
-    """S3's view of one version: ETag (quoted MD5), the content headers it
-    was stored with, and its user metadata."""
-
-    etag: str
-    headers: dict[str, str] = field(default_factory=dict)
-    user_meta: dict[str, str] = field(default_factory=dict)
 
 
 class BucketTaken(Exception):
@@ -110,18 +104,6 @@ class BucketsRepository:
             return bool(done.rowcount)
 
     # -- per-version object metadata -----------------------------------------------------
-
-    async def put_meta(self, file_id: str, version: int, meta: ObjectMeta) -> None:
-        """Record ``meta`` for a version just committed, and forget the
-        metadata of the file's versions that retention has removed since."""
-        async with self._repo.writing_unmemoized() as session:
-            kept = select(VersionRow.version).where(VersionRow.file_id == file_id)
-            await session.execute(delete(ObjectMetaRow).where(
-                ObjectMetaRow.file_id == file_id, ObjectMetaRow.version.not_in(kept)))
-            await session.merge(ObjectMetaRow(
-                file_id=file_id, version=version, etag=meta.etag,
-                headers=json.dumps(meta.headers, sort_keys=True),
-                user_meta=json.dumps(meta.user_meta, sort_keys=True)))
 
     async def meta(self, file_id: str, version: int) -> ObjectMeta | None:
         async with self._repo.reading() as session:

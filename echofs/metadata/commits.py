@@ -2,7 +2,8 @@
 
 One transaction for a batch of uploads, in named steps: touch and check the
 chunks they rely on, record new copies, lock (or create) their files,
-number and write the versions and manifests, prune beyond each file's
+number and write the versions, their manifests and S3's metadata of them
+(``CommitRequest.object_meta``), prune beyond each file's
 ``versions_kept`` (``echofs.core.retention``), and finally write the answers
 through to the read memo.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import time
 import uuid
 from collections import defaultdict
@@ -24,7 +26,7 @@ from echofs.metadata.chunks import claim
 from echofs.metadata.files import FileQueries
 from echofs.metadata.memoized import Tag, chunk_tags, memo_key, record_tags
 from echofs.metadata.read_memo import MAX_CHUNKS
-from echofs.metadata.records import ChunkClaim, CommitRequest
+from echofs.metadata.records import ChunkClaim, CommitRequest, ObjectMeta
 from echofs.metadata.sql import (
     Sql,
     batches,
@@ -227,6 +229,9 @@ def _add_versions(db: Sql, accepted: list[CommitRequest],
     if manifest_rows:
         db.run_many('INSERT INTO version_chunks (version_id, seq, chunk_id, "offset", size) '
                     "VALUES (?, ?, ?, ?, ?)", manifest_rows)
+    _record_object_meta(db, [(file_row.id, number, request.object_meta)
+                             for request, file_row, number in numbered
+                             if request.object_meta is not None])
     return [
         _Committed(request, FileRecord(
             file_id=file_row.id, owner=file_row.owner, path=file_row.path,
@@ -238,6 +243,19 @@ def _add_versions(db: Sql, accepted: list[CommitRequest],
                           created_at=now))
         for request, file_row, number in numbered
     ]
+
+
+def _record_object_meta(db: Sql, metas: list[tuple[str, int, ObjectMeta]]) -> None:
+    """S3's metadata of versions just numbered, in their transaction. A row
+    for that (file, version) could only be one left behind by an older
+    release (version numbers are never reused): it is replaced."""
+    if metas:
+        db.run_many(
+            "INSERT INTO object_meta (file_id, version, etag, headers, user_meta) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (file_id, version) DO UPDATE SET "
+            "etag = excluded.etag, headers = excluded.headers, user_meta = excluded.user_meta",
+            [(file_id, number, meta.etag, json.dumps(meta.headers, sort_keys=True),
+              json.dumps(meta.user_meta, sort_keys=True)) for file_id, number, meta in metas])
 
 
 def _prune(db: Sql, keep: dict[str, int]) -> None:

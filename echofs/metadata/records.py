@@ -3,7 +3,7 @@ the conversion of rows into core records (``echofs.core.manifest``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from echofs.core.consistency import Mode
 from echofs.core.manifest import ChunkRef, FileRecord, NewChunk, VersionRecord
@@ -21,12 +21,26 @@ class ChunkClaim:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectMeta:
+    """S3's view of one version: ETag (quoted MD5), the content headers it
+    was stored with, and its user metadata (``x-amz-meta-*``)."""
+
+    etag: str
+    headers: dict[str, str] = field(default_factory=dict)
+    user_meta: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class CommitRequest:
     """A fully stored upload waiting to become its file's next version.
 
     ``mode`` is coerced to a :class:`Mode` here, at the boundary: a caller
     may pass the mode's string, and an unknown one fails now rather than in
-    the database's CHECK constraint inside a group commit."""
+    the database's CHECK constraint inside a group commit.
+
+    ``object_meta``: what S3 keeps of the version (``object_meta`` table),
+    written in the version's own transaction, so no version S3 wrote is
+    ever seen without its ETag."""
 
     owner: str
     path: str
@@ -36,6 +50,7 @@ class CommitRequest:
     mode: Mode
     replicas_acked: int
     versions_kept: int
+    object_meta: ObjectMeta | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode(self.mode))

@@ -147,9 +147,13 @@ def replicas_of(db: Sql, ids: Sequence[str]) -> dict[str, list[str]]:
 
 
 def delete_versions(db: Sql, version_ids: Sequence[int]) -> None:
-    """Remove these versions and their manifests (their chunks stay, for the
-    collector to find unreferenced)."""
+    """Remove these versions, their manifests and S3's metadata of them
+    (their chunks stay, for the collector to find unreferenced)."""
     for batch in batches(version_ids):
+        numbered = db.rows(f"SELECT file_id, version FROM versions WHERE id IN "
+                           f"({marks(len(batch))})", batch)
+        # One primary-key lookup each: a join here would scan the table on SQLite.
+        db.run_many("DELETE FROM object_meta WHERE file_id = ? AND version = ?", numbered)
         db.run(f"DELETE FROM version_chunks WHERE version_id IN ({marks(len(batch))})", batch)
         db.run(f"DELETE FROM versions WHERE id IN ({marks(len(batch))})", batch)
 

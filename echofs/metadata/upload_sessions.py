@@ -31,7 +31,7 @@ from echofs.metadata.commits import (
     _touch_live,
 )
 from echofs.metadata.memoized import Tag, chunk_tags, record_tags
-from echofs.metadata.records import CommitRequest
+from echofs.metadata.records import CommitRequest, ObjectMeta
 from echofs.metadata.sql import Row, Sql, batches, marks
 from echofs.metadata.transactions import NOTHING_READ_VISIBLE, Transactions, retried
 
@@ -65,12 +65,14 @@ class SessionCommit:
     """What ``complete`` commits: the parts the file is made of, in order,
     by their digests (parts replaced meanwhile are noticed rather than
     committed under a digest that no longer fits), the file's size and
-    BLAKE3. Held parts not named are dropped (their chunks collected)."""
+    BLAKE3. Held parts not named are dropped (their chunks collected).
+    ``object_meta``: S3's metadata of the version, committed with it."""
 
     blake3: str
     parts: tuple[tuple[int, str], ...]
     size: int
     versions_kept: int
+    object_meta: ObjectMeta | None = None
 
 
 def _session(row: Row) -> UploadSession:
@@ -278,7 +280,7 @@ class UploadSessions(Transactions):
                 owner=session.owner, path=session.path, chunks=chunks,
                 size=commit.size, blake3=commit.blake3, mode=session.mode,
                 replicas_acked=min((p.replicas_acked for p in parts), default=0),
-                versions_kept=commit.versions_kept)
+                versions_kept=commit.versions_kept, object_meta=commit.object_meta)
             files = _lock_files_for_commit(db, [(session.owner, session.path)], now)
             committed = _add_versions(db, [request], files, now)
             _prune(db, {c.record.file_id: c.request.versions_kept for c in committed})

@@ -11,8 +11,8 @@ CompleteMultipartUpload checks the named parts against what is held (ETag:
 InvalidPart; ascending numbers: InvalidPartOrder; 5 MiB but the last:
 EntityTooSmall), computes the object's ETag from the parts' recorded MD5s
 (``md5(md5_1 .. md5_N)-N``, no byte read for it) and has the session
-commit the parts' chunks as the file's next version in one transaction: the
-object appears whole or not at all. Completing reads the parts back once
+commit the parts' chunks as the file's next version in one transaction, with
+its ETag and metadata: the object appears whole or not at all. Completing reads the parts back once
 (the session's BLAKE3 of the whole file), which takes a while for a large
 object, so after a few seconds the answer's headers go out and whitespace
 keeps the connection alive, as S3 does; an error then arrives in the body
@@ -199,8 +199,7 @@ class MultipartOperations:
                 # again meanwhile fails the complete (InvalidPart).
                 done = await self.sessions.complete(
                     upload.upload_id, bucket.owner, parts=[p.part for p in chosen],
-                    part_blake3={p.part: p.blake3 for p in chosen})
-            await self.buckets.put_meta(done.file.file_id, done.version.version, meta)
+                    part_blake3={p.part: p.blake3 for p in chosen}, object_meta=meta)
             info = facts(request)
             info.file_id, info.mode, info.bytes = (done.file.file_id, done.version.mode,
                                                    done.version.size)

@@ -4,10 +4,10 @@ An object is its bucket owner's file ``<bucket>/<key>``: a PUT is an upload
 through the master's file service (the same pipeline, modes and replication
 as the REST API) and becomes the file's next version only once every byte
 has arrived and every signature and checksum on it has been checked; its
-MD5 (the ETag), content headers and ``x-amz-meta-*`` are then recorded for
-that version (``echofs.metadata.buckets``). A GET serves the version the
-file's consistency mode picks, with ``x-echofs-stale: true`` when that may
-be older than the latest, exactly as the REST API does.
+MD5 (the ETag), content headers and ``x-amz-meta-*`` commit with that
+version, in its transaction (``CommitRequest.object_meta``). A GET serves
+the version the file's consistency mode picks, with ``x-echofs-stale: true``
+when that may be older than the latest, exactly as the REST API does.
 
 A version written without S3 (through the REST API) has no MD5: its ETag is
 ``"<first 32 hex of its BLAKE3>-1"``, which clients read as "not an MD5"
@@ -113,13 +113,15 @@ class ObjectOperations:
                 await upload.write(piece)
             if before_commit is not None:
                 await before_commit()
-            result = await self.files.commit(upload, owner=owner, path=path)
+            # Every byte is in (and checked): the MD5 is known, and the ETag
+            # commits with the version, in its transaction.
+            etag = etag_of()
+            result = await self.files.commit(
+                upload, owner=owner, path=path,
+                object_meta=ObjectMeta(etag, meta_in.headers, meta_in.user_meta))
         except BaseException:
             await upload.abort()
             raise
-        etag = etag_of()
-        await self.buckets.put_meta(result.file.file_id, result.version.version,
-                                    ObjectMeta(etag, meta_in.headers, meta_in.user_meta))
         info = facts(request)
         info.file_id, info.mode = result.file.file_id, result.version.mode
         return etag, result.version

@@ -19,12 +19,13 @@ from .conftest import ALL_BACKENDS
 METADATA_BACKENDS = ALL_BACKENDS
 
 
-async def _commit(repo: MetadataRepository, owner: str, path: str):  # type: ignore[no-untyped-def]
+async def _commit(repo: MetadataRepository, owner: str, path: str,  # type: ignore[no-untyped-def]
+                  meta: ObjectMeta | None = None):
     chunk = NewChunk("c" * 64, 3, 3, False, ("w1",))
     await repo.claim_chunks([chunk])
     outcome = (await repo.commit_versions([CommitRequest(
         owner=owner, path=path, size=3, blake3="b" * 64, mode=Mode.STRONG,
-        replicas_acked=1, chunks=(chunk,), versions_kept=5)]))[0]
+        replicas_acked=1, chunks=(chunk,), versions_kept=5, object_meta=meta)]))[0]
     return outcome
 
 
@@ -49,9 +50,8 @@ async def test_buckets(repo: MetadataRepository) -> None:
 
 async def test_object_meta_follows_versions_and_files(repo: MetadataRepository) -> None:
     buckets = repo.buckets
-    record, version = await _commit(repo, "alice", "b/k")
     meta = ObjectMeta('"abc"', {"Content-Type": "text/plain"}, {"colour": "blue"})
-    await buckets.put_meta(record.file_id, version.version, meta)
+    record, version = await _commit(repo, "alice", "b/k", meta)
     assert await buckets.meta(record.file_id, version.version) == meta
     assert await buckets.metas([(record.file_id, version.version), ("x" * 32, 1)]) == {
         (record.file_id, version.version): meta}
