@@ -9,6 +9,7 @@ import pytest
 from echofs.core.errors import BadRequest, InvalidName
 from echofs.core.names import (
     MAX_NAME_BYTES,
+    MAX_NAME_CHARS,
     MAX_SEGMENT_BYTES,
     basename,
     normalize_name,
@@ -115,6 +116,21 @@ def test_total_length_limit_in_bytes() -> None:
     too_long = "/".join([segment] * 6)  # 1205 bytes, every segment legal
     with pytest.raises(InvalidName):
         normalize_name(too_long)
+
+
+def test_names_hold_1024_characters_of_up_to_2048_bytes() -> None:
+    # What the store's path column holds (characters), and room for escaped S3 keys.
+    wide = "/".join(["日本語" * 28] * 12)  # 1019 characters, 3035 bytes: too many bytes
+    with pytest.raises(InvalidName):
+        normalize_name(wide)
+    fits = "/".join(["日本" * 42] * 8)  # 679 characters, 2016 bytes
+    assert len(fits) <= MAX_NAME_CHARS and len(fits.encode()) <= MAX_NAME_BYTES
+    assert normalize_name(fits) == fits
+    many = "/".join(["a" * 100] * 10) + "/abcd"  # 1014 characters
+    assert normalize_name(many) == many
+    with pytest.raises(InvalidName) as refused:
+        normalize_name(many + "/x" * 6)  # 1026 characters, well under 2048 bytes
+    assert "characters" in refused.value.message
 
 
 def test_segment_limit_applies_after_normalisation() -> None:

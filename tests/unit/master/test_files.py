@@ -13,6 +13,7 @@ from echofs.master.files import FileService
 from echofs.master.modes import ModeTable
 from echofs.master.read_policies import VersionSources
 from echofs.master.upload import UploadResult
+from echofs.metadata.records import ObjectMeta
 
 RECORD = FileRecord("f1", "alice", "a.txt", 2, 10, "b2", "strong", 0.0, 0.0)
 V1 = VersionRecord("f1", 1, 10, "b1", 1, "strong", 1, 0.0, (ChunkRef(0, "c1", 0, 10, False,
@@ -24,10 +25,11 @@ V2 = VersionRecord("f1", 2, 10, "b2", 1, "strong", 1, 0.0, (ChunkRef(0, "c2", 0,
 class FakeUpload:
     def __init__(self, mode: Mode, *, targets: set[str], deferred: bool) -> None:
         self.mode, self.targets, self.deferred_copies = mode, targets, deferred
-        self.committed: tuple[str, str] | None = None
+        self.committed: tuple[str, str, ObjectMeta | None] | None = None
 
-    async def commit(self, *, owner: str, path: str) -> UploadResult:
-        self.committed = (owner, path)
+    async def commit(self, *, owner: str, path: str,
+                     object_meta: ObjectMeta | None = None) -> UploadResult:
+        self.committed = (owner, path, object_meta)
         return UploadResult(RECORD, V2, chunks_deduplicated=2, bytes_deduplicated=20,
                             bytes_stored=0)
 
@@ -119,9 +121,10 @@ async def test_commit_applies_every_effect_of_a_new_version():
     files = service()
     chunks_before, bytes_before = counter("echofs_dedup_chunks"), counter("echofs_dedup_bytes")
     upload = await files.begin("alice", "a.txt", None)
-    result = await files.commit(upload, owner="alice", path="a.txt")
+    meta = ObjectMeta('"md5"', {"Content-Type": "text/plain"})
+    result = await files.commit(upload, owner="alice", path="a.txt", object_meta=meta)
     assert result.file is RECORD
-    assert upload.committed == ("alice", "a.txt")
+    assert upload.committed == ("alice", "a.txt", meta)  # S3's meta goes with the commit
     assert files.sources.manifests.invalidated == ["f1"]
     assert files.activity.writes == [("f1", {"w1", "w2"})]
     assert files.replicator.woken == 0  # nothing owed
