@@ -76,6 +76,8 @@ def test_listing_mixes_plain_and_escaped_keys_in_key_order(s3, bucket):
     for key in keys:
         s3.put_object(Bucket=bucket, Key=key, Body=b"x")
     assert _all_keys(s3, bucket) == _utf8_order(keys)
+    versions = s3.list_object_versions(Bucket=bucket)["Versions"]
+    assert [v["Key"] for v in versions] == _utf8_order(keys)
     for size in (1, 2, 3, 5):
         assert _all_keys(s3, bucket, MaxKeys=size) == _utf8_order(keys)
     top = s3.list_objects_v2(Bucket=bucket, Delimiter="/")
