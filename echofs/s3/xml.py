@@ -37,8 +37,9 @@ def element(name: str, value: object) -> str:
     return f"<{name}>{escape(str(value)).translate(_CONTROL_REFS)}</{name}>"
 
 
-# Control characters a key may hold, as character references (as S3 sends
-# them): raw, they would make the document malformed.
+# Control characters a key may hold, as character references: raw, they
+# would make the document malformed (and a raw CR would be read as LF).
+# Clients that need every key exactly ask for encoding-type=url.
 _CONTROL_REFS = {c: f"&#x{c:X};" for c in (*range(0x01, 0x20), 0x7F)
                  if chr(c) not in "\t\n"}
 
