@@ -439,7 +439,7 @@ class DynamoUploadSessions(DynamoBase):
             owner=session.owner, path=session.path, chunks=chunks, size=commit.size,
             blake3=commit.blake3, mode=session.mode,
             replicas_acked=min((int(p["replicas_acked"]) for p in parts), default=0),
-            versions_kept=commit.versions_kept)
+            versions_kept=commit.versions_kept, object_meta=commit.object_meta)
         try:
             published = await self._publish_completion(item, request, commit, now)
         except _PartsMoved:

@@ -1,30 +1,20 @@
-"""S3's per-version metadata commits with its version, on SQLite and
-PostgreSQL: in the version's own transaction (a failure after the version's
-rows undoes both), in group commits and upload-session completion, and it
-goes with its version (retention, deleting one version, deleting the file)."""
+"""S3's per-version metadata commits with its version, on every engine: in
+group commits and upload-session completion, and it goes with its version
+(retention, deleting one version, deleting the file). The SQL engines' own
+steps: test_object_meta_sql.py."""
 
 from __future__ import annotations
 
 import dataclasses
 
-import pytest
-from sqlalchemy import func, select
-
-from echofs.core.errors import Conflict
-from echofs.metadata import commits
-from echofs.metadata.buckets import BucketsRepository
-from echofs.metadata.models import ObjectMetaRow
 from echofs.metadata.records import ObjectMeta
 from echofs.metadata.repository import MetadataRepository
 from echofs.metadata.upload_sessions import SessionCommit
-from echofs.s3.keys import file_path
 
-from .conftest import SQL_BACKENDS, chunk, request, scalar
+from .conftest import ALL_BACKENDS, chunk, request
 from .test_upload_sessions import new_session, record, stored
 
-# The SQL engines: one test breaks the SQL commit's own steps, another checks
-# the SQL path column. (The DynamoDB engine's commits are not built yet.)
-METADATA_BACKENDS = SQL_BACKENDS
+METADATA_BACKENDS = ALL_BACKENDS
 
 
 def _meta(n: int) -> ObjectMeta:
@@ -42,7 +32,7 @@ async def _commit(repo: MetadataRepository, path: str, meta: ObjectMeta | None, 
 
 
 async def test_meta_commits_with_its_version(repo: MetadataRepository) -> None:
-    buckets = BucketsRepository(repo)
+    buckets = repo.buckets
     record_, version = await _commit(repo, "b/k", _meta(1))
     assert await buckets.meta(record_.file_id, version.version) == _meta(1)
     # A version without (the REST API's) has none; the next S3 one has its own.
@@ -54,33 +44,8 @@ async def test_meta_commits_with_its_version(repo: MetadataRepository) -> None:
     assert third.version == 3
 
 
-async def test_a_failure_after_the_version_is_written_leaves_neither(
-        repo: MetadataRepository, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The meta is written after the version's rows, inside the same body:
-    if that step fails, the version is rolled back with it."""
-    buckets = BucketsRepository(repo)
-    written = []
-
-    def failing(db, metas):  # type: ignore[no-untyped-def]
-        written.append(metas)
-        raise RuntimeError("the master stopped here")
-
-    monkeypatch.setattr(commits, "_record_object_meta", failing)
-    chunks = [chunk("doomed")]
-    await repo.claim_chunks(chunks)
-    with pytest.raises(RuntimeError):
-        await repo.commit_versions([dataclasses.replace(request("alice", "b/doomed", chunks),
-                                                        object_meta=_meta(7))])
-    assert written  # the version's rows were in, then the meta's step failed
-    assert await repo.list_files(owner="alice") == []
-    monkeypatch.undo()
-    record_, version = await _commit(repo, "b/doomed", _meta(8), name="doomed")
-    assert version.version == 1  # the failed attempt left no version behind
-    assert await buckets.meta(record_.file_id, 1) == _meta(8)
-
-
 async def test_group_commit_writes_each_requests_meta(repo: MetadataRepository) -> None:
-    buckets = BucketsRepository(repo)
+    buckets = repo.buckets
     chunks = [chunk("g1"), chunk("g2"), chunk("g3")]
     await repo.claim_chunks(chunks)
     outcomes = await repo.commit_versions([
@@ -94,17 +59,8 @@ async def test_group_commit_writes_each_requests_meta(repo: MetadataRepository) 
         (one.file_id, 1): _meta(1), (one.file_id, 2): _meta(2)}
 
 
-async def test_a_refused_request_leaves_no_meta(repo: MetadataRepository) -> None:
-    never_claimed = chunk("gone")
-    [outcome] = await repo.commit_versions([dataclasses.replace(
-        request("alice", "b/gone", [never_claimed]), object_meta=_meta(1))])
-    assert isinstance(outcome, Conflict)
-    assert await repo.list_files(owner="alice") == []
-    assert await scalar(repo, select(func.count()).select_from(ObjectMetaRow)) == 0
-
-
 async def test_meta_goes_with_its_version(repo: MetadataRepository) -> None:
-    buckets = BucketsRepository(repo)
+    buckets = repo.buckets
     for n in (1, 2, 3):
         record_, _ = await _commit(repo, "b/kept", _meta(n), versions_kept=2)
     file_id = record_.file_id
@@ -119,7 +75,7 @@ async def test_meta_goes_with_its_version(repo: MetadataRepository) -> None:
 
 
 async def test_session_completion_commits_the_meta(repo: MetadataRepository) -> None:
-    buckets = BucketsRepository(repo)
+    buckets = repo.buckets
     session = await new_session(repo, path="b/multi")
     for part in (stored(0, "m0"), stored(1, "m1")):
         await record(repo, session.session_id, part)
@@ -131,15 +87,3 @@ async def test_session_completion_commits_the_meta(repo: MetadataRepository) -> 
     again = await repo.complete_upload_session(session.session_id, commit)
     assert again[2] is False
     assert await buckets.meta(record_.file_id, version.version) == _meta(9)
-
-
-async def test_the_longest_escaped_key_fits_the_path_column(repo: MetadataRepository) -> None:
-    """PostgreSQL's path column holds 1024 characters: a 1024-byte key under
-    a 63-character bucket, escaped, fits, and so does its unique index entry."""
-    buckets = BucketsRepository(repo)
-    for key in ("x" * 1024, "é" * 512, "a//" * 341 + "z", "\U0001f600" * 256):
-        path = file_path("b" * 63, key)
-        record_, version = await _commit(repo, path, _meta(len(key)), name=key)
-        assert record_.path == path
-        assert (await repo.find_file("alice", path)).file_id == record_.file_id
-        assert await buckets.meta(record_.file_id, version.version) == _meta(len(key))
