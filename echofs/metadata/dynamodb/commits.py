@@ -221,9 +221,9 @@ class DynamoCommits(_Parts):
             {"Put": {"TableName": table, "Item": encode(by_id),
                      **(absent if head is None else {})}},
             {"Put": {"TableName": table, "Item": encode(version_item), **absent}}, *also]
-        # S3's metadata of the version, when the request carries it (a field
-        # SQL's CommitRequest is gaining): published with the version.
-        object_meta = getattr(request, "object_meta", None)
+        # S3's metadata of the version, when the request carries it:
+        # published with the version.
+        object_meta = request.object_meta
         if object_meta is not None:
             transaction.append({"Put": {"TableName": table,
                                         "Item": encode(meta_item(file_id, number, object_meta))}})

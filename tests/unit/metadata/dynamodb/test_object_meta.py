@@ -6,26 +6,17 @@ it, never stored for a version already gone, removed by retention)."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import dataclasses
 
 from echofs.metadata.buckets import BucketTaken, ObjectMeta
 from echofs.metadata.dynamodb.base import FILES
 from echofs.metadata.dynamodb.files import meta_key
 from echofs.metadata.dynamodb.repository import DynamoMetadataRepository
-from echofs.metadata.records import CommitRequest
 from echofs.metadata.repository import MetadataRepository
 
 from ..conftest import chunk, request, upload
 
 METADATA_BACKENDS = ["dynamodb"]
-
-
-@dataclass(frozen=True, slots=True)
-class _WithMeta(CommitRequest):
-    """A commit that carries S3's metadata of its version (the field SQL's
-    CommitRequest is gaining)."""
-
-    object_meta: ObjectMeta | None = None
 
 
 async def test_one_bucket_per_name_whoever_asks_at_once(repo: DynamoMetadataRepository,
@@ -57,9 +48,7 @@ async def test_metadata_lives_exactly_as_long_as_its_version(
     first = chunk("first")
     await repo.claim_chunks([first])
     base = request("alice", "b/k", [first], versions_kept=1)
-    [outcome] = await repo.commit_versions([_WithMeta(**{
-        name: getattr(base, name) for name in CommitRequest.__dataclass_fields__},
-        object_meta=meta)])
+    [outcome] = await repo.commit_versions([dataclasses.replace(base, object_meta=meta)])
     assert not isinstance(outcome, Exception)
     record, version = outcome
     # Published with the version, in its transaction.
