@@ -24,7 +24,7 @@ from echofs.serving.json_body import read_json
 _MAX_ID = 64
 _MAX_KEYS = 1000
 
-# Row ids are 64-bit signed integers in both databases.
+# What the API takes; the store answers any such bound (no id lies beyond it).
 _MAX_ROW_ID = 2**63 - 1
 
 

@@ -58,6 +58,9 @@ class Transition:
         object.__setattr__(self, "to_mode", Mode(self.to_mode))
 
 
+_MAX_ID = 2**31 - 1
+
+
 class ConsistencyRepository:
     def __init__(self, repo: MetadataRepository) -> None:
         self._repo = repo
@@ -88,7 +91,11 @@ class ConsistencyRepository:
         if object_id is not None:
             query = query.where(ModeTransitionRow.object_id == object_id)
         if before_id is not None:
-            query = query.where(ModeTransitionRow.id < before_id)
+            if before_id <= 1:
+                return []  # ids start at 1
+            # The id column is 32-bit on PostgreSQL (SERIAL): no row lies
+            # beyond it, and comparing with a larger value is an error there.
+            query = query.where(ModeTransitionRow.id <= min(before_id - 1, _MAX_ID))
         async with self._repo.reading() as session:
             rows = (await session.execute(query)).scalars().all()
         return [Transition(r.id, r.at, r.object_id, r.from_mode, r.to_mode, r.reason, r.score,
