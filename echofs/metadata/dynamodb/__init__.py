@@ -19,8 +19,28 @@ index, so each index answers one question cheaply. Names come from the URL's
 ``DYNAMODB_CONTROLLER_TABLE``). Sort keys are compared as UTF-8 bytes,
 which is the order listings promise.
 
+Long names. DynamoDB caps a sort key at 1024 bytes (a partition key at
+2048), but a name may be 2048 bytes, an S3 key 1024 and an open-mode owner
+255 characters. Every sort key built from such text (below: ``<path>``,
+``<owner>`` in ``g1sk``, an S3 upload's ``<key>``) holds it whole up to 880
+bytes (owners: 64); longer text is keyed by its longest prefix of at most
+that many bytes ending on a character, then U+10FFFF, then 32 hex digits
+of the blake3 of the whole text (``long_keys``), and the item keeps the
+whole text (``path``, ``owner``, ``key``). Finding by name reads that key
+and checks the whole name; a listing prefix longer than 880 bytes is
+queried by its cut prefix and filtered on the whole path; ``after`` and
+markers resume from the key of the text given. Keys keep the texts'
+order (the proof is in ``long_keys``) with one exception: names sharing
+their first 880 bytes (with their cut) list among themselves in the order
+of their digests, not of their names — pagination stays consistent, as it
+follows the keys (a long ``after`` that names no file resumes at its
+digest's place among them). Owners are whole in partition keys (``F#<owner>``,
+``BO#<owner>``, ``O#<owner>``, ``L#<owner>#<bucket>``: at most 1022 bytes
+and a 63-character bucket).
+
 ``files``
-  ``F#<owner>`` / ``P#<path>``        a file's head: ``file_id``,
+  ``F#<owner>`` / ``P#<path>``        a file's head (``<path>`` cut when
+                                       long, see above): ``file_id``,
                                        ``current_version`` and that
                                        version's size, blake3 and mode,
                                        times. Listing one owner's files by

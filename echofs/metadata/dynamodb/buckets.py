@@ -26,6 +26,7 @@ from echofs.metadata.dynamodb.connection import (
     transaction_cancelled,
 )
 from echofs.metadata.dynamodb.files import head_key, meta_item, meta_key, version_key
+from echofs.metadata.dynamodb.long_keys import key_prefix
 
 if TYPE_CHECKING:
     from echofs.metadata.dynamodb.repository import DynamoMetadataRepository
@@ -86,10 +87,13 @@ class DynamoBuckets:
         return sorted(found, key=lambda b: b.name)
 
     async def is_empty(self, name: str, owner: str) -> bool:
-        pk, start = head_key(owner, f"{name}/")
+        # A bucket's name (at most 63 characters) with its slash is always
+        # short enough to be a prefix of its objects' keys (``long_keys``).
+        start, _ = key_prefix(f"{name}/")
         async for _ in self._db.query(
                 FILES, limit=1, KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-                ExpressionAttributeValues=encode({":pk": pk, ":p": start})):
+                ExpressionAttributeValues=encode({":pk": head_key(owner, "")[0],
+                                                  ":p": f"P#{start}"})):
             return False
         return True
 

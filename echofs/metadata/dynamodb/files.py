@@ -11,7 +11,9 @@ condition is on the head's ``current_version``, so they never disagree.
 The head is also in ``gsi1`` under one of a few listing shards
 (``FL#<n>`` / ``<path>\\x01<owner>``): everyone's files in (path, owner)
 order are a merge of those shards, and no single index partition takes
-every commit's write.
+every commit's write. A path (or owner) too long for a sort key is keyed
+by a cut of it and a digest (``long_keys``); the item's ``path`` is the
+whole name, which a find checks and a long prefix's listing filters on.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from echofs.metadata.dynamodb.connection import (
     transaction_cancelled,
     value,
 )
+from echofs.metadata.dynamodb.long_keys import OWNER_KEY_BYTES, key_prefix, key_text
 from echofs.metadata.records import StoreTotals
 
 if TYPE_CHECKING:
@@ -64,7 +67,9 @@ _SEPARATOR = "\x01"  # below every character a name may hold (no control charact
 
 
 def head_key(owner: str, path: str) -> tuple[str, str]:
-    return f"F#{owner}", f"P#{path}"
+    # An owner of up to 255 characters fits a partition key (2048 bytes); a
+    # path may not fit a sort key, so a long one is cut (``long_keys``).
+    return f"F#{owner}", f"P#{key_text(path)}"
 
 
 def file_key(file_id: str) -> tuple[str, str]:
@@ -94,7 +99,12 @@ def meta_item(file_id: str, version: int, meta: ObjectMeta) -> dict[str, Any]:
 def listing_keys(owner: str, path: str) -> dict[str, str]:
     """A head's place in the index of everyone's files."""
     shard = zlib.crc32(f"{owner}{_SEPARATOR}{path}".encode()) % LISTING_SHARDS
-    return {"g1pk": f"FL#{shard}", "g1sk": f"{path}{_SEPARATOR}{owner}"}
+    return {"g1pk": f"FL#{shard}", "g1sk": listing_sort_key(path, owner)}
+
+
+def listing_sort_key(path: str, owner: str) -> str:
+    """(path, owner) as one sort key in that order: at most 1017 bytes."""
+    return f"{key_text(path)}{_SEPARATOR}{key_text(owner, OWNER_KEY_BYTES)}"
 
 
 def file_items(record: FileRecord) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -145,7 +155,8 @@ class DynamoFiles(DynamoBase):
 
     async def find_file(self, owner: str, path: str) -> FileRecord:
         item = await self.db.get(FILES, *head_key(owner, path))
-        if item is None:
+        # A long name's key is cut with a digest: the name itself decides.
+        if item is None or item["path"] != path:
             raise NotFound(f"no file named {path!r}")
         return file_record(item)
 
@@ -192,42 +203,54 @@ class DynamoFiles(DynamoBase):
         consistent, as every index is)."""
         if limit < 1:
             return []
+        # A prefix longer than a key holds matches every long name sharing
+        # its cut prefix: those are filtered on the whole path.
+        keyed, filtered = key_prefix(prefix)
+        wanted = prefix if filtered else ""
         if owner is not None:
-            start, inclusive = f"P#{prefix}", True
+            start, inclusive = f"P#{keyed}", True
             if after is not None:
                 # (path, owner) > after: the same path still comes after it
                 # if this owner sorts after the one seen.
-                bound, open_after = f"P#{after[0]}", owner > after[1]
+                bound, open_after = f"P#{key_text(after[0])}", owner > after[1]
                 if bound > start or (bound == start and not open_after):
                     start, inclusive = bound, open_after
             rows = self._range(FILES, None, "pk", f"F#{owner}", "sk", start, inclusive,
-                               f"P#{prefix}", limit)
+                               f"P#{keyed}", wanted, limit)
             return [file_record(item) async for item in rows]
-        start, inclusive = prefix, True
-        if after is not None and f"{after[0]}{_SEPARATOR}{after[1]}" >= start:
-            start, inclusive = f"{after[0]}{_SEPARATOR}{after[1]}", False
+        start, inclusive = keyed, True
+        if after is not None and listing_sort_key(*after) >= start:
+            start, inclusive = listing_sort_key(*after), False
         shards = [[item async for item in self._range(
-            FILES, INDEX, "g1pk", f"FL#{shard}", "g1sk", start, inclusive, prefix, limit)]
-            for shard in range(LISTING_SHARDS)]
+            FILES, INDEX, "g1pk", f"FL#{shard}", "g1sk", start, inclusive, keyed, wanted,
+            limit)] for shard in range(LISTING_SHARDS)]
         # Python orders str by code point, which is UTF-8's byte order too.
         merged = heapq.merge(*shards, key=lambda item: str(item["g1sk"]))
         return [file_record(item) for item in itertools.islice(merged, limit)]
 
     async def _range(self, role: str, index: str | None, pk_name: str, pk: str,
-                     sk_name: str, start: str, inclusive: bool, prefix: str, limit: int
-                     ) -> AsyncIterator[dict[str, Any]]:
-        """Items of one partition from ``start`` on (in sort-key order)
-        while their sort key begins with ``prefix``."""
+                     sk_name: str, start: str, inclusive: bool, prefix: str,
+                     path_prefix: str, limit: int) -> AsyncIterator[dict[str, Any]]:
+        """At most ``limit`` items of one partition from ``start`` on (in
+        sort-key order) while their sort key begins with ``prefix``; with a
+        ``path_prefix``, only those whose whole path begins with it."""
         condition, values, names = "#pk = :pk", {":pk": pk}, {"#pk": pk_name}
         if start:  # a key may not be empty, nor compared with the empty string
             condition += f" AND #sk {'>=' if inclusive else '>'} :start"
             values[":start"], names["#sk"] = start, sk_name
+        found = 0
         async for item in self.db.query(
-                role, index=index, limit=limit, KeyConditionExpression=condition,
+                role, index=index, limit=None if path_prefix else limit,
+                KeyConditionExpression=condition,
                 ExpressionAttributeNames=names, ExpressionAttributeValues=encode(values)):
             if not item[sk_name].startswith(prefix):
                 return  # past the prefix: nothing later can match
+            if not item["path"].startswith(path_prefix):
+                continue
             yield item
+            found += 1
+            if found >= limit:
+                return
 
     # -- delete ----------------------------------------------------------------------------
 

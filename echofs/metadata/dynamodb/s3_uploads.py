@@ -11,8 +11,10 @@ An S3 upload is its session's item (``sessions`` table, ``S#<id>`` /
 
 The listing item's sort key orders an owner's uploads in a bucket by key
 then upload id (UTF-8 bytes, as S3 lists them), so ListMultipartUploads is
-one strongly consistent Query from the marker. Both are written by one
-transaction conditioned on the session being open; abort, expiry and
+one strongly consistent Query from the marker. A key too long for a sort
+key is cut with a digest (``long_keys``): keys sharing their first 880
+bytes list in the order of their digests among themselves. Both are
+written by one transaction conditioned on the session being open; abort, expiry and
 completion remove the listing item in the transaction that deletes or
 closes the session (``upload_sessions``), so a closed upload is never
 listed, and :meth:`DynamoS3Uploads.get` answers as long as the session
@@ -30,6 +32,7 @@ from echofs.core.errors import Conflict, NotFound
 from echofs.core.upload_sessions import SessionState
 from echofs.metadata.dynamodb.base import SESSIONS
 from echofs.metadata.dynamodb.connection import encode, transaction_cancelled, value
+from echofs.metadata.dynamodb.long_keys import key_prefix, key_text
 from echofs.metadata.dynamodb.upload_sessions import (
     listing_key,
     listing_sort_key,
@@ -104,24 +107,29 @@ class DynamoS3Uploads:
         now = time.time()
         condition = "pk = :pk"
         values = {":pk": value(listing_key(owner, bucket))}
+        # Sort keys hold a long key cut (``long_keys``): a prefix longer
+        # than that matches every long key sharing its cut prefix, so the
+        # key itself is checked too.
+        keyed, _ = key_prefix(prefix)
         after = ""
         if key_marker:
             after = (listing_sort_key(key_marker, upload_id_marker) if upload_id_marker
-                     else key_marker + AFTER_KEY)
-        if prefix and prefix > after:
+                     else key_text(key_marker) + AFTER_KEY)
+        if keyed and keyed > after:
             # Every key with the prefix is past the marker: start at the prefix.
             condition += " AND begins_with(sk, :prefix)"
-            values[":prefix"] = value(prefix)
+            values[":prefix"] = value(keyed)
         elif after:
             condition += " AND sk > :after"
             values[":after"] = value(after)
         ids: list[str] = []
         async for item in self._db.query(SESSIONS, KeyConditionExpression=condition,
                                          ExpressionAttributeValues=values):
-            key = item["key"]
-            if not key.startswith(prefix):
-                if key > prefix:
+            if not item["sk"].startswith(keyed):
+                if item["sk"] > keyed:
                     break  # past every key with the prefix
+                continue
+            if not item["key"].startswith(prefix):
                 continue
             if float(item["expires_at"]) > now:
                 ids.append(item["upload_id"])

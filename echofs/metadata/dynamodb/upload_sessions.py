@@ -84,6 +84,7 @@ from echofs.metadata.dynamodb.connection import (
     value,
 )
 from echofs.metadata.dynamodb.files import WRITE_DEADLINE, backoff, conflict_lost, head_key
+from echofs.metadata.dynamodb.long_keys import key_text
 from echofs.metadata.records import CommitRequest
 from echofs.metadata.upload_sessions import SessionCommit, SessionQuotaExceeded, StoredPart
 
@@ -125,8 +126,10 @@ def listing_key(owner: str, bucket: str) -> str:
 
 def listing_sort_key(key: str, upload_id: str) -> str:
     # NUL sorts before every character a key continues with, so the order
-    # is by key, then by upload id (S3 keys hold no NUL).
-    return f"{key}\x00{upload_id}"
+    # is by key, then by upload id (S3 keys hold no NUL). A key of S3's
+    # full 1024 bytes would not fit with its id: a long one is cut
+    # (``long_keys``).
+    return f"{key_text(key)}\x00{upload_id}"
 
 
 def expiry_sort_key(expires_at: float, session_id: str) -> str:

@@ -1,8 +1,8 @@
 """The embedded node on DynamoDB (moto in server mode on loopback), as the
 README walks through it: a master refuses to start on missing tables and
 names them; `echofs db upgrade` creates them (twice is harmless); then files
-and S3 objects go in and come out, and every request the master sent to
-DynamoDB is counted."""
+and S3 objects (one of S3's longest keys among them) go in and come out, and
+every request the master sent to DynamoDB is counted."""
 
 from __future__ import annotations
 
@@ -97,4 +97,19 @@ async def test_the_embedded_node_runs_on_dynamodb(dynamo_env: dict[str, str],
                       ContentType="image/jpeg")
         got = s3.get_object(Bucket="photos", Key="cat.jpg")
         assert got["Body"].read() == b"meow" * 1000 and got["ContentType"] == "image/jpeg"
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket="photos")["Contents"]] == ["cat.jpg"]
+        # S3's longest key: its name is longer than a DynamoDB sort key holds.
+        long_key = "long/" + "k" * 1019
+        s3.put_object(Bucket="photos", Key=long_key, Body=b"far")
+        assert s3.get_object(Bucket="photos", Key=long_key)["Body"].read() == b"far"
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket="photos")["Contents"]] == [
+            "cat.jpg", long_key]
+        assert [o["Key"] for o in s3.list_objects_v2(
+            Bucket="photos", Prefix="long/" + "k" * 1000)["Contents"]] == [long_key]
+        started = s3.create_multipart_upload(Bucket="photos", Key=long_key)
+        assert [u["Key"] for u in s3.list_multipart_uploads(Bucket="photos")["Uploads"]] == [
+            long_key]
+        s3.abort_multipart_upload(Bucket="photos", Key=long_key,
+                                  UploadId=started["UploadId"])
+        s3.delete_object(Bucket="photos", Key=long_key)
         assert [o["Key"] for o in s3.list_objects_v2(Bucket="photos")["Contents"]] == ["cat.jpg"]
