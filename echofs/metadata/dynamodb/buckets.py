@@ -21,7 +21,6 @@ from echofs.metadata.buckets import BucketRecord, BucketTaken, ObjectMeta
 from echofs.metadata.dynamodb.base import FILES, INDEX
 from echofs.metadata.dynamodb.connection import (
     conditional_failed,
-    decode,
     encode,
     transaction_cancelled,
 )
@@ -73,17 +72,9 @@ class DynamoBuckets:
             return [_bucket(item) async for item in self._db.query(
                 FILES, index=INDEX, KeyConditionExpression="g1pk = :owner",
                 ExpressionAttributeValues=encode({":owner": f"BO#{owner}"}))]
-        request: dict[str, Any] = {
-            "TableName": self._db.table(FILES), "FilterExpression": "sk = :bucket",
-            "ExpressionAttributeValues": encode({":bucket": "BUCKET"}),
-            "ConsistentRead": True}
-        found: list[BucketRecord] = []
-        while True:
-            answer = await self._db.call("scan", **request)
-            found += [_bucket(decode(raw)) for raw in answer.get("Items", [])]
-            if not answer.get("LastEvaluatedKey"):
-                break
-            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        found = [_bucket(item) async for item in self._db.scan(
+            FILES, FilterExpression="sk = :bucket",
+            ExpressionAttributeValues=encode({":bucket": "BUCKET"}), ConsistentRead=True)]
         return sorted(found, key=lambda b: b.name)
 
     async def is_empty(self, name: str, owner: str) -> bool:

@@ -389,15 +389,7 @@ class DynamoChunks(DynamoBase):
         chunks = await self.db.get_many(CHUNKS, [chunk_key(c) for c in chunk_ids])
         return any(worker_id in (c.get("replicas") or {}) for c in chunks.values())
 
-    async def _scan(self, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
-        """Every item of the chunks table a Scan's filter keeps, page after page."""
-        request: dict[str, Any] = {"TableName": self.db.table(CHUNKS), **kwargs}
-        while True:
-            answer = await self.db.call("scan", **request)
-            for raw in answer.get("Items", []):
-                yield decode(raw)
-            start = answer.get("LastEvaluatedKey")
-            if not start:
-                return
-            request["ExclusiveStartKey"] = start
+    def _scan(self, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+        """Every item of the chunks table a Scan's filter keeps."""
+        return self.db.scan(CHUNKS, **kwargs)
 

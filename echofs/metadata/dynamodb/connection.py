@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -260,6 +261,33 @@ class Dynamo:
             if not start:
                 return
             request["ExclusiveStartKey"] = start
+
+    async def scan(self, role: str, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:
+        """Every item a Scan (with its filter, if any) keeps, page after
+        page. Its cost grows with the table: only for rare, whole-store
+        questions."""
+        request: dict[str, Any] = {"TableName": self.table(role), **kwargs}
+        while True:
+            answer = await self.call("scan", **request)
+            for raw in answer.get("Items", []):
+                yield decode(raw)
+            start = answer.get("LastEvaluatedKey")
+            if not start:
+                return
+            request["ExclusiveStartKey"] = start
+
+    async def transact(self, items: Sequence[Mapping[str, Any]]) -> list[str] | None:
+        """One ``TransactWriteItems`` (with a fresh ``ClientRequestToken``,
+        so a retry is not applied twice): None if it went through, else why
+        each item refused (``ConditionalCheckFailed`` for a failed condition)."""
+        try:
+            await self.call("transact_write_items", TransactItems=list(items),
+                            ClientRequestToken=uuid.uuid4().hex)
+        except Exception as exc:
+            if not transaction_cancelled(exc):
+                raise
+            return cancellation_reasons(exc)
+        return None
 
     async def write_many(self, role: str, puts: Sequence[Mapping[str, Any]] = (),
                          deletes: Sequence[tuple[str, str]] = ()) -> None:

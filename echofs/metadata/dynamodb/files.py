@@ -348,20 +348,11 @@ class DynamoFiles(DynamoBase):
             stored += int(item.get("stored_size", 0))
         return StoreTotals(files, versions, chunks, stored)
 
-    async def _scan_table(self, role: str, condition: str, values: dict[str, Any],
+    def _scan_table(self, role: str, condition: str, values: dict[str, Any],
                     projection: str) -> AsyncIterator[dict[str, Any]]:
-        request: dict[str, Any] = {
-            "TableName": self.db.table(role), "FilterExpression": condition,
-            "ExpressionAttributeValues": encode(values), "ProjectionExpression": projection,
-            "ConsistentRead": True}
-        while True:
-            answer = await self.db.call("scan", **request)
-            for raw in answer.get("Items", []):
-                yield decode(raw)
-            start = answer.get("LastEvaluatedKey")
-            if not start:
-                return
-            request["ExclusiveStartKey"] = start
+        return self.db.scan(role, FilterExpression=condition,
+                            ExpressionAttributeValues=encode(values),
+                            ProjectionExpression=projection, ConsistentRead=True)
 
     # -- what commits and deletes share ------------------------------------------------
 

@@ -77,10 +77,8 @@ from echofs.metadata.dynamodb.base import (
 )
 from echofs.metadata.dynamodb.chunks import replicas_in
 from echofs.metadata.dynamodb.connection import (
-    cancellation_reasons,
     decode,
     encode,
-    transaction_cancelled,
     value,
 )
 from echofs.metadata.dynamodb.files import WRITE_DEADLINE, backoff, conflict_lost, head_key
@@ -251,16 +249,7 @@ class DynamoUploadSessions(DynamoBase):
     # -- writing ---------------------------------------------------------------------------
 
     async def _transact(self, items: list[dict[str, Any]]) -> list[str] | None:
-        """Run the transaction; None if it went through, else why each
-        item refused (``ConditionalCheckFailed`` for a failed condition)."""
-        try:
-            await self.db.call("transact_write_items", TransactItems=items,
-                               ClientRequestToken=uuid.uuid4().hex)
-        except Exception as exc:
-            if not transaction_cancelled(exc):
-                raise
-            return cancellation_reasons(exc)
-        return None
+        return await self.db.transact(items)
 
     async def create_upload_session(self, *, owner: str, path: str, layout: PartLayout,
                                     mode: Mode, lifetime: float,

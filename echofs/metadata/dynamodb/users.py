@@ -31,10 +31,8 @@ from typing import TYPE_CHECKING, Any
 from echofs.core.errors import Conflict
 from echofs.metadata.dynamodb.base import ACCOUNTS
 from echofs.metadata.dynamodb.connection import (
-    cancellation_reasons,
     conditional_failed,
     encode,
-    transaction_cancelled,
     value,
 )
 from echofs.metadata.users import ROLES, UserRecord
@@ -85,16 +83,7 @@ class DynamoUsers:
         return int(item.get("users", 0)), int(item.get("admins", 0))
 
     async def _transact(self, items: list[dict[str, Any]]) -> list[str] | None:
-        """Run the transaction; None if it went through, else why each
-        item refused (``ConditionalCheckFailed`` for a failed condition)."""
-        try:
-            await self._db.call("transact_write_items", TransactItems=items,
-                                ClientRequestToken=uuid.uuid4().hex)
-        except Exception as exc:
-            if not transaction_cancelled(exc):
-                raise
-            return cancellation_reasons(exc)
-        return None
+        return await self._db.transact(items)
 
     async def create(self, username: str, password_hash: str,
                      role: str | None = None, email: str | None = None) -> UserRecord:
