@@ -5,25 +5,11 @@ masters) meet on the marker and counter items, and exactly one wins."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from echofs.core.errors import Conflict
-from echofs.metadata import backends
 from echofs.metadata.dynamodb.repository import DynamoMetadataRepository
-
-
-@pytest.fixture
-async def two_masters(fresh_dynamodb_url: str
-                      ) -> AsyncIterator[tuple[DynamoMetadataRepository, ...]]:
-    await backends.prepare(fresh_dynamodb_url, migrate=True)
-    repos = tuple(backends.open_metadata(fresh_dynamodb_url) for _ in range(2))
-    try:
-        yield repos  # type: ignore[misc]
-    finally:
-        for repo in repos:
-            await repo.close()
 
 
 async def test_one_name_created_at_once_from_two_masters_is_one_account(

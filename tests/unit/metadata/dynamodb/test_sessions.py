@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,25 +15,12 @@ from echofs.core.consistency import Mode
 from echofs.core.errors import Conflict, NotFound
 from echofs.core.manifest import NewChunk
 from echofs.core.upload_sessions import PartLayout
-from echofs.metadata import backends
 from echofs.metadata.dynamodb import upload_sessions
 from echofs.metadata.dynamodb.base import CHUNKS, GC, LIVE, SESSIONS, chunk_key, gc_sort_key
 from echofs.metadata.dynamodb.repository import DynamoMetadataRepository
 from echofs.metadata.upload_sessions import SessionCommit, SessionQuotaExceeded, StoredPart
 
 from ..conftest import cid, future
-
-
-@pytest.fixture
-async def two_masters(fresh_dynamodb_url: str
-                      ) -> AsyncIterator[tuple[DynamoMetadataRepository, ...]]:
-    await backends.prepare(fresh_dynamodb_url, migrate=True)
-    repos = tuple(backends.open_metadata(fresh_dynamodb_url) for _ in range(2))
-    try:
-        yield repos  # type: ignore[misc]
-    finally:
-        for repo in repos:
-            await repo.close()
 
 
 async def put_chunks(repo: DynamoMetadataRepository, chunk_ids: list[str]) -> None:
